@@ -1,0 +1,116 @@
+//! Tests of the catalog parser: defaults, every validation error, and properties.
+
+use super::*;
+use proptest::prelude::*;
+
+fn parse(text: &str) -> Result<Catalog, CatalogError> {
+    Catalog::parse(text, Path::new("actions.toml"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn example_catalog_is_valid() {
+    let text = include_str!("../../../actions.example.toml");
+    let catalog = parse(text).unwrap();
+    assert!(catalog.get("archive").is_some());
+}
+
+#[test]
+fn defaults_fill_optional_keys() {
+    let catalog = parse("[[action]]\nname = \"demo\"\nkind = \"noop\"\n").unwrap();
+    let action = catalog.get("demo").unwrap();
+    assert_eq!(action.display_name, "demo");
+    assert_eq!(action.kind, ActionKind::Noop);
+    assert_eq!(action.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(action.retry.max_attempts, DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(action.retry.base, DEFAULT_RETRY_BASE);
+    assert_eq!(action.retry.cap, DEFAULT_RETRY_MAX);
+}
+
+#[test]
+fn full_http_action() {
+    let catalog = parse(
+        r#"[[action]]
+name = "archive"
+display_name = "Archive"
+kind = "http"
+url = "https://dam.example.com/hooks/archive"
+timeout = "10s"
+max_attempts = 3
+retry_base = "250ms"
+retry_max = "2m"
+"#,
+    )
+    .unwrap();
+    let a = catalog.get("archive").unwrap();
+    assert_eq!(a.kind, ActionKind::Http { url: "https://dam.example.com/hooks/archive".into() });
+    assert_eq!(a.timeout, Duration::from_secs(10));
+    assert_eq!(a.retry, RetryPolicy { max_attempts: 3, base: Duration::from_millis(250), cap: Duration::from_secs(120) });
+    assert_eq!(catalog.names(), vec!["archive".to_owned()]);
+}
+
+#[test]
+fn errors_name_file_action_and_field() {
+    let cases: &[(&str, &str)] = &[
+        ("[[action]]\nkind = \"noop\"\n", "action \"#1\", field `name`: is missing"),
+        ("[[action]]\nname = \"\"\nkind = \"noop\"\n", "field `name`: is empty"),
+        ("[[action]]\nname = \"a b\"\nkind = \"noop\"\n", "action \"a b\", field `name`: may hold only"),
+        ("[[action]]\nname = \"x\"\n", "action \"x\", field `kind`: is missing"),
+        ("[[action]]\nname = \"x\"\nkind = \"ftp\"\n", "field `kind`: \"ftp\" is not a kind"),
+        ("[[action]]\nname = \"x\"\nkind = \"http\"\n", "action \"x\", field `url`: is missing"),
+        ("[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"ftp://a\"\n", "field `url`: \"ftp://a\" must start with http"),
+        ("[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"http:///p\"\n", "field `url`: \"http:///p\" is not a valid URL"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\nurl = \"http://a\"\n", "field `url`: is not used by kind"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"soon\"\n", "field `timeout`: \"soon\" is not a duration"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"0s\"\n", "field `timeout`: must be longer than zero"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"30d\"\n", "field `timeout`: \"30d\" is longer than 7 days"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\nmax_attempts = 0\n", "field `max_attempts`: 0 is out of range"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\nmax_attempts = -4\n", "field `max_attempts`: -4 is out of range"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"1m\"\nretry_max = \"1s\"\n", "field `retry_max`: must not be shorter than retry_base"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\n[[action]]\nname = \"x\"\nkind = \"noop\"\n", "action \"x\", field `name`: is defined twice"),
+        ("", "defines no action"),
+        ("[[action]]\nname = \"x\"\nkind = \"noop\"\ncolour = \"red\"\n", "unknown field `colour`"),
+        ("[[action]\n", "is not valid TOML"),
+        ("[[action]]\nname = 5\nkind = \"noop\"\n", "is not valid TOML"),
+    ];
+    for (text, expected) in cases {
+        let message = error(text);
+        assert!(message.contains(expected), "for {text:?}: expected {expected:?} in {message:?}");
+        assert!(message.contains("actions.toml"), "error must name the file: {message}");
+    }
+}
+
+#[test]
+fn unreadable_file_is_named() {
+    let err = Catalog::load(Path::new("/nonexistent/docket-actions.toml")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/docket-actions.toml"), "{err}");
+}
+
+#[test]
+fn retry_base_longer_than_default_cap_raises_the_default_cap() {
+    let catalog = parse("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"20m\"\n").unwrap();
+    assert_eq!(catalog.get("x").unwrap().retry.cap, Duration::from_secs(1200));
+}
+
+proptest! {
+    /// Any text at all either parses or yields an error naming the file; never a panic.
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,400}") {
+        if let Err(e) = parse(&text) {
+            prop_assert!(e.to_string().contains("actions.toml"));
+        }
+    }
+
+    /// Any well-formed action name and attempt count round-trips.
+    #[test]
+    fn valid_actions_round_trip(name in "[A-Za-z0-9_.-]{1,64}", attempts in 1u32..=1000, base_ms in 1u64..10_000) {
+        let text = format!("[[action]]\nname = \"{name}\"\nkind = \"noop\"\nmax_attempts = {attempts}\nretry_base = \"{base_ms}ms\"\n");
+        let catalog = parse(&text).unwrap();
+        let action = catalog.get(&name).unwrap();
+        prop_assert_eq!(action.retry.max_attempts, attempts);
+        prop_assert_eq!(action.retry.base, Duration::from_millis(base_ms));
+    }
+}

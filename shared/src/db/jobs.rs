@@ -1,0 +1,342 @@
+//! Every statement on `jobs` and `job_attempts`, named noun-then-verb. Each takes an
+//! executor, so callers choose pool, connection or transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use crate::domain::{AttemptOutcome, DocumentId, DocumentVersionId, JobId, JobState, Username};
+
+/// A job as the api creates it.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: JobId,
+    pub action: String,
+    pub document_id: DocumentId,
+    pub document_version_id: DocumentVersionId,
+    pub requested_by: Option<Username>,
+    pub max_attempts: u32,
+}
+
+/// A job a worker has just claimed; `attempt` is the number of this attempt (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub action: String,
+    pub document_id: String,
+    pub document_version_id: String,
+    pub requested_by: Option<String>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+/// How a worker ends an attempt it holds the lease for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub id: JobId,
+    pub attempt: i32,
+    pub next: NextState,
+    pub outcome: AttemptOutcome,
+    pub error: Option<String>,
+}
+
+/// Where the job goes after the attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NextState {
+    Succeeded,
+    Failed,
+    /// Back to the queue after this delay (`retrying`).
+    Retry(Duration),
+}
+
+/// A whole `jobs` row, as operators see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: JobId,
+    pub action: String,
+    pub document_id: String,
+    pub document_version_id: String,
+    pub requested_by: Option<String>,
+    pub state: JobState,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One `job_attempts` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub job_id: JobId,
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error: Option<String>,
+}
+
+/// A job taken back from a worker whose lease ran out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RescuedJob {
+    pub id: JobId,
+    pub state: JobState,
+    pub previous_owner: String,
+}
+
+/// Inserts a queued job. One statement; commits on its own when given the pool.
+pub async fn insert(executor: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts)
+         values ($1, $2, $3, $4, $5, $6)",
+        job.id as JobId,
+        job.action,
+        job.document_id.as_str(),
+        job.document_version_id.as_str(),
+        job.requested_by.as_ref().map(Username::as_str),
+        job.max_attempts as i32,
+    )
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Tells listening workers that jobs are waiting.
+pub async fn notify(executor: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query!("select pg_notify($1, '')", crate::JOBS_CHANNEL).execute(executor).await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due jobs of the given actions for `worker_id`, starts an
+/// attempt row for each, and sets their lease. One statement.
+pub async fn claim(
+    executor: impl PgExecutor<'_>,
+    worker_id: &str,
+    actions: &[String],
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"with due as (
+               select id from jobs
+               where state in ('queued', 'retrying') and run_at <= now() and action = any($2)
+               order by run_at, id
+               limit $3
+               for update skip locked
+           ), claimed as (
+               update jobs j
+               set state = 'running', attempts = j.attempts + 1, lease_owner = $1,
+                   lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
+               from due
+               where j.id = due.id
+               returning j.id, j.action, j.document_id, j.document_version_id, j.requested_by,
+                         j.attempts, j.max_attempts
+           ), started as (
+               insert into job_attempts (job_id, attempt, worker_id)
+               select id, attempts, $1 from claimed
+           )
+           select id as "id!: JobId", action as "action!", document_id as "document_id!",
+                  document_version_id as "document_version_id!", requested_by,
+                  attempts as "attempts!", max_attempts as "max_attempts!"
+           from claimed"#,
+        worker_id,
+        actions,
+        limit,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ClaimedJob {
+            id: r.id,
+            action: r.action,
+            document_id: r.document_id,
+            document_version_id: r.document_version_id,
+            requested_by: r.requested_by,
+            attempt: r.attempts,
+            max_attempts: r.max_attempts,
+        })
+        .collect())
+}
+
+/// Ends attempts in one statement. Fenced: a completion applies only while the job
+/// is still `running` under `worker_id` in the same attempt, so a worker that lost
+/// its lease changes nothing. Returns the ids that were applied.
+pub async fn complete(
+    executor: impl PgExecutor<'_>,
+    worker_id: &str,
+    completions: &[Completion],
+) -> Result<Vec<JobId>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(completions.len());
+    let mut attempts = Vec::with_capacity(completions.len());
+    let mut states = Vec::with_capacity(completions.len());
+    let mut delays = Vec::with_capacity(completions.len());
+    let mut outcomes = Vec::with_capacity(completions.len());
+    let mut errors = Vec::with_capacity(completions.len());
+    for c in completions {
+        ids.push(c.id.0);
+        attempts.push(c.attempt);
+        let (state, delay) = match c.next {
+            NextState::Succeeded => (JobState::Succeeded, 0.0),
+            NextState::Failed => (JobState::Failed, 0.0),
+            NextState::Retry(d) => (JobState::Retrying, d.as_secs_f64()),
+        };
+        states.push(state.as_str());
+        delays.push(delay);
+        outcomes.push(c.outcome.as_str());
+        errors.push(c.error.clone());
+    }
+    let rows = sqlx::query!(
+        r#"with input as (
+               select * from unnest($2::uuid[], $3::int4[], $4::text[], $5::float8[], $6::text[], $7::text[])
+                   as t(id, attempt, state, delay_secs, outcome, error)
+           ), updated as (
+               update jobs j
+               set state = i.state::job_state,
+                   run_at = case when i.state = 'retrying'
+                                 then now() + make_interval(secs => i.delay_secs) else j.run_at end,
+                   last_error = coalesce(i.error, j.last_error),
+                   lease_owner = null, lease_expires_at = null,
+                   finished_at = case when i.state in ('succeeded', 'failed') then now() end,
+                   updated_at = now()
+               from input i
+               where j.id = i.id and j.state = 'running' and j.lease_owner = $1 and j.attempts = i.attempt
+               returning j.id, j.attempts
+           ), recorded as (
+               update job_attempts a
+               set finished_at = now(), outcome = i.outcome::attempt_outcome, error = i.error
+               from updated u join input i on i.id = u.id
+               where a.job_id = u.id and a.attempt = u.attempts
+           )
+           select id as "id!: JobId" from updated"#,
+        worker_id,
+        &ids,
+        &attempts,
+        &states as &[&str],
+        &delays,
+        &outcomes as &[&str],
+        &errors as &[Option<String>],
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Extends the leases `worker_id` holds on `ids`; returns the ids it still holds.
+pub async fn renew_leases(
+    executor: impl PgExecutor<'_>,
+    worker_id: &str,
+    ids: &[JobId],
+    lease: Duration,
+) -> Result<Vec<JobId>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows = sqlx::query!(
+        r#"update jobs set lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+           where id = any($2) and state = 'running' and lease_owner = $1
+           returning id as "id!: JobId""#,
+        worker_id,
+        &ids,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Gives jobs that `worker_id` holds back to the queue at once (shutdown deadline,
+/// an action aborted before its lease ran out). The attempt is recorded as
+/// `interrupted`. Fenced like [`complete`]. Returns the ids released.
+pub async fn release(
+    executor: impl PgExecutor<'_>,
+    worker_id: &str,
+    held: &[(JobId, i32)],
+    reason: &str,
+) -> Result<Vec<JobId>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = held.iter().map(|(id, _)| id.0).collect();
+    let attempts: Vec<i32> = held.iter().map(|(_, a)| *a).collect();
+    let rows = sqlx::query!(
+        r#"with input as (
+               select * from unnest($2::uuid[], $3::int4[]) as t(id, attempt)
+           ), released as (
+               update jobs j
+               set state = 'retrying', run_at = now(), last_error = $4,
+                   lease_owner = null, lease_expires_at = null, updated_at = now()
+               from input i
+               where j.id = i.id and j.state = 'running' and j.lease_owner = $1 and j.attempts = i.attempt
+               returning j.id, j.attempts
+           ), recorded as (
+               update job_attempts a set finished_at = now(), outcome = 'interrupted', error = $4
+               from released r where a.job_id = r.id and a.attempt = r.attempts
+           )
+           select id as "id!: JobId" from released"#,
+        worker_id,
+        &ids,
+        &attempts,
+        reason,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Takes back up to `limit` running jobs whose lease expired: `retrying` at once, or
+/// `failed` if that was their last attempt. Their open attempt becomes `lease_expired`.
+pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RescuedJob>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"with expired as (
+               select id from jobs
+               where state = 'running' and lease_expires_at < now()
+               order by lease_expires_at
+               limit $1
+               for update skip locked
+           ), rescued as (
+               update jobs j
+               set state = case when j.attempts >= j.max_attempts then 'failed'::job_state
+                                else 'retrying'::job_state end,
+                   run_at = now(),
+                   last_error = format('lease expired: worker %s stopped renewing it during attempt %s',
+                                       j.lease_owner, j.attempts),
+                   finished_at = case when j.attempts >= j.max_attempts then now() end,
+                   lease_owner = null, lease_expires_at = null, updated_at = now()
+               from expired e
+               where j.id = e.id
+               returning j.id, j.attempts, j.state, j.last_error
+           ), recorded as (
+               update job_attempts a set finished_at = now(), outcome = 'lease_expired', error = r.last_error
+               from rescued r
+               where a.job_id = r.id and a.attempt = r.attempts and a.finished_at is null
+               returning a.job_id, a.worker_id
+           )
+           select r.id as "id!: JobId", r.state as "state!: JobState", rec.worker_id as "worker_id?"
+           from rescued r left join recorded rec on rec.job_id = r.id"#,
+        limit,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RescuedJob { id: r.id, state: r.state, previous_owner: r.worker_id.unwrap_or_default() })
+        .collect())
+}
+
+/// One job, or `None`.
+pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
+                  state as "state: JobState", attempts, max_attempts, run_at, last_error,
+                  lease_owner, lease_expires_at, created_at, updated_at, finished_at
+           from jobs where id = $1"#,
+        id as JobId,
+    )
+    .fetch_optional(executor)
+    .await
+}
+

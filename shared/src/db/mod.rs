@@ -1,0 +1,147 @@
+//! The database layer: connecting (creating the database if needed), migrating, and
+//! every SQL statement Docket runs ([`jobs`], [`attempts`], [`admin`]).
+//!
+//! Invariant: no other module issues SQL.
+
+pub mod admin;
+pub mod attempts;
+pub mod jobs;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// How to build a connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before the request fails.
+    pub acquire_timeout: Duration,
+    /// Prepared statements cached per connection; 0 behind PgBouncer older than 1.21
+    /// in transaction mode.
+    pub statement_cache_capacity: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 8, acquire_timeout: Duration::from_secs(3), statement_cache_capacity: 100 }
+    }
+}
+
+/// Why the database could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
+    Url(#[source] sqlx::Error),
+    #[error("cannot connect to Postgres: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot create database {name:?}: {source}")]
+    Create { name: String, source: sqlx::Error },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("cannot apply migrations: {0}")]
+    MigrateSql(#[source] sqlx::Error),
+}
+
+/// Parses a database URL, with the statement cache set as asked.
+pub fn connect_options(url: &str, statement_cache_capacity: usize) -> Result<PgConnectOptions, SetupError> {
+    let options = PgConnectOptions::from_str(url).map_err(SetupError::Url)?;
+    Ok(options
+        .statement_cache_capacity(statement_cache_capacity)
+        .application_name("docket"))
+}
+
+/// Creates the database named in `options` if it does not exist yet. Safe when several
+/// processes do it at once.
+pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), SetupError> {
+    match PgConnection::connect_with(options).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Err(e) if sqlstate(&e).as_deref() == Some("3D000") => {}
+        Err(e) => return Err(SetupError::Connect(e)),
+    }
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .map_err(SetupError::Connect)?;
+    let result = admin::create_database(&mut admin, &name).await;
+    let _ = admin.close().await;
+    match result {
+        Ok(()) => {
+            tracing::info!(database = %name, "created database");
+            Ok(())
+        }
+        // Another process created it first: 42P04 duplicate_database, or 23505 when
+        // both raced on pg_database's unique index.
+        Err(e) if matches!(sqlstate(&e).as_deref(), Some("42P04" | "23505")) => Ok(()),
+        Err(source) => Err(SetupError::Create { name, source }),
+    }
+}
+
+/// Creates the database if needed, applies migrations and returns a pool.
+pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<PgPool, SetupError> {
+    let options = connect_options(url, settings.statement_cache_capacity)?;
+    create_database_if_missing(&options).await?;
+    let pool = pool(options, settings);
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// A lazily connecting pool: it keeps working (and recovers) when the database is
+/// down at times.
+pub fn pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options)
+}
+
+/// Applies pending migrations. Serialised by a transaction-level advisory lock, so it
+/// is safe when several processes start at once and works behind a transaction-mode
+/// pooler (no session-level lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), SetupError> {
+    let mut tx = pool.begin().await.map_err(SetupError::Connect)?;
+    admin::migration_lock(&mut tx).await.map_err(SetupError::MigrateSql)?;
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_locking(false);
+    migrator.run(&mut *tx).await.map_err(SetupError::Migrate)?;
+    tx.commit().await.map_err(SetupError::MigrateSql)?;
+    Ok(())
+}
+
+/// The SQLSTATE of a database error, if it is one.
+pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
+}
+
+/// Whether an error is a serialization failure or deadlock, worth retrying at once.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    matches!(sqlstate(error).as_deref(), Some("40001" | "40P01"))
+}
+
+/// Runs `op`, retrying it (up to 5 times, with a short pause) when Postgres reports a
+/// serialization failure or deadlock.
+pub async fn retry_transient<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0u32;
+    loop {
+        match op().await {
+            Err(e) if is_transient(&e) && tries < 5 => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "transient database error; retrying");
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
+            }
+            other => return other,
+        }
+    }
+}

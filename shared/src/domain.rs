@@ -1,0 +1,182 @@
+//! Domain types: validated values that the edges parse and the rest of the code trusts.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Identifies a job. Version 7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct JobId(pub Uuid);
+
+impl JobId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A job's place in its life. See ARCHITECTURE.md for the state diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "job_state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Retrying,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Retrying => "retrying",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "attempt_outcome", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    RetryableError,
+    PermanentError,
+    TimedOut,
+    Panicked,
+    LeaseExpired,
+    Interrupted,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::RetryableError => "retryable_error",
+            Self::PermanentError => "permanent_error",
+            Self::TimedOut => "timed_out",
+            Self::Panicked => "panicked",
+            Self::LeaseExpired => "lease_expired",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Why a caller-supplied text was refused. The message names no field: the caller
+/// puts the field's name around it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("contains control characters")]
+    ControlCharacter,
+}
+
+/// The longest opaque id Docket stores (in characters).
+pub const MAX_ID_CHARS: usize = 255;
+
+/// Checks an opaque text value: 1..=`max` characters, no control characters.
+pub fn check_text(value: &str, max: usize) -> Result<(), TextError> {
+    if value.is_empty() {
+        return Err(TextError::Empty);
+    }
+    // Count at most max+1 characters, so a hostile 1 MB value costs little.
+    if value.chars().take(max + 1).count() > max {
+        return Err(TextError::TooLong { max });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(TextError::ControlCharacter);
+    }
+    Ok(())
+}
+
+macro_rules! opaque_text {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+        #[sqlx(transparent)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, TextError> {
+                check_text(value, MAX_ID_CHARS)?;
+                Ok(Self(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+opaque_text!(
+    /// Workfront's document id: an opaque string of 1–255 characters.
+    DocumentId
+);
+opaque_text!(
+    /// Workfront's document version id: an opaque string of 1–255 characters.
+    DocumentVersionId
+);
+opaque_text!(
+    /// The Workfront user who asked (the `username` header).
+    Username
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_limits() {
+        assert_eq!(check_text("", 3), Err(TextError::Empty));
+        assert_eq!(check_text("abcd", 3), Err(TextError::TooLong { max: 3 }));
+        assert_eq!(check_text("ééé", 3), Ok(()), "limit counts characters, not bytes");
+        assert_eq!(check_text("a\u{0}b", 3), Err(TextError::ControlCharacter));
+        assert_eq!(check_text("a\nb", 3), Err(TextError::ControlCharacter));
+        assert_eq!(check_text("a\u{85}b", 3), Err(TextError::ControlCharacter));
+        assert!(DocumentId::parse(&"x".repeat(255)).is_ok());
+        assert!(DocumentId::parse(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn job_ids_sort_by_time() {
+        let a = JobId::new();
+        let b = JobId::new();
+        assert!(a < b);
+    }
+}

@@ -1,0 +1,16 @@
+//! Docket's shared library: the domain types, the action catalog, the retry policy
+//! and the database layer that both binaries (`docket-api`, `docket-worker`) use.
+//!
+//! Invariant: only [`db`] issues SQL.
+
+pub mod catalog;
+pub mod db;
+pub mod domain;
+pub mod retry;
+pub mod telemetry;
+
+/// The Postgres channel on which the api announces new jobs to workers.
+pub const JOBS_CHANNEL: &str = "docket_jobs";
+
+/// Docket's version, reported by `/serviceInfo` and in worker registrations.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
