@@ -1,1 +1,12 @@
-//! stub
+//! The api: answers Workfront's `/serviceInfo` and `/customAction`, storing each
+//! custom action as a job row before it replies.
+//!
+//! Invariant: the api never runs an action; it only inserts jobs and wakes workers.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod notifier;
+pub mod query;
+pub mod routes;
+pub mod startup;

@@ -182,8 +182,15 @@ fn text_message(error: TextError) -> String {
 }
 
 fn duration(value: Option<String>, default: Duration) -> Result<Duration, String> {
-    let Some(text) = value else { return Ok(default) };
-    let parsed = humantime::parse_duration(&text)
+    match value {
+        Some(text) => parse_duration(&text),
+        None => Ok(default),
+    }
+}
+
+/// Parses a positive duration of at most 7 days: "500ms", "10s", "5m", "1h".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(text)
         .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))?;
     if parsed.is_zero() {
         return Err("must be longer than zero".into());

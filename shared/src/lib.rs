@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod db;
 pub mod domain;
 pub mod retry;
+pub mod secret;
 pub mod telemetry;
 
 /// The Postgres channel on which the api announces new jobs to workers.

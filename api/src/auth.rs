@@ -1,0 +1,99 @@
+//! Checks Workfront's `apiKey` header against the configured keys in constant time.
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use docket::secret::Secret;
+
+use crate::error::ApiError;
+
+/// Shortest key accepted at start-up.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// The keys Workfront may send, kept only as SHA-256 digests so that comparing them
+/// takes the same time whatever the key's length or content.
+#[derive(Clone)]
+pub enum ApiKeys {
+    Required(Vec<[u8; 32]>),
+    /// Local development only (DOCKET_INSECURE_DISABLE_AUTH).
+    Disabled,
+}
+
+/// Why the key configuration was refused at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyConfigError {
+    #[error(
+        "no API key configured: set DOCKET_API_KEYS (comma-separated) — or, for local development \
+         only, DOCKET_INSECURE_DISABLE_AUTH=true"
+    )]
+    Missing,
+    #[error("API key #{0} in DOCKET_API_KEYS is shorter than {MIN_KEY_CHARS} characters")]
+    TooShort(usize),
+}
+
+impl ApiKeys {
+    pub fn from_config(keys: &[Secret], disabled: bool) -> Result<Self, KeyConfigError> {
+        let keys: Vec<&Secret> = keys.iter().filter(|k| !k.expose().is_empty()).collect();
+        if keys.is_empty() {
+            return if disabled { Ok(Self::Disabled) } else { Err(KeyConfigError::Missing) };
+        }
+        if let Some(index) = keys.iter().position(|k| k.expose().chars().count() < MIN_KEY_CHARS) {
+            return Err(KeyConfigError::TooShort(index + 1));
+        }
+        Ok(Self::Required(keys.iter().map(|k| digest(k.expose().as_bytes())).collect()))
+    }
+
+    /// Accepts the request if its `apiKey` header matches one of the keys.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Self::Required(digests) = self else { return Ok(()) };
+        let mut values = headers.get_all("apikey").iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let offered = digest(value.as_bytes());
+        // Compare with every key, without stopping early.
+        let matched = digests.iter().fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&offered));
+        if bool::from(matched) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append("apiKey", HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn refuses_to_start_without_keys_unless_insecure_mode() {
+        assert!(matches!(ApiKeys::from_config(&[], false), Err(KeyConfigError::Missing)));
+        assert!(matches!(ApiKeys::from_config(&[Secret::new("")], false), Err(KeyConfigError::Missing)));
+        assert!(matches!(ApiKeys::from_config(&[], true), Ok(ApiKeys::Disabled)));
+        assert!(matches!(ApiKeys::from_config(&[Secret::new("short")], false), Err(KeyConfigError::TooShort(1))));
+    }
+
+    #[test]
+    fn any_configured_key_opens() {
+        let keys = ApiKeys::from_config(&[Secret::new("old-key-0123456789"), Secret::new("new-key-0123456789")], false).unwrap();
+        assert!(keys.check(&headers(&["old-key-0123456789"])).is_ok());
+        assert!(keys.check(&headers(&["new-key-0123456789"])).is_ok());
+        assert!(keys.check(&headers(&["new-key-012345678"])).is_err());
+        assert!(keys.check(&headers(&[])).is_err());
+        assert!(keys.check(&headers(&["new-key-0123456789", "new-key-0123456789"])).is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! `docket-api`'s configuration: every setting is a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use docket::secret::Secret;
+
+/// Docket api: Workfront document webhook provider that stores custom actions as jobs.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "docket-api", version)]
+pub struct Config {
+    /// Postgres URL. The database is created if missing and migrated at start-up.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "DOCKET_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// The action catalog (TOML).
+    #[arg(long, env = "DOCKET_ACTIONS", default_value = "./actions.toml")]
+    pub actions: PathBuf,
+
+    /// Comma-separated API keys that Workfront may send in the `apiKey` header (several
+    /// at once allow rotation). At least 16 characters each. Required unless
+    /// DOCKET_INSECURE_DISABLE_AUTH is set.
+    #[arg(long, env = "DOCKET_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<Secret>,
+
+    /// DANGER, local development only: accept /customAction without any API key.
+    #[arg(long, env = "DOCKET_INSECURE_DISABLE_AUTH", default_value_t = false)]
+    pub insecure_disable_auth: bool,
+
+    /// Most database connections the api holds.
+    #[arg(long, env = "DOCKET_API_DB_CONNECTIONS", default_value_t = 8)]
+    pub db_connections: u32,
+
+    /// How long a request waits for a database connection before it gets a 503.
+    #[arg(long, env = "DOCKET_API_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Prepared statements cached per connection; set 0 behind PgBouncer < 1.21 in
+    /// transaction mode.
+    #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
+    pub db_statement_cache: usize,
+
+    /// Longest time a request may take before it is answered 503.
+    #[arg(long, env = "DOCKET_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
+    pub request_timeout: Duration,
+}
+
+/// Parses "250ms", "10s", "5m" and the like.
+pub fn humantime_duration(text: &str) -> Result<Duration, String> {
+    docket::catalog::parse_duration(text)
+}

@@ -1,0 +1,80 @@
+//! The api's one error type. Every error becomes Workfront's failure JSON with a
+//! sentence a Workfront user can read; causes are logged once, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad parameter: {0}")]
+    BadRequest(String),
+    #[error("missing or wrong apiKey")]
+    Unauthorized,
+    #[error("unknown action {0:?}")]
+    UnknownAction(String),
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request URI too long")]
+    UriTooLong,
+    #[error("could not store the job: {0}")]
+    Store(#[source] sqlx::Error),
+    #[error("request timed out")]
+    Timeout,
+}
+
+/// Workfront's failure body.
+#[derive(Serialize)]
+pub struct Failure {
+    pub status: &'static str,
+    pub error: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::FORBIDDEN,
+            Self::UnknownAction(_) | Self::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::Store(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The sentence Workfront shows its user.
+    pub fn user_message(&self) -> String {
+        match self {
+            Self::BadRequest(message) => message.clone(),
+            Self::Unauthorized => "Docket did not accept this request's API key. Ask your Workfront \
+                                   administrator to check the custom integration's settings."
+                .into(),
+            Self::UnknownAction(name) => format!(
+                "Docket has no action named '{name}'. Ask your Workfront administrator to refresh the \
+                 custom integration."
+            ),
+            Self::NoSuchEndpoint => "Docket has no such endpoint.".into(),
+            Self::MethodNotAllowed => "Docket accepts only GET requests here.".into(),
+            Self::UriTooLong => "The request is too long.".into(),
+            Self::Store(_) | Self::Timeout => {
+                "Docket could not record this request right now. Please try again in a minute.".into()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Store(cause) => tracing::error!(error = %cause, "could not store job"),
+            Self::Timeout => tracing::warn!("request timed out"),
+            other => tracing::info!(reason = %other, "request refused"),
+        }
+        let body = Failure { status: "failure", error: self.user_message() };
+        (self.status(), Json(body)).into_response()
+    }
+}

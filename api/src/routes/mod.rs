@@ -1,0 +1,33 @@
+//! The api's routes: Workfront's endpoints, plus JSON answers for anything else.
+
+mod custom_action;
+mod service_info;
+
+use std::sync::Arc;
+
+use axum::Router;
+use docket::catalog::Catalog;
+use sqlx::PgPool;
+
+use crate::auth::ApiKeys;
+use crate::error::ApiError;
+use crate::notifier::Notifier;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub catalog: Arc<Catalog>,
+    pub keys: ApiKeys,
+    pub notifier: Notifier,
+}
+
+/// All routes, with their state applied.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(service_info::router())
+        .merge(custom_action::router())
+        .fallback(|| async { ApiError::NoSuchEndpoint })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}

@@ -1,0 +1,121 @@
+//! Builds the api from its configuration and runs it: `Application::build` then
+//! `run_until_stopped`, so tests start exactly what the binary starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use docket::catalog::{Catalog, CatalogError};
+use docket::db::{self, PoolSettings, SetupError};
+
+use crate::auth::{ApiKeys, KeyConfigError};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::notifier::Notifier;
+use crate::routes::{self, AppState};
+
+/// The request id header, set on every request and response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Why the api could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Keys(#[from] KeyConfigError),
+    #[error(transparent)]
+    Database(#[from] SetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// A built, bound, not yet serving api.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let catalog = Catalog::load(&config.actions)?;
+        let keys = ApiKeys::from_config(&config.api_keys, config.insecure_disable_auth)?;
+        if matches!(keys, ApiKeys::Disabled) {
+            tracing::warn!(
+                "DOCKET_INSECURE_DISABLE_AUTH is set: /customAction accepts requests WITHOUT an API key. \
+                 Never run this in production."
+            );
+        }
+        let settings = PoolSettings {
+            max_connections: config.db_connections,
+            acquire_timeout: config.db_acquire_timeout,
+            statement_cache_capacity: config.db_statement_cache,
+        };
+        let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
+        let notifier = Notifier::spawn(pool.clone());
+        let state = AppState { pool, catalog: Arc::new(catalog), keys, notifier };
+        let router = routes::router(state)
+            .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", request.id = %request_id, method = %request.method(), path = %request.uri().path())
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+        Ok(Self { listener, router })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "docket-api listening");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Answers 503 with the failure JSON when a request takes longer than the limit.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutdown signal received");
+}
