@@ -25,7 +25,12 @@ pub struct Config {
     /// Comma-separated API keys that Workfront may send in the `apiKey` header (several
     /// at once allow rotation). At least 16 characters each. Required unless
     /// DOCKET_INSECURE_DISABLE_AUTH is set.
-    #[arg(long, env = "DOCKET_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DOCKET_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<Secret>,
 
     /// DANGER, local development only: accept /customAction without any API key.

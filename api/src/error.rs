@@ -74,7 +74,10 @@ impl IntoResponse for ApiError {
             Self::Timeout => tracing::warn!("request timed out"),
             other => tracing::info!(reason = %other, "request refused"),
         }
-        let body = Failure { status: "failure", error: self.user_message() };
+        let body = Failure {
+            status: "failure",
+            error: self.user_message(),
+        };
         (self.status(), Json(body)).into_response()
     }
 }

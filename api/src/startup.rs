@@ -10,7 +10,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use docket::catalog::{Catalog, CatalogError};
@@ -35,7 +37,10 @@ pub enum StartError {
     #[error(transparent)]
     Database(#[from] SetupError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A built, bound, not yet serving api.
@@ -61,7 +66,12 @@ impl Application {
         };
         let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(pool.clone());
-        let state = AppState { pool, catalog: Arc::new(catalog), keys, notifier };
+        let state = AppState {
+            pool,
+            catalog: Arc::new(catalog),
+            keys,
+            notifier,
+        };
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -76,13 +86,18 @@ impl Application {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
         let listener = TcpListener::bind(config.addr)
             .await
-            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
         Ok(Self { listener, router })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
@@ -91,7 +106,9 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "docket-api listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 

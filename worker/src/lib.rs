@@ -1,1 +1,14 @@
-//! stub
+//! The worker: claims due jobs from Postgres, runs their actions with timeouts, leases
+//! and retries, and records every attempt.
+//!
+//! Invariant: a job's row changes only through fenced statements (owner + attempt),
+//! so a worker that lost its lease can never overwrite another worker's result.
+
+pub mod actions;
+mod completer;
+pub mod config;
+mod lease;
+mod listener;
+pub mod runner;
+
+pub use runner::Worker;

@@ -1,1 +1,38 @@
-fn main() {}
+//! `docket-worker`: parses its configuration and runs a worker until SIGINT/SIGTERM.
+
+use clap::Parser;
+use docket_worker::{config::Config, Worker};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    docket::telemetry::init("info,sqlx=warn");
+    let worker = match Worker::build(config).await {
+        Ok(worker) => worker,
+        Err(e) => {
+            tracing::error!(error = %e, "docket-worker cannot start");
+            eprintln!("docket-worker: {e}");
+            std::process::exit(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+        tracing::info!("shutdown signal received: no new claims; finishing running jobs");
+    });
+    worker.run_until_stopped(shutdown).await;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("can install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -34,7 +34,10 @@ async fn custom_action(
     state.keys.check(&headers)?;
     let params = CustomActionParams::parse(query.as_deref().unwrap_or(""))?;
     let requested_by = username(&headers)?;
-    let action = state.catalog.get(&params.name).ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;
+    let action = state
+        .catalog
+        .get(&params.name)
+        .ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;
     let job = NewJob {
         id: JobId::new(),
         action: action.name.clone(),
@@ -46,17 +49,26 @@ async fn custom_action(
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));
     span.record("job.action", job.action.as_str());
-    jobs::insert(&state.pool, &job).await.map_err(ApiError::Store)?;
+    jobs::insert(&state.pool, &job)
+        .await
+        .map_err(ApiError::Store)?;
     state.notifier.wake();
     tracing::info!(document.id = %job.document_id, "job queued");
-    Ok(Json(Success { status: "success", job_id: job.id }))
+    Ok(Json(Success {
+        status: "success",
+        job_id: job.id,
+    }))
 }
 
 /// The optional `username` header, validated like the ids.
 fn username(headers: &HeaderMap) -> Result<Option<Username>, ApiError> {
-    let Some(value) = headers.get("username") else { return Ok(None) };
+    let Some(value) = headers.get("username") else {
+        return Ok(None);
+    };
     let text = value
         .to_str()
         .map_err(|_| ApiError::BadRequest("The 'username' header is not valid text.".into()))?;
-    Username::parse(text).map(Some).map_err(|e| header_error("username", e))
+    Username::parse(text)
+        .map(Some)
+        .map_err(|e| header_error("username", e))
 }

@@ -46,9 +46,21 @@ retry_max = "2m"
     )
     .unwrap();
     let a = catalog.get("archive").unwrap();
-    assert_eq!(a.kind, ActionKind::Http { url: "https://dam.example.com/hooks/archive".into() });
+    assert_eq!(
+        a.kind,
+        ActionKind::Http {
+            url: "https://dam.example.com/hooks/archive".into()
+        }
+    );
     assert_eq!(a.timeout, Duration::from_secs(10));
-    assert_eq!(a.retry, RetryPolicy { max_attempts: 3, base: Duration::from_millis(250), cap: Duration::from_secs(120) });
+    assert_eq!(
+        a.retry,
+        RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(120)
+        }
+    );
     assert_eq!(catalog.names(), vec!["archive".to_owned()]);
 }
 
@@ -78,21 +90,34 @@ fn errors_name_file_action_and_field() {
     ];
     for (text, expected) in cases {
         let message = error(text);
-        assert!(message.contains(expected), "for {text:?}: expected {expected:?} in {message:?}");
-        assert!(message.contains("actions.toml"), "error must name the file: {message}");
+        assert!(
+            message.contains(expected),
+            "for {text:?}: expected {expected:?} in {message:?}"
+        );
+        assert!(
+            message.contains("actions.toml"),
+            "error must name the file: {message}"
+        );
     }
 }
 
 #[test]
 fn unreadable_file_is_named() {
     let err = Catalog::load(Path::new("/nonexistent/docket-actions.toml")).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/docket-actions.toml"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/docket-actions.toml"),
+        "{err}"
+    );
 }
 
 #[test]
 fn retry_base_longer_than_default_cap_raises_the_default_cap() {
-    let catalog = parse("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"20m\"\n").unwrap();
-    assert_eq!(catalog.get("x").unwrap().retry.cap, Duration::from_secs(1200));
+    let catalog =
+        parse("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"20m\"\n").unwrap();
+    assert_eq!(
+        catalog.get("x").unwrap().retry.cap,
+        Duration::from_secs(1200)
+    );
 }
 
 proptest! {

@@ -5,7 +5,9 @@ use sqlx::{PgConnection, PgExecutor};
 /// Serialises migrations across processes for the rest of the transaction.
 pub async fn migration_lock(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     // Any constant; "docket" in ASCII.
-    sqlx::query!("select pg_advisory_xact_lock(100111099107101116)").execute(conn).await?;
+    sqlx::query!("select pg_advisory_xact_lock(100111099107101116)")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -109,7 +109,9 @@ pub async fn insert(executor: impl PgExecutor<'_>, job: &NewJob) -> Result<(), s
 
 /// Tells listening workers that jobs are waiting.
 pub async fn notify(executor: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query!("select pg_notify($1, '')", crate::JOBS_CHANNEL).execute(executor).await?;
+    sqlx::query!("select pg_notify($1, '')", crate::JOBS_CHANNEL)
+        .execute(executor)
+        .await?;
     Ok(())
 }
 
@@ -288,7 +290,10 @@ pub async fn release(
 
 /// Takes back up to `limit` running jobs whose lease expired: `retrying` at once, or
 /// `failed` if that was their last attempt. Their open attempt becomes `lease_expired`.
-pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RescuedJob>, sqlx::Error> {
+pub async fn rescue_expired(
+    executor: impl PgExecutor<'_>,
+    limit: i64,
+) -> Result<Vec<RescuedJob>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"with expired as (
                select id from jobs
@@ -322,7 +327,11 @@ pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| RescuedJob { id: r.id, state: r.state, previous_owner: r.worker_id.unwrap_or_default() })
+        .map(|r| RescuedJob {
+            id: r.id,
+            state: r.state,
+            previous_owner: r.worker_id.unwrap_or_default(),
+        })
         .collect())
 }
 
@@ -339,4 +348,3 @@ pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobR
     .fetch_optional(executor)
     .await
 }
-

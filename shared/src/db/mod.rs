@@ -27,7 +27,11 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: Duration::from_secs(3), statement_cache_capacity: 100 }
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(3),
+            statement_cache_capacity: 100,
+        }
     }
 }
 
@@ -47,7 +51,10 @@ pub enum SetupError {
 }
 
 /// Parses a database URL, with the statement cache set as asked.
-pub fn connect_options(url: &str, statement_cache_capacity: usize) -> Result<PgConnectOptions, SetupError> {
+pub fn connect_options(
+    url: &str,
+    statement_cache_capacity: usize,
+) -> Result<PgConnectOptions, SetupError> {
     let options = PgConnectOptions::from_str(url).map_err(SetupError::Url)?;
     Ok(options
         .statement_cache_capacity(statement_cache_capacity)
@@ -108,17 +115,25 @@ pub fn pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
 /// pooler (no session-level lock).
 pub async fn migrate(pool: &PgPool) -> Result<(), SetupError> {
     let mut tx = pool.begin().await.map_err(SetupError::Connect)?;
-    admin::migration_lock(&mut tx).await.map_err(SetupError::MigrateSql)?;
+    admin::migration_lock(&mut tx)
+        .await
+        .map_err(SetupError::MigrateSql)?;
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.set_locking(false);
-    migrator.run(&mut *tx).await.map_err(SetupError::Migrate)?;
+    migrator
+        .run_direct(&mut *tx)
+        .await
+        .map_err(SetupError::Migrate)?;
     tx.commit().await.map_err(SetupError::MigrateSql)?;
     Ok(())
 }
 
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
-    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
 }
 
 /// Whether an error is a serialization failure or deadlock, worth retrying at once.

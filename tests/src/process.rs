@@ -1,0 +1,218 @@
+//! The real `docket-api` and `docket-worker` binaries as child processes, with their
+//! logs captured (JSON lines) so tests can wait for and assert on them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::wait::{wait_until, DEADLINE};
+
+/// Path of a workspace binary next to the test executable (`target/<profile>/`).
+pub fn binary(name: &str) -> PathBuf {
+    let dir = std::env::var_os("DOCKET_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>")
+                .to_path_buf()
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo test --workspace` (which builds it) or set DOCKET_BIN_DIR",
+        path.display()
+    );
+    path
+}
+
+/// A running child process and the log lines it has written.
+pub struct Process {
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn spawn(binary_name: &str, envs: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary(binary_name));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DOCKET_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let echo = std::env::var_os("TEST_LOG").is_some();
+        let label = binary_name.to_owned();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("[{label}] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, logs }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id().expect("process still running") as i32)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("send signal");
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill child");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .expect("process did not exit in time");
+        status.expect("wait for child").code()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns that line.
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let logs = self.logs.clone();
+        wait_until(
+            &format!("a log line containing {needle:?}"),
+            DEADLINE,
+            || {
+                let found = logs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(needle))
+                    .cloned();
+                async move { found }
+            },
+        )
+        .await
+    }
+}
+
+/// A running `docket-api`.
+pub struct Api {
+    pub process: Process,
+    pub base: String,
+}
+
+impl Api {
+    /// Starts the api on a free port with the test API key.
+    pub async fn start(database_url: &str, catalog: &Path, extra: &[(&str, String)]) -> Self {
+        let mut envs = vec![
+            ("DATABASE_URL", database_url.to_owned()),
+            ("DOCKET_API_ADDR", "127.0.0.1:0".to_owned()),
+            ("DOCKET_ACTIONS", catalog.display().to_string()),
+            ("DOCKET_API_KEYS", crate::API_KEY.to_owned()),
+        ];
+        envs.extend(extra.iter().cloned());
+        let process = Process::spawn("docket-api", &envs);
+        let line = process.wait_for_log("docket-api listening").await;
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let addr = value["addr"].as_str().expect("addr field").to_owned();
+        Self {
+            process,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// `GET /customAction` with the test key.
+    pub async fn custom_action(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        document_id: &str,
+    ) -> reqwest::Response {
+        client
+            .get(format!("{}/customAction", self.base))
+            .query(&[
+                ("name", name),
+                ("documentId", document_id),
+                ("documentVersionId", "v1"),
+            ])
+            .header("apiKey", crate::API_KEY)
+            .header("username", "ada@example.com")
+            .send()
+            .await
+            .expect("request to api")
+    }
+
+    /// Queues a job through the api and returns its id.
+    pub async fn enqueue(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        document_id: &str,
+    ) -> docket::domain::JobId {
+        let response = self.custom_action(client, name, document_id).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.expect("JSON reply");
+        assert_eq!(body["status"], "success");
+        let id: uuid::Uuid = body["jobId"]
+            .as_str()
+            .expect("jobId")
+            .parse()
+            .expect("uuid");
+        docket::domain::JobId(id)
+    }
+}
+
+/// A running `docket-worker`.
+pub struct Worker {
+    pub process: Process,
+    pub id: String,
+}
+
+impl Worker {
+    /// Starts a worker with a given id; `extra` overrides defaults (lease, intervals).
+    pub async fn start(
+        database_url: &str,
+        catalog: &Path,
+        id: &str,
+        extra: &[(&str, String)],
+    ) -> Self {
+        let mut envs = vec![
+            ("DATABASE_URL", database_url.to_owned()),
+            ("DOCKET_ACTIONS", catalog.display().to_string()),
+            ("DOCKET_WORKER_ID", id.to_owned()),
+        ];
+        envs.extend(extra.iter().cloned());
+        let process = Process::spawn("docket-worker", &envs);
+        process.wait_for_log("listening for new jobs").await;
+        Self {
+            process,
+            id: id.to_owned(),
+        }
+    }
+}

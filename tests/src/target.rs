@@ -1,0 +1,157 @@
+//! A scriptable HTTP target on loopback, standing in for the external system an
+//! `http` action calls. It records every request and answers as the test scripts,
+//! optionally holding requests until the test opens a gate.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use tokio::sync::watch;
+
+/// How to answer one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+    /// Hold the request until [`Target::open_gate`].
+    pub wait_for_gate: bool,
+    pub retry_after: Option<String>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            body: String::new(),
+            delay: Duration::ZERO,
+            wait_for_gate: false,
+            retry_after: None,
+        }
+    }
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = body.to_owned();
+        self
+    }
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+    pub fn gated(mut self) -> Self {
+        self.wait_for_gate = true;
+        self
+    }
+    pub fn retry_after(mut self, value: &str) -> Self {
+        self.retry_after = Some(value.to_owned());
+        self
+    }
+}
+
+/// One request the target received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+    pub at: std::time::Instant,
+}
+
+type Script = dyn Fn(usize) -> Reply + Send + Sync;
+
+#[derive(Clone)]
+struct State {
+    script: Arc<Script>,
+    received: Arc<Mutex<Vec<Received>>>,
+    gate: watch::Receiver<bool>,
+}
+
+pub struct Target {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    gate: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Target {
+    /// Starts a target; `script(n)` answers the n-th request (1-based).
+    pub async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
+        let (gate, gate_rx) = watch::channel(false);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let state = State {
+            script: Arc::new(script),
+            received: received.clone(),
+            gate: gate_rx,
+        };
+        let app = Router::new().route("/hook", post(handle)).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind target");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            received,
+            gate,
+            server,
+        }
+    }
+
+    /// A target that answers every request with `status`.
+    pub async fn always(status: u16) -> Self {
+        Self::start(move |_| Reply::status(status)).await
+    }
+
+    /// Releases every held request, and those that arrive later.
+    pub fn open_gate(&self) {
+        let _ = self.gate.send(true);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle(
+    axum::extract::State(state): axum::extract::State<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let n = {
+        let mut received = state.received.lock().unwrap();
+        received.push(Received {
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
+        received.len()
+    };
+    let reply = (state.script)(n);
+    if reply.wait_for_gate {
+        let mut gate = state.gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+    }
+    tokio::time::sleep(reply.delay).await;
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    if let Some(value) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", value.parse().unwrap());
+    }
+    response
+}

@@ -1,0 +1,329 @@
+//! The database layer against a real Postgres: set-up races, claiming, fencing,
+//! rescue and release.
+
+use std::time::Duration;
+
+use docket::db::jobs::{self, Completion, NewJob, NextState};
+use docket::db::{attempts, PoolSettings};
+use docket::domain::{AttemptOutcome, DocumentId, DocumentVersionId, JobId, JobState};
+use docket_tests::TestDb;
+
+fn new_job(action: &str, max_attempts: u32) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        action: action.into(),
+        document_id: DocumentId::parse("doc").unwrap(),
+        document_version_id: DocumentVersionId::parse("v1").unwrap(),
+        requested_by: None,
+        max_attempts,
+    }
+}
+
+fn actions(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn expire_leases(db: &TestDb) {
+    sqlx::query(
+        "update jobs set lease_expires_at = now() - interval '1 second' where state = 'running'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn database_is_created_and_migrated_by_concurrent_starters() {
+    let name = format!("docket_test_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{name}", docket_tests::db::server_url());
+    // Four starters at once, each on its own connections (joined, not spawned: the
+    // migrator's future is not `Send` for every lifetime, rust-lang/rust#100013).
+    let settings = PoolSettings::default();
+    let starts = (0..4).map(|_| docket::db::connect_and_migrate(&url, &settings));
+    for result in futures::future::join_all(starts).await {
+        result.expect("every concurrent start succeeds");
+    }
+    let pool = docket::db::pool(
+        docket::db::connect_options(&url, 0).unwrap(),
+        &PoolSettings::default(),
+    );
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, 2);
+    pool.close().await;
+    let admin = docket::db::pool(
+        docket::db::connect_options(&format!("{}/postgres", docket_tests::db::server_url()), 0)
+            .unwrap(),
+        &PoolSettings::default(),
+    );
+    sqlx::raw_sql(&format!("drop database \"{name}\" with (force)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn claim_takes_only_due_jobs_of_known_actions_in_order() {
+    let db = TestDb::new().await;
+    let first = new_job("a", 3);
+    let second = new_job("a", 3);
+    let other = new_job("b", 3);
+    for job in [&first, &second, &other] {
+        jobs::insert(&db.pool, job).await.unwrap();
+    }
+    sqlx::query("update jobs set run_at = now() + interval '1 hour' where id = $1")
+        .bind(second.id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [first.id]);
+    assert_eq!(claimed[0].attempt, 1);
+    let row = jobs::get(&db.pool, first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.lease_owner.as_deref()),
+        (JobState::Running, Some("w1"))
+    );
+    let attempt = &attempts::list(&db.pool, first.id).await.unwrap()[0];
+    assert_eq!((attempt.worker_id.as_str(), attempt.outcome), ("w1", None));
+    assert!(jobs::claim(&db.pool, "w2", &actions(&["a"]), 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_share_a_job() {
+    let db = TestDb::new().await;
+    for _ in 0..200 {
+        jobs::insert(&db.pool, &new_job("a", 3)).await.unwrap();
+    }
+    let claims = (0..8).map(|w| {
+        let pool = db.pool.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = jobs::claim(&pool, &format!("w{w}"), &actions(&["a"]), 7, LEASE)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|c| c.id));
+            }
+        })
+    });
+    let mut all: Vec<JobId> = Vec::new();
+    for handle in futures::future::join_all(claims).await {
+        all.extend(handle.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((total, all.len()), (200, 200));
+}
+
+#[tokio::test]
+async fn completion_is_fenced_on_owner_and_attempt() {
+    let db = TestDb::new().await;
+    let job = new_job("a", 3);
+    jobs::insert(&db.pool, &job).await.unwrap();
+    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
+        .await
+        .unwrap();
+    let done = |attempt| Completion {
+        id: job.id,
+        attempt,
+        next: NextState::Succeeded,
+        outcome: AttemptOutcome::Succeeded,
+        error: None,
+    };
+
+    assert!(
+        jobs::complete(&db.pool, "intruder", &[done(1)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "wrong owner"
+    );
+    assert!(
+        jobs::complete(&db.pool, "w1", &[done(2)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "wrong attempt"
+    );
+    assert_eq!(
+        jobs::complete(&db.pool, "w1", &[done(claimed[0].attempt)])
+            .await
+            .unwrap(),
+        [job.id]
+    );
+    assert!(
+        jobs::complete(&db.pool, "w1", &[done(1)])
+            .await
+            .unwrap()
+            .is_empty(),
+        "already finished"
+    );
+    let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!(row.state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn retry_schedules_the_next_attempt_and_failure_is_final() {
+    let db = TestDb::new().await;
+    let job = new_job("a", 2);
+    jobs::insert(&db.pool, &job).await.unwrap();
+    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
+        .await
+        .unwrap();
+    let retry = Completion {
+        id: job.id,
+        attempt: 1,
+        next: NextState::Retry(Duration::from_secs(3600)),
+        outcome: AttemptOutcome::RetryableError,
+        error: Some("HTTP 503".into()),
+    };
+    jobs::complete(&db.pool, "w1", &[retry]).await.unwrap();
+    let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.last_error.as_deref()),
+        (JobState::Retrying, Some("HTTP 503"))
+    );
+    assert!(row.run_at > chrono::Utc::now() + chrono::Duration::minutes(59));
+    assert!(
+        jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+
+    sqlx::query("update jobs set run_at = now() where id = $1")
+        .bind(job.id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let again = jobs::claim(&db.pool, "w2", &actions(&["a"]), 1, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(again[0].attempt, 2);
+    let fail = Completion {
+        id: job.id,
+        attempt: 2,
+        next: NextState::Failed,
+        outcome: AttemptOutcome::PermanentError,
+        error: Some("HTTP 400".into()),
+    };
+    jobs::complete(&db.pool, "w2", &[fail]).await.unwrap();
+    let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!(row.state, JobState::Failed);
+    assert!(row.finished_at.is_some());
+    let outcomes: Vec<_> = attempts::list(&db.pool, job.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Some(AttemptOutcome::RetryableError),
+            Some(AttemptOutcome::PermanentError)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
+    let db = TestDb::new().await;
+    let more = new_job("a", 3);
+    let last = new_job("a", 1);
+    jobs::insert(&db.pool, &more).await.unwrap();
+    jobs::insert(&db.pool, &last).await.unwrap();
+    jobs::claim(&db.pool, "dead", &actions(&["a"]), 10, LEASE)
+        .await
+        .unwrap();
+    assert!(
+        jobs::rescue_expired(&db.pool, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leases still valid"
+    );
+
+    expire_leases(&db).await;
+    let mut rescued = jobs::rescue_expired(&db.pool, 100).await.unwrap();
+    rescued.sort_by_key(|r| r.id);
+    assert_eq!(rescued.len(), 2);
+    assert!(rescued.iter().all(|r| r.previous_owner == "dead"));
+    let more_row = jobs::get(&db.pool, more.id).await.unwrap().unwrap();
+    let last_row = jobs::get(&db.pool, last.id).await.unwrap().unwrap();
+    assert_eq!(more_row.state, JobState::Retrying);
+    assert_eq!(last_row.state, JobState::Failed);
+    assert!(last_row
+        .last_error
+        .unwrap()
+        .contains("lease expired: worker dead"));
+    assert_eq!(
+        attempts::list(&db.pool, more.id).await.unwrap()[0].outcome,
+        Some(AttemptOutcome::LeaseExpired)
+    );
+
+    // The dead worker's late completion is refused.
+    let late = Completion {
+        id: more.id,
+        attempt: 1,
+        next: NextState::Succeeded,
+        outcome: AttemptOutcome::Succeeded,
+        error: None,
+    };
+    assert!(jobs::complete(&db.pool, "dead", &[late])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn renew_and_release_respect_the_owner() {
+    let db = TestDb::new().await;
+    let job = new_job("a", 3);
+    jobs::insert(&db.pool, &job).await.unwrap();
+    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE)
+            .await
+            .unwrap(),
+        [job.id]
+    );
+    assert!(jobs::renew_leases(&db.pool, "w2", &[job.id], LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down")
+            .await
+            .unwrap(),
+        [job.id]
+    );
+    let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.lease_owner), (JobState::Retrying, None));
+    assert_eq!(
+        attempts::list(&db.pool, job.id).await.unwrap()[0].outcome,
+        Some(AttemptOutcome::Interrupted)
+    );
+}

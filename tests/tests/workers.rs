@@ -1,0 +1,291 @@
+//! Several worker processes, crashes, stalls and shutdowns: every job runs, no result
+//! is overwritten by a worker that lost its lease.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use nix::sys::signal::Signal;
+
+use docket::db::{attempts, jobs};
+use docket::domain::{AttemptOutcome, JobId, JobState};
+use docket_tests::wait::DEADLINE;
+use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker};
+
+fn http_catalog(url: &str) -> tempfile::TempDir {
+    catalog(&format!(
+        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{url}\"\nmax_attempts = 5\nretry_base = \"50ms\"\n"
+    ))
+}
+
+/// A short lease and quick rescue, so takeovers happen within seconds.
+fn short_lease() -> Vec<(&'static str, String)> {
+    vec![
+        ("DOCKET_WORKER_LEASE", "2s".into()),
+        ("DOCKET_WORKER_RESCUE_INTERVAL", "200ms".into()),
+        ("DOCKET_WORKER_POLL_INTERVAL", "200ms".into()),
+    ]
+}
+
+async fn job(db: &TestDb, id: JobId) -> jobs::JobRow {
+    jobs::get(&db.pool, id).await.unwrap().expect("job exists")
+}
+
+async fn count_in_state(db: &TestDb, state: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from jobs where state::text = $1")
+        .bind(state)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_workers_run_hundreds_of_jobs_each_exactly_once() {
+    const N: usize = 300;
+    let db = TestDb::new().await;
+    let target = Target::always(200).await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let a = Worker::start(
+        &db.url,
+        &catalog_path(&dir),
+        "w-a",
+        &[("DOCKET_WORKER_CONCURRENCY", "8".into())],
+    )
+    .await;
+    let b = Worker::start(
+        &db.url,
+        &catalog_path(&dir),
+        "w-b",
+        &[("DOCKET_WORKER_CONCURRENCY", "8".into())],
+    )
+    .await;
+
+    let client = reqwest::Client::new();
+    let ids: Vec<JobId> = futures::stream::iter(0..N)
+        .map(|i| {
+            let (api, client) = (&api, &client);
+            async move { api.enqueue(client, "archive", &format!("doc-{i}")).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+
+    wait_until("all jobs to succeed", DEADLINE, || async {
+        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
+    })
+    .await;
+
+    let mut calls: HashMap<String, usize> = HashMap::new();
+    for r in target.received() {
+        *calls
+            .entry(r.body["jobId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(calls.len(), N, "every job reached the target");
+    assert!(
+        calls.values().all(|&c| c == 1),
+        "some job ran twice: {calls:?}"
+    );
+    let mut by_worker: HashMap<String, usize> = HashMap::new();
+    for id in &ids {
+        let rows = attempts::list(&db.pool, *id).await.unwrap();
+        assert_eq!(rows.len(), 1, "job {id} has {} attempts", rows.len());
+        *by_worker.entry(rows[0].worker_id.clone()).or_default() += 1;
+    }
+    assert!(by_worker.keys().all(|w| *w == a.id || *w == b.id));
+    eprintln!("jobs per worker: {by_worker:?}");
+}
+
+#[tokio::test]
+async fn a_killed_workers_job_is_rescued_and_run_by_another() {
+    let db = TestDb::new().await;
+    // The first call never answers: its worker dies holding it.
+    let target = Target::start(|n| {
+        if n == 1 {
+            Reply::status(200).gated()
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let mut doomed = Worker::start(&db.url, &catalog_path(&dir), "w-doomed", &short_lease()).await;
+
+    let id = api
+        .enqueue(&reqwest::Client::new(), "archive", "doc-kill")
+        .await;
+    wait_until("the first worker to call the target", DEADLINE, || async {
+        (target.count() == 1).then_some(())
+    })
+    .await;
+    doomed.process.kill().await;
+
+    let survivor = Worker::start(&db.url, &catalog_path(&dir), "w-survivor", &short_lease()).await;
+    let done = wait_until("the job to finish", DEADLINE, || async {
+        Some(job(&db, id).await).filter(|j| j.state.is_final())
+    })
+    .await;
+
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.attempts, 2);
+    let rows = attempts::list(&db.pool, id).await.unwrap();
+    assert_eq!(
+        (rows[0].worker_id.as_str(), rows[0].outcome),
+        ("w-doomed", Some(AttemptOutcome::LeaseExpired))
+    );
+    assert!(rows[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("lease expired: worker w-doomed"));
+    assert_eq!(
+        (rows[1].worker_id.as_str(), rows[1].outcome),
+        (survivor.id.as_str(), Some(AttemptOutcome::Succeeded))
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_worker_cannot_overwrite_the_new_owners_result() {
+    let db = TestDb::new().await;
+    // The stalled worker's call is held and then refused with 400: if its result were
+    // written, the job would end `failed`.
+    let target = Target::start(|n| {
+        if n == 1 {
+            Reply::status(400).body("stale").gated()
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let stalled = Worker::start(&db.url, &catalog_path(&dir), "w-stalled", &short_lease()).await;
+
+    let id = api
+        .enqueue(&reqwest::Client::new(), "archive", "doc-stop")
+        .await;
+    wait_until("the first worker to call the target", DEADLINE, || async {
+        (target.count() == 1).then_some(())
+    })
+    .await;
+    stalled.process.signal(Signal::SIGSTOP);
+
+    let _taker = Worker::start(&db.url, &catalog_path(&dir), "w-taker", &short_lease()).await;
+    let done = wait_until("the new owner to finish the job", DEADLINE, || async {
+        Some(job(&db, id).await).filter(|j| j.state.is_final())
+    })
+    .await;
+    assert_eq!(done.state, JobState::Succeeded);
+
+    // Now let the stalled worker's call return, and wake the worker.
+    target.open_gate();
+    stalled.process.signal(Signal::SIGCONT);
+    let line = wait_until(
+        "the stalled worker to log the rejection",
+        DEADLINE,
+        || async {
+            stalled
+                .process
+                .logs()
+                .into_iter()
+                .find(|l| l.contains("lease lost") || l.contains("result rejected"))
+        },
+    )
+    .await;
+    assert!(
+        line.contains(&id.to_string()),
+        "the log line names the job: {line}"
+    );
+
+    let after = job(&db, id).await;
+    assert_eq!(after.state, JobState::Succeeded);
+    assert_eq!(after.finished_at, done.finished_at);
+    assert_eq!(after.last_error, done.last_error);
+    let rows = attempts::list(&db.pool, id).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].outcome, Some(AttemptOutcome::LeaseExpired));
+    assert_eq!(rows[1].outcome, Some(AttemptOutcome::Succeeded));
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_job_finish_and_claims_nothing_new() {
+    let db = TestDb::new().await;
+    let target = Target::start(|_| Reply::status(200).gated()).await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let mut worker = Worker::start(&db.url, &catalog_path(&dir), "w-term", &[]).await;
+    let client = reqwest::Client::new();
+
+    let running = api.enqueue(&client, "archive", "doc-term").await;
+    wait_until("the worker to call the target", DEADLINE, || async {
+        (target.count() == 1).then_some(())
+    })
+    .await;
+    worker.process.signal(Signal::SIGTERM);
+    worker
+        .process
+        .wait_for_log("shutdown signal received")
+        .await;
+    let later = api.enqueue(&client, "archive", "doc-after-term").await;
+
+    target.open_gate();
+    assert_eq!(worker.process.wait_exit(DEADLINE).await, Some(0));
+    assert_eq!(job(&db, running).await.state, JobState::Succeeded);
+    assert_eq!(
+        job(&db, later).await.state,
+        JobState::Queued,
+        "a stopping worker must not claim"
+    );
+    assert_eq!(target.count(), 1);
+}
+
+#[tokio::test]
+async fn jobs_still_running_at_the_grace_deadline_are_released() {
+    let db = TestDb::new().await;
+    let target = Target::start(|n| {
+        if n == 1 {
+            Reply::status(200).gated()
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let mut worker = Worker::start(
+        &db.url,
+        &catalog_path(&dir),
+        "w-grace",
+        &[("DOCKET_WORKER_SHUTDOWN_GRACE", "500ms".into())],
+    )
+    .await;
+
+    let id = api
+        .enqueue(&reqwest::Client::new(), "archive", "doc-grace")
+        .await;
+    wait_until("the worker to call the target", DEADLINE, || async {
+        (target.count() == 1).then_some(())
+    })
+    .await;
+    worker.process.signal(Signal::SIGTERM);
+    assert_eq!(worker.process.wait_exit(DEADLINE).await, Some(0));
+
+    let released = job(&db, id).await;
+    assert_eq!(
+        released.state,
+        JobState::Retrying,
+        "released, not lost and not left running"
+    );
+    assert!(released.lease_owner.is_none());
+    let rows = attempts::list(&db.pool, id).await.unwrap();
+    assert_eq!(rows[0].outcome, Some(AttemptOutcome::Interrupted));
+
+    // Another worker picks it up at once.
+    let _next = Worker::start(&db.url, &catalog_path(&dir), "w-next", &[]).await;
+    let done = wait_until("the released job to finish", DEADLINE, || async {
+        Some(job(&db, id).await).filter(|j| j.state.is_final())
+    })
+    .await;
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 2));
+}

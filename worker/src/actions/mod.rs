@@ -1,0 +1,83 @@
+//! The registry of runnable actions, built from the catalog in one function, and the
+//! explicit outcome every action returns.
+
+mod http;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use docket::catalog::{Action, ActionKind, Catalog};
+use docket::db::jobs::ClaimedJob;
+
+pub use http::HttpAction;
+
+/// How one run of an action ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionOutcome {
+    Succeeded,
+    /// Worth another attempt; `retry_after` is the target's own wish, if it said one.
+    Retryable {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Not worth another attempt.
+    Permanent {
+        error: String,
+    },
+    /// Ran longer than the action's timeout.
+    TimedOut,
+}
+
+/// What the worker knows how to run.
+enum Runner {
+    Noop,
+    Http(HttpAction),
+}
+
+/// Every action of the catalog, ready to run.
+pub struct Registry {
+    entries: HashMap<String, (Action, Runner)>,
+}
+
+impl Registry {
+    /// Builds the registry. The catalog has already refused duplicates.
+    pub fn from_catalog(catalog: &Catalog) -> Result<Self, reqwest::Error> {
+        let client = http::client()?;
+        let entries = catalog
+            .actions()
+            .iter()
+            .map(|action| {
+                let runner = match &action.kind {
+                    ActionKind::Noop => Runner::Noop,
+                    ActionKind::Http { url } => {
+                        Runner::Http(HttpAction::new(client.clone(), url.clone()))
+                    }
+                };
+                (action.name.clone(), (action.clone(), runner))
+            })
+            .collect();
+        Ok(Self { entries })
+    }
+
+    /// The names this worker can run (it claims only those).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.entries.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn action(&self, name: &str) -> Option<&Action> {
+        self.entries.get(name).map(|(action, _)| action)
+    }
+
+    /// Runs the job's action once. The caller applies the timeout and catches panics.
+    pub async fn run(&self, job: &ClaimedJob) -> ActionOutcome {
+        match self.entries.get(&job.action) {
+            None => ActionOutcome::Permanent {
+                error: format!("this worker has no action named '{}'", job.action),
+            },
+            Some((_, Runner::Noop)) => ActionOutcome::Succeeded,
+            Some((action, Runner::Http(http))) => http.run(job, action.timeout).await,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Records the ends of attempts in batches: every completion and release waiting in
+//! the channel goes to Postgres in one fenced statement.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use docket::db::{self, jobs};
+use docket::domain::JobId;
+
+/// Most completions written in one statement.
+const BATCH: usize = 512;
+
+/// What the completer writes.
+#[derive(Debug)]
+pub enum Finished {
+    Completed(jobs::Completion),
+    /// Give the job back to the queue (the attempt is recorded `interrupted`).
+    Released {
+        id: JobId,
+        attempt: i32,
+        reason: String,
+    },
+}
+
+/// Writes until every sender is dropped and the channel is empty.
+pub async fn record(pool: PgPool, worker_id: String, mut rx: mpsc::UnboundedReceiver<Finished>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut completions = Vec::new();
+        let mut releases: Vec<((JobId, i32), String)> = Vec::new();
+        for finished in batch.drain(..) {
+            match finished {
+                Finished::Completed(c) => completions.push(c),
+                Finished::Released {
+                    id,
+                    attempt,
+                    reason,
+                } => releases.push(((id, attempt), reason)),
+            }
+        }
+        if !completions.is_empty() {
+            write_completions(&pool, &worker_id, &completions).await;
+        }
+        for (held, reason) in releases {
+            let one = [held];
+            let result = persist(|| jobs::release(&pool, &worker_id, &one, &reason)).await;
+            if let Ok(released) = result {
+                if released.is_empty() {
+                    tracing::warn!(job.id = %held.0, "not released: the lease was already lost");
+                } else {
+                    tracing::info!(job.id = %held.0, reason = %reason, "job released to other workers");
+                }
+            }
+        }
+    }
+}
+
+async fn write_completions(pool: &PgPool, worker_id: &str, completions: &[jobs::Completion]) {
+    let Ok(applied) = persist(|| jobs::complete(pool, worker_id, completions)).await else {
+        return;
+    };
+    if applied.len() < completions.len() {
+        for c in completions.iter().filter(|c| !applied.contains(&c.id)) {
+            tracing::warn!(
+                job.id = %c.id, attempt = c.attempt, outcome = c.outcome.as_str(),
+                "result rejected: this worker no longer holds the job's lease (another worker took it over)"
+            );
+        }
+    }
+}
+
+/// Retries a write while the database is unreachable, for up to about a minute;
+/// after that the lease has expired anyway and another worker reruns the job.
+async fn persist<T, F, Fut>(mut op: F) -> Result<T, ()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..12 {
+        match db::retry_transient(&mut op).await {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "could not record attempt results");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::error!(
+        "gave up recording attempt results; the jobs will be rescued when their leases expire"
+    );
+    Err(())
+}

@@ -1,0 +1,83 @@
+//! `docket-worker`'s configuration: every setting is a flag and an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Docket worker: claims jobs from Postgres and runs their actions.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "docket-worker", version)]
+pub struct Config {
+    /// Postgres URL (may point at a transaction-mode pooler). The database is created
+    /// if missing and migrated at start-up.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Direct Postgres URL for LISTEN (a pooler in transaction mode cannot LISTEN).
+    /// Default: DATABASE_URL.
+    #[arg(long, env = "DOCKET_LISTEN_DATABASE_URL", hide_env_values = true)]
+    pub listen_database_url: Option<String>,
+
+    /// The action catalog (TOML).
+    #[arg(long, env = "DOCKET_ACTIONS", default_value = "./actions.toml")]
+    pub actions: PathBuf,
+
+    /// Most jobs this worker runs at once.
+    #[arg(long, env = "DOCKET_WORKER_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+
+    /// This worker's id, recorded on its attempts. Default: host-pid-random.
+    #[arg(long, env = "DOCKET_WORKER_ID")]
+    pub worker_id: Option<String>,
+
+    /// How long a claimed job stays reserved without a renewal. Renewed every fifth
+    /// of it; another worker rescues the job once it has expired.
+    #[arg(long, env = "DOCKET_WORKER_LEASE", default_value = "30s", value_parser = lease_duration)]
+    pub lease: Duration,
+
+    /// How often to look for due jobs when no notification arrives (retries coming
+    /// due, lost notifications).
+    #[arg(long, env = "DOCKET_WORKER_POLL_INTERVAL", default_value = "1s", value_parser = duration)]
+    pub poll_interval: Duration,
+
+    /// How often to rescue jobs whose lease expired.
+    #[arg(long, env = "DOCKET_WORKER_RESCUE_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub rescue_interval: Duration,
+
+    /// On SIGTERM, how long running jobs may take to finish before they are stopped
+    /// and released to other workers.
+    #[arg(long, env = "DOCKET_WORKER_SHUTDOWN_GRACE", default_value = "25s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+
+    /// Most database connections the worker holds (besides the LISTEN connection).
+    #[arg(long, env = "DOCKET_WORKER_DB_CONNECTIONS", default_value_t = 4)]
+    pub db_connections: u32,
+
+    /// Prepared statements cached per connection; set 0 behind PgBouncer < 1.21 in
+    /// transaction mode.
+    #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
+    pub db_statement_cache: usize,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    docket::catalog::parse_duration(text)
+}
+
+fn lease_duration(text: &str) -> Result<Duration, String> {
+    let lease = duration(text)?;
+    if lease < Duration::from_millis(500) {
+        return Err("must be at least 500ms".into());
+    }
+    Ok(lease)
+}
+
+/// `host-pid-xxxx`: unique across hosts and restarts.
+pub fn default_worker_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host: String = host.chars().filter(|c| !c.is_control()).take(64).collect();
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}

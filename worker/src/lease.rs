@@ -1,0 +1,168 @@
+//! Leases of the jobs this worker runs: the table of running jobs, and the task that
+//! renews their leases. A job whose lease was lost, or can no longer be renewed in
+//! time (database unreachable), is aborted before the lease runs out, so that two
+//! workers never run one job at the same time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use docket::db::jobs;
+use docket::domain::JobId;
+
+/// Why a running action was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortReason {
+    /// Another worker took the job over: its result belongs to that worker now.
+    LeaseLost,
+    /// Renewals failed and the lease is about to run out.
+    LeaseUnrenewable,
+    /// The shutdown grace period ended.
+    Shutdown,
+}
+
+impl AbortReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LeaseLost => "lease lost to another worker",
+            Self::LeaseUnrenewable => "worker could not renew its lease (database unreachable)",
+            Self::Shutdown => "worker shut down before the attempt finished",
+        }
+    }
+}
+
+/// A handle that stops one running action, remembering why.
+#[derive(Clone, Default)]
+pub struct Abort {
+    token: CancellationToken,
+    reason: Arc<OnceLock<AbortReason>>,
+}
+
+impl Abort {
+    pub fn abort(&self, reason: AbortReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub async fn aborted(&self) -> AbortReason {
+        self.token.cancelled().await;
+        *self.reason.get().unwrap_or(&AbortReason::Shutdown)
+    }
+}
+
+struct Entry {
+    attempt: i32,
+    valid_until: Instant,
+    abort: Abort,
+}
+
+/// The jobs this worker is running now.
+#[derive(Clone, Default)]
+pub struct Running {
+    inner: Arc<Mutex<HashMap<JobId, Entry>>>,
+}
+
+impl Running {
+    /// Records a job claimed at `claimed_at` (before the claim was sent).
+    pub fn insert(&self, id: JobId, attempt: i32, valid_until: Instant) -> Abort {
+        let abort = Abort::default();
+        self.lock().insert(
+            id,
+            Entry {
+                attempt,
+                valid_until,
+                abort: abort.clone(),
+            },
+        );
+        abort
+    }
+
+    pub fn remove(&self, id: JobId) {
+        self.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Stops every running action.
+    pub fn abort_all(&self, reason: AbortReason) {
+        for entry in self.lock().values() {
+            entry.abort.abort(reason);
+        }
+    }
+
+    /// The jobs held, with their attempt numbers.
+    pub fn held(&self) -> Vec<(JobId, i32)> {
+        self.lock().iter().map(|(id, e)| (*id, e.attempt)).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Entry>> {
+        // A panic while holding this lock cannot leave the map half-updated.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Renews leases every fifth of the lease until `stop` is cancelled.
+pub async fn keep_leases(
+    pool: PgPool,
+    worker_id: String,
+    running: Running,
+    lease: Duration,
+    stop: CancellationToken,
+) {
+    let tick = (lease / 5).max(Duration::from_millis(100));
+    // Abort when less than this is left: two failed renewals' worth.
+    let margin = tick * 2;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let ids: Vec<JobId> = running.held().into_iter().map(|(id, _)| id).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let sent_at = Instant::now();
+        let renewed =
+            tokio::time::timeout(tick, jobs::renew_leases(&pool, &worker_id, &ids, lease)).await;
+        let mut map = running.lock();
+        match renewed {
+            Ok(Ok(held)) => {
+                for id in ids {
+                    let Some(entry) = map.get_mut(&id) else {
+                        continue;
+                    };
+                    if held.contains(&id) {
+                        entry.valid_until = sent_at + lease;
+                    } else {
+                        tracing::warn!(job.id = %id, "lease lost to another worker; aborting the action");
+                        entry.abort.abort(AbortReason::LeaseLost);
+                    }
+                }
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "renewal timed out".to_owned(),
+                };
+                tracing::warn!(error = %error, jobs = ids.len(), "could not renew leases");
+                let now = Instant::now();
+                for (id, entry) in map.iter() {
+                    if entry.valid_until.saturating_duration_since(now) <= margin {
+                        tracing::error!(job.id = %id, "lease about to expire and cannot be renewed; aborting the action");
+                        entry.abort.abort(AbortReason::LeaseUnrenewable);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Wakes the claim loop when the api announces jobs (`LISTEN`), on its own direct
+//! connection. After every (re)connect it wakes the loop once, since notifications
+//! sent while disconnected are lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub async fn listen(url: String, wake: Arc<Notify>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = tokio::select! {
+            r = connect(&url) => r,
+            _ = stop.cancelled() => return,
+        };
+        let mut listener = match connected {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot LISTEN for new jobs; polling meanwhile");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        tracing::info!(channel = docket::JOBS_CHANNEL, "listening for new jobs");
+        wake.notify_one();
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(_)) => wake.notify_one(),
+                    Ok(None) => {
+                        tracing::warn!("LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                        break;
+                    }
+                },
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(docket::JOBS_CHANNEL).await?;
+    Ok(listener)
+}

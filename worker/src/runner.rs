@@ -1,0 +1,360 @@
+//! The worker's main loop: claim as many due jobs as there are free slots, run each in
+//! its own task, hand results to the completer; wake on NOTIFY, a freed slot or the
+//! poll interval; rescue expired leases; stop gracefully.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use docket::catalog::{Catalog, CatalogError};
+use docket::db::jobs::{self, ClaimedJob, Completion, NextState};
+use docket::db::{self, PoolSettings, SetupError};
+use docket::domain::{AttemptOutcome, JobState};
+
+use crate::actions::{ActionOutcome, Registry};
+use crate::completer::{self, Finished};
+use crate::config::{default_worker_id, Config};
+use crate::lease::{self, AbortReason, Running};
+use crate::listener;
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Database(#[from] SetupError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("DOCKET_WORKER_ID must be 1-255 characters without control characters")]
+    WorkerId,
+}
+
+/// A worker, connected and migrated, not yet running.
+pub struct Worker {
+    pool: PgPool,
+    listen_url: String,
+    id: String,
+    concurrency: usize,
+    lease: Duration,
+    poll_interval: Duration,
+    rescue_interval: Duration,
+    shutdown_grace: Duration,
+    registry: Arc<Registry>,
+}
+
+/// What every job task shares.
+struct Shared {
+    registry: Arc<Registry>,
+    running: Running,
+    finished: mpsc::UnboundedSender<Finished>,
+    slot_freed: Arc<Notify>,
+}
+
+impl Worker {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let catalog = Catalog::load(&config.actions)?;
+        let registry = Registry::from_catalog(&catalog)?;
+        let id = config.worker_id.clone().unwrap_or_else(default_worker_id);
+        docket::domain::check_text(&id, 255).map_err(|_| StartError::WorkerId)?;
+        let settings = PoolSettings {
+            max_connections: config.db_connections,
+            statement_cache_capacity: config.db_statement_cache,
+            ..PoolSettings::default()
+        };
+        let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
+        Ok(Self {
+            pool,
+            listen_url: config.listen_database_url.unwrap_or(config.database_url),
+            id,
+            concurrency: config.concurrency as usize,
+            lease: config.lease,
+            poll_interval: config.poll_interval,
+            rescue_interval: config.rescue_interval,
+            shutdown_grace: config.shutdown_grace,
+            registry: Arc::new(registry),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains: no new claims, running jobs get
+    /// the grace period, whatever still runs after it is released to other workers.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let actions = self.registry.names();
+        tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, "docket-worker started");
+        let background = CancellationToken::new();
+        let wake = Arc::new(Notify::new());
+        let running = Running::default();
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(completer::record(
+            self.pool.clone(),
+            self.id.clone(),
+            finished_rx,
+        ));
+        let helpers = TaskTracker::new();
+        helpers.spawn(listener::listen(
+            self.listen_url.clone(),
+            wake.clone(),
+            background.clone(),
+        ));
+        helpers.spawn(lease::keep_leases(
+            self.pool.clone(),
+            self.id.clone(),
+            running.clone(),
+            self.lease,
+            background.clone(),
+        ));
+        helpers.spawn(rescue_loop(
+            self.pool.clone(),
+            self.rescue_interval,
+            wake.clone(),
+            background.clone(),
+        ));
+
+        let shared = Arc::new(Shared {
+            registry: self.registry.clone(),
+            running: running.clone(),
+            finished: finished_tx,
+            slot_freed: Arc::new(Notify::new()),
+        });
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let jobs_tasks = TaskTracker::new();
+        let mut backlog = false;
+        let mut error_backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let free = slots.available_permits();
+            if free > 0 {
+                let claimed_at = Instant::now();
+                let claim = db::retry_transient(|| {
+                    jobs::claim(&self.pool, &self.id, &actions, free as i64, self.lease)
+                });
+                match claim.await {
+                    Ok(claimed) => {
+                        error_backoff = Duration::from_millis(100);
+                        backlog = claimed.len() == free;
+                        for job in claimed {
+                            let permit = slots
+                                .clone()
+                                .try_acquire_owned()
+                                .expect("a slot is free for each claimed job");
+                            let abort_valid_until = claimed_at + self.lease;
+                            let shared = shared.clone();
+                            let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt);
+                            jobs_tasks.spawn(async move {
+                                execute(&shared, job, abort_valid_until)
+                                    .instrument(span)
+                                    .await;
+                                drop(permit);
+                                shared.slot_freed.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?error_backoff, "could not claim jobs");
+                        tokio::select! {
+                            _ = tokio::time::sleep(error_backoff) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            // With a backlog, claim again as soon as a slot frees; otherwise wait for
+            // a notification or the poll interval.
+            let want_slot = backlog || slots.available_permits() == 0;
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = shared.slot_freed.notified(), if want_slot => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+
+        tracing::info!(running = running.len(), grace = ?self.shutdown_grace, "stopping: no new claims");
+        jobs_tasks.close();
+        if tokio::time::timeout(self.shutdown_grace, jobs_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = running.len(),
+                "grace period over; stopping running jobs and releasing them"
+            );
+            running.abort_all(AbortReason::Shutdown);
+            jobs_tasks.wait().await;
+        }
+        drop(shared);
+        background.cancel();
+        helpers.close();
+        helpers.wait().await;
+        let _ = completer.await;
+        self.pool.close().await;
+        tracing::info!("docket-worker stopped");
+    }
+}
+
+/// Runs one claimed job to its end and hands the result to the completer.
+async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
+    let abort = shared.running.insert(job.id, job.attempt, valid_until);
+    let Some(action) = shared.registry.action(&job.action).cloned() else {
+        shared.running.remove(job.id);
+        return;
+    };
+    let registry = shared.registry.clone();
+    let task_job = job.clone();
+    let mut handle = tokio::spawn(async move { registry.run(&task_job).await });
+    let started = Instant::now();
+    let result = tokio::select! {
+        joined = tokio::time::timeout(action.timeout, &mut handle) => match joined {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(join_error)) => Err(Err(panic_message(join_error))),
+            Err(_) => { handle.abort(); Ok(ActionOutcome::TimedOut) }
+        },
+        reason = abort.aborted() => { handle.abort(); Err(Ok(reason)) }
+    };
+    shared.running.remove(job.id);
+    let elapsed = started.elapsed();
+    let finished = match result {
+        Ok(outcome) => Finished::Completed(completion(&job, &action, outcome)),
+        Err(Err(panic)) => Finished::Completed(completion_for_panic(&job, &action, panic)),
+        Err(Ok(AbortReason::LeaseLost)) => {
+            tracing::warn!("action aborted: lease lost; the new owner's result stands");
+            return;
+        }
+        Err(Ok(reason)) => {
+            tracing::warn!(
+                reason = reason.describe(),
+                "action aborted; releasing the job"
+            );
+            Finished::Released {
+                id: job.id,
+                attempt: job.attempt,
+                reason: reason.describe().to_owned(),
+            }
+        }
+    };
+    if let Finished::Completed(c) = &finished {
+        tracing::info!(
+            outcome = c.outcome.as_str(), next = ?c.next, elapsed_ms = elapsed.as_millis() as u64,
+            error = c.error.as_deref(), "attempt finished"
+        );
+    }
+    // The completer lives until every job task has finished.
+    let _ = shared.finished.send(finished);
+}
+
+/// Turns an action's outcome into the job's next state, by the action's retry policy.
+fn completion(
+    job: &ClaimedJob,
+    action: &docket::catalog::Action,
+    outcome: ActionOutcome,
+) -> Completion {
+    let (outcome, error, retry_after, retryable) = match outcome {
+        ActionOutcome::Succeeded => {
+            return Completion {
+                id: job.id,
+                attempt: job.attempt,
+                next: NextState::Succeeded,
+                outcome: AttemptOutcome::Succeeded,
+                error: None,
+            }
+        }
+        ActionOutcome::Retryable { error, retry_after } => {
+            (AttemptOutcome::RetryableError, error, retry_after, true)
+        }
+        ActionOutcome::Permanent { error } => (AttemptOutcome::PermanentError, error, None, false),
+        ActionOutcome::TimedOut => (
+            AttemptOutcome::TimedOut,
+            format!(
+                "timed out after {}",
+                humantime::format_duration(action.timeout)
+            ),
+            None,
+            true,
+        ),
+    };
+    let attempts_left = job.attempt < job.max_attempts;
+    let (next, error) = match (retryable, attempts_left) {
+        (true, true) => (
+            NextState::Retry(action.retry.delay(job.attempt as u32, retry_after)),
+            error,
+        ),
+        (true, false) => (
+            NextState::Failed,
+            format!("{error} (gave up after {} attempts)", job.attempt),
+        ),
+        (false, _) => (NextState::Failed, error),
+    };
+    Completion {
+        id: job.id,
+        attempt: job.attempt,
+        next,
+        outcome,
+        error: Some(error),
+    }
+}
+
+fn completion_for_panic(
+    job: &ClaimedJob,
+    action: &docket::catalog::Action,
+    message: String,
+) -> Completion {
+    let mut c = completion(
+        job,
+        action,
+        ActionOutcome::Retryable {
+            error: format!("action panicked: {message}"),
+            retry_after: None,
+        },
+    );
+    c.outcome = AttemptOutcome::Panicked;
+    c
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Takes back jobs whose lease expired, every `interval`, and wakes the claim loop
+/// when it did.
+async fn rescue_loop(pool: PgPool, interval: Duration, wake: Arc<Notify>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => return,
+        }
+        match db::retry_transient(|| jobs::rescue_expired(&pool, 1000)).await {
+            Ok(rescued) => {
+                for job in &rescued {
+                    let next = if job.state == JobState::Failed {
+                        "failed (no attempts left)"
+                    } else {
+                        "retrying"
+                    };
+                    tracing::warn!(job.id = %job.id, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");
+                }
+                if !rescued.is_empty() {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not rescue expired leases"),
+        }
+    }
+}
