@@ -192,6 +192,8 @@ impl Api {
 pub struct Worker {
     pub process: Process,
     pub id: String,
+    /// Base URL of the worker's health server.
+    pub health: String,
 }
 
 impl Worker {
@@ -206,13 +208,21 @@ impl Worker {
             ("DATABASE_URL", database_url.to_owned()),
             ("DOCKET_ACTIONS", catalog.display().to_string()),
             ("DOCKET_WORKER_ID", id.to_owned()),
+            ("DOCKET_WORKER_ADDR", "127.0.0.1:0".to_owned()),
         ];
         envs.extend(extra.iter().cloned());
         let process = Process::spawn("docket-worker", &envs);
+        let started = process.wait_for_log("docket-worker started").await;
+        let value: serde_json::Value = serde_json::from_str(&started).expect("JSON log line");
+        let health = format!(
+            "http://{}",
+            value["health.addr"].as_str().expect("health.addr field")
+        );
         process.wait_for_log("listening for new jobs").await;
         Self {
             process,
             id: id.to_owned(),
+            health,
         }
     }
 }

@@ -340,6 +340,17 @@ async fn database_outage_gives_503_and_the_api_recovers_by_itself() {
     assert_failure(&body, "could not record this request right now");
     assert!(api.process.is_running(), "the api stays up");
 
+    let ready = reqwest::get(format!("{}/readyz", api.base)).await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready while the database is away");
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", api.base))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "but alive"
+    );
+
     proxy.restore();
     wait_until("the api to store jobs again", DEADLINE, || async {
         (api.custom_action(&client, "archive", "after")
@@ -359,4 +370,11 @@ async fn database_outage_gives_503_and_the_api_recovers_by_itself() {
         "a 503 stored nothing"
     );
     assert!(documents.iter().any(|d| d == "after"));
+    assert_eq!(
+        reqwest::get(format!("{}/readyz", api.base))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

@@ -46,6 +46,13 @@ async fn happy_path_runs_the_action_once_and_records_the_attempt() {
     assert_eq!(rows[0].worker_id, worker.id);
     assert_eq!(rows[0].outcome, Some(AttemptOutcome::Succeeded));
 
+    for probe in ["healthz", "readyz"] {
+        for base in [&api.base, &worker.health] {
+            let response = reqwest::get(format!("{base}/{probe}")).await.unwrap();
+            assert_eq!(response.status(), 200, "{base}/{probe}");
+        }
+    }
+
     let received = target.received();
     assert_eq!(received.len(), 1);
     let request = &received[0];

@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "DOCKET_WORKER_SHUTDOWN_GRACE", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
 
+    /// Address of the worker's health server (`/healthz`, `/readyz`); port 0 picks a
+    /// free port.
+    #[arg(long, env = "DOCKET_WORKER_ADDR", default_value = "127.0.0.1:9090")]
+    pub addr: std::net::SocketAddr,
+
     /// Most database connections the worker holds (besides the LISTEN connection).
     #[arg(long, env = "DOCKET_WORKER_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: u32,

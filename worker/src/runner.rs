@@ -34,6 +34,11 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
     #[error("DOCKET_WORKER_ID must be 1-255 characters without control characters")]
     WorkerId,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A worker, connected and migrated, not yet running.
@@ -47,6 +52,7 @@ pub struct Worker {
     rescue_interval: Duration,
     shutdown_grace: Duration,
     registry: Arc<Registry>,
+    health: tokio::net::TcpListener,
 }
 
 /// What every job task shares.
@@ -69,6 +75,12 @@ impl Worker {
             ..PoolSettings::default()
         };
         let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
+        let health = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
         Ok(Self {
             pool,
             listen_url: config.listen_database_url.unwrap_or(config.database_url),
@@ -79,6 +91,7 @@ impl Worker {
             rescue_interval: config.rescue_interval,
             shutdown_grace: config.shutdown_grace,
             registry: Arc::new(registry),
+            health,
         })
     }
 
@@ -90,7 +103,12 @@ impl Worker {
     /// the grace period, whatever still runs after it is released to other workers.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let actions = self.registry.names();
-        tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, "docket-worker started");
+        let health_addr = self
+            .health
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, health.addr = %health_addr, "docket-worker started");
         let background = CancellationToken::new();
         let wake = Arc::new(Notify::new());
         let running = Running::default();
@@ -111,6 +129,11 @@ impl Worker {
             self.id.clone(),
             running.clone(),
             self.lease,
+            background.clone(),
+        ));
+        helpers.spawn(crate::health::serve(
+            self.health,
+            self.pool.clone(),
             background.clone(),
         ));
         helpers.spawn(rescue_loop(

@@ -1,6 +1,8 @@
-//! The api's routes: Workfront's endpoints, plus JSON answers for anything else.
+//! The api's routes: Workfront's endpoints, health probes, and JSON answers for
+//! anything else.
 
 mod custom_action;
+mod health;
 mod service_info;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(service_info::router())
         .merge(custom_action::router())
+        .merge(health::router())
         .fallback(|| async { ApiError::NoSuchEndpoint })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -23,3 +23,10 @@ pub async fn ping(executor: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
     sqlx::query!("select 1 as one").fetch_one(executor).await?;
     Ok(())
 }
+
+/// The newest migration applied to this database, if any.
+pub async fn schema_version(executor: impl PgExecutor<'_>) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar!("select max(version) from _sqlx_migrations where success")
+        .fetch_one(executor)
+        .await
+}

@@ -128,6 +128,29 @@ pub async fn migrate(pool: &PgPool) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// The newest migration this build knows.
+pub fn expected_schema_version() -> i64 {
+    sqlx::migrate!("../migrations")
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether the database answers and carries this build's schema. `Err` says why not,
+/// in words for an operator.
+pub async fn readiness(pool: &PgPool) -> Result<(), String> {
+    match admin::schema_version(pool).await {
+        Ok(Some(v)) if v >= expected_schema_version() => Ok(()),
+        Ok(v) => Err(format!(
+            "schema is at migration {v:?}, this build needs {}",
+            expected_schema_version()
+        )),
+        Err(e) => Err(format!("database unreachable: {e}")),
+    }
+}
+
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
     error

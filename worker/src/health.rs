@@ -1,0 +1,37 @@
+//! The worker's own small HTTP server: `GET /healthz` (the process answers) and
+//! `GET /readyz` (the database answers and carries this build's schema).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub async fn serve(listener: TcpListener, pool: PgPool, stop: CancellationToken) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .with_state(pool);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "health server stopped");
+    }
+}
+
+async fn readyz(State(pool): State<PgPool>) -> (StatusCode, Json<Value>) {
+    match docket::db::readiness(&pool).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not ready"})),
+            )
+        }
+    }
+}
