@@ -327,3 +327,36 @@ async fn renew_and_release_respect_the_owner() {
         Some(AttemptOutcome::Interrupted)
     );
 }
+
+#[tokio::test]
+async fn serialization_failures_and_deadlocks_are_retried() {
+    let db = TestDb::new().await;
+    for code in ["40001", "40P01"] {
+        let mut calls = 0;
+        let result = docket::db::retry_transient(|| {
+            calls += 1;
+            let pool = db.pool.clone();
+            let fail = calls == 1;
+            async move {
+                if fail {
+                    let raise = format!("do $$ begin raise exception 'simulated' using errcode = '{code}'; end $$");
+                    sqlx::raw_sql(&raise).execute(&pool).await?;
+                }
+                Ok::<_, sqlx::Error>("done")
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), "done");
+        assert_eq!(calls, 2, "{code} was retried once");
+    }
+    // Other errors are not retried.
+    let mut calls = 0;
+    let result = docket::db::retry_transient(|| {
+        calls += 1;
+        let pool = db.pool.clone();
+        async move { sqlx::raw_sql("select * from no_such_table").execute(&pool).await.map(|_| ()) }
+    })
+    .await;
+    assert!(result.is_err());
+    assert_eq!(calls, 1);
+}
