@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use docket::catalog::{Catalog, CatalogError};
 use docket::db::{self, PoolSettings, SetupError};
@@ -73,15 +74,15 @@ impl Application {
             notifier,
         };
         let router = routes::router(state)
-            .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .extensions()
-                    .get::<RequestId>()
-                    .and_then(|id| id.header_value().to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", request.id = %request_id, method = %request.method(), path = %request.uri().path())
-            }))
+            .layer(middleware::from_fn_with_state(
+                config.request_timeout,
+                time_limit,
+            ))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
         let listener = TcpListener::bind(config.addr)
@@ -110,6 +111,17 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// The span every request's log lines carry: its id, method and path (never the
+/// query string or headers, which may hold keys).
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", request.id = %request_id, method = %request.method(), path = %request.uri().path())
 }
 
 /// Answers 503 with the failure JSON when a request takes longer than the limit.

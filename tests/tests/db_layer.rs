@@ -339,7 +339,9 @@ async fn serialization_failures_and_deadlocks_are_retried() {
             let fail = calls == 1;
             async move {
                 if fail {
-                    let raise = format!("do $$ begin raise exception 'simulated' using errcode = '{code}'; end $$");
+                    let raise = format!(
+                        "do $$ begin raise exception 'simulated' using errcode = '{code}'; end $$"
+                    );
                     sqlx::raw_sql(&raise).execute(&pool).await?;
                 }
                 Ok::<_, sqlx::Error>("done")
@@ -354,7 +356,12 @@ async fn serialization_failures_and_deadlocks_are_retried() {
     let result = docket::db::retry_transient(|| {
         calls += 1;
         let pool = db.pool.clone();
-        async move { sqlx::raw_sql("select * from no_such_table").execute(&pool).await.map(|_| ()) }
+        async move {
+            sqlx::raw_sql("select * from no_such_table")
+                .execute(&pool)
+                .await
+                .map(|_| ())
+        }
     })
     .await;
     assert!(result.is_err());

@@ -65,6 +65,30 @@ async fn happy_path_runs_the_action_once_and_records_the_attempt() {
             "documentVersionId": "v1", "username": "ada@example.com", "attempt": 1
         })
     );
+
+    // The request id is returned and present in the api's log lines of that request.
+    let response = client
+        .get(format!(
+            "{}/customAction?name=archive&documentId=doc-1b&documentVersionId=v1",
+            api.base
+        ))
+        .header("apiKey", docket_tests::API_KEY)
+        .header("x-request-id", "req-trace-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-trace-4711");
+    let line = api.process.wait_for_log("req-trace-4711").await;
+    assert!(
+        line.contains("job.id"),
+        "the request's log line names its job: {line}"
+    );
+    for line in api.process.logs() {
+        assert!(
+            !line.contains(docket_tests::API_KEY),
+            "the API key leaked into a log line: {line}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -302,7 +302,10 @@ async fn after_the_listener_reconnects_the_worker_claims_at_once() {
         &db.url,
         &catalog_path(&dir),
         "w-relisten",
-        &[("DOCKET_LISTEN_DATABASE_URL", db.url_via(proxy.addr)), ("DOCKET_WORKER_POLL_INTERVAL", "1h".into())],
+        &[
+            ("DOCKET_LISTEN_DATABASE_URL", db.url_via(proxy.addr)),
+            ("DOCKET_WORKER_POLL_INTERVAL", "1h".into()),
+        ],
     )
     .await;
     let client = reqwest::Client::new();
@@ -319,9 +322,11 @@ async fn after_the_listener_reconnects_the_worker_claims_at_once() {
     assert_eq!(job(&db, missed).await.state, JobState::Queued);
     proxy.restore();
 
-    wait_until("the job queued during the outage to succeed", DEADLINE, || async {
-        (job(&db, missed).await.state == JobState::Succeeded).then_some(())
-    })
+    wait_until(
+        "the job queued during the outage to succeed",
+        DEADLINE,
+        || async { (job(&db, missed).await.state == JobState::Succeeded).then_some(()) },
+    )
     .await;
 }
 
@@ -332,17 +337,35 @@ async fn a_worker_that_cannot_renew_its_lease_aborts_the_action_before_the_lease
     let dir = http_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let proxy = docket_tests::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let worker = Worker::start(&db.url_via(proxy.addr), &catalog_path(&dir), "w-cutoff", &short_lease()).await;
+    let worker = Worker::start(
+        &db.url_via(proxy.addr),
+        &catalog_path(&dir),
+        "w-cutoff",
+        &short_lease(),
+    )
+    .await;
 
-    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-cutoff").await;
-    wait_until("the worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
+    let id = api
+        .enqueue(&reqwest::Client::new(), "archive", "doc-cutoff")
+        .await;
+    wait_until("the worker to call the target", DEADLINE, || async {
+        (target.count() == 1).then_some(())
+    })
+    .await;
     proxy.cut();
-    let line = worker.process.wait_for_log("cannot be renewed; aborting the action").await;
+    let line = worker
+        .process
+        .wait_for_log("cannot be renewed; aborting the action")
+        .await;
 
     // The lease as the database still has it: the last renewal that got through.
     let lease_end = job(&db, id).await.lease_expires_at.expect("still leased");
     let logged: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let aborted_at: chrono::DateTime<chrono::Utc> = logged["timestamp"].as_str().unwrap().parse().unwrap();
-    assert!(aborted_at < lease_end, "aborted at {aborted_at}, after the lease ended at {lease_end}");
+    let aborted_at: chrono::DateTime<chrono::Utc> =
+        logged["timestamp"].as_str().unwrap().parse().unwrap();
+    assert!(
+        aborted_at < lease_end,
+        "aborted at {aborted_at}, after the lease ended at {lease_end}"
+    );
     assert!(line.contains(&id.to_string()), "{line}");
 }

@@ -13,13 +13,14 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use docket::catalog::{Catalog, CatalogError};
-use docket::db::jobs::{self, ClaimedJob, Completion, NextState};
+use docket::db::jobs;
 use docket::db::{self, PoolSettings, SetupError};
-use docket::domain::{AttemptOutcome, JobState};
+use docket::domain::JobState;
 
-use crate::actions::{ActionOutcome, Registry};
+use crate::actions::Registry;
 use crate::completer::{self, Finished};
 use crate::config::{default_worker_id, Config};
+use crate::execute;
 use crate::lease::{self, AbortReason, Running};
 use crate::listener;
 
@@ -56,11 +57,11 @@ pub struct Worker {
 }
 
 /// What every job task shares.
-struct Shared {
-    registry: Arc<Registry>,
-    running: Running,
-    finished: mpsc::UnboundedSender<Finished>,
-    slot_freed: Arc<Notify>,
+pub(crate) struct Shared {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) running: Running,
+    pub(crate) finished: mpsc::UnboundedSender<Finished>,
+    pub(crate) slot_freed: Arc<Notify>,
 }
 
 impl Worker {
@@ -173,7 +174,7 @@ impl Worker {
                             let shared = shared.clone();
                             let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt);
                             jobs_tasks.spawn(async move {
-                                execute(&shared, job, abort_valid_until)
+                                execute::execute(&shared, job, abort_valid_until)
                                     .instrument(span)
                                     .await;
                                 drop(permit);
@@ -223,135 +224,6 @@ impl Worker {
         let _ = completer.await;
         self.pool.close().await;
         tracing::info!("docket-worker stopped");
-    }
-}
-
-/// Runs one claimed job to its end and hands the result to the completer.
-async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
-    let abort = shared.running.insert(job.id, job.attempt, valid_until);
-    let Some(action) = shared.registry.action(&job.action).cloned() else {
-        shared.running.remove(job.id);
-        return;
-    };
-    let registry = shared.registry.clone();
-    let task_job = job.clone();
-    let mut handle = tokio::spawn(async move { registry.run(&task_job).await });
-    let started = Instant::now();
-    let result = tokio::select! {
-        joined = tokio::time::timeout(action.timeout, &mut handle) => match joined {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(join_error)) => Err(Err(panic_message(join_error))),
-            Err(_) => { handle.abort(); Ok(ActionOutcome::TimedOut) }
-        },
-        reason = abort.aborted() => { handle.abort(); Err(Ok(reason)) }
-    };
-    shared.running.remove(job.id);
-    let elapsed = started.elapsed();
-    let finished = match result {
-        Ok(outcome) => Finished::Completed(completion(&job, &action, outcome)),
-        Err(Err(panic)) => Finished::Completed(completion_for_panic(&job, &action, panic)),
-        Err(Ok(AbortReason::LeaseLost)) => {
-            tracing::warn!("action aborted: lease lost; the new owner's result stands");
-            return;
-        }
-        Err(Ok(reason)) => {
-            tracing::warn!(
-                reason = reason.describe(),
-                "action aborted; releasing the job"
-            );
-            Finished::Released {
-                id: job.id,
-                attempt: job.attempt,
-                reason: reason.describe().to_owned(),
-            }
-        }
-    };
-    if let Finished::Completed(c) = &finished {
-        tracing::info!(
-            outcome = c.outcome.as_str(), next = ?c.next, elapsed_ms = elapsed.as_millis() as u64,
-            error = c.error.as_deref(), "attempt finished"
-        );
-    }
-    // The completer lives until every job task has finished.
-    let _ = shared.finished.send(finished);
-}
-
-/// Turns an action's outcome into the job's next state, by the action's retry policy.
-fn completion(
-    job: &ClaimedJob,
-    action: &docket::catalog::Action,
-    outcome: ActionOutcome,
-) -> Completion {
-    let (outcome, error, retry_after, retryable) = match outcome {
-        ActionOutcome::Succeeded => {
-            return Completion {
-                id: job.id,
-                attempt: job.attempt,
-                next: NextState::Succeeded,
-                outcome: AttemptOutcome::Succeeded,
-                error: None,
-            }
-        }
-        ActionOutcome::Retryable { error, retry_after } => {
-            (AttemptOutcome::RetryableError, error, retry_after, true)
-        }
-        ActionOutcome::Permanent { error } => (AttemptOutcome::PermanentError, error, None, false),
-        ActionOutcome::TimedOut => (
-            AttemptOutcome::TimedOut,
-            format!(
-                "timed out after {}",
-                humantime::format_duration(action.timeout)
-            ),
-            None,
-            true,
-        ),
-    };
-    let attempts_left = job.attempt < job.max_attempts;
-    let (next, error) = match (retryable, attempts_left) {
-        (true, true) => (
-            NextState::Retry(action.retry.delay(job.attempt as u32, retry_after)),
-            error,
-        ),
-        (true, false) => (
-            NextState::Failed,
-            format!("{error} (gave up after {} attempts)", job.attempt),
-        ),
-        (false, _) => (NextState::Failed, error),
-    };
-    Completion {
-        id: job.id,
-        attempt: job.attempt,
-        next,
-        outcome,
-        error: Some(error),
-    }
-}
-
-fn completion_for_panic(
-    job: &ClaimedJob,
-    action: &docket::catalog::Action,
-    message: String,
-) -> Completion {
-    let mut c = completion(
-        job,
-        action,
-        ActionOutcome::Retryable {
-            error: format!("action panicked: {message}"),
-            retry_after: None,
-        },
-    );
-    c.outcome = AttemptOutcome::Panicked;
-    c
-}
-
-fn panic_message(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-text panic payload".into()),
-        Err(e) => e.to_string(),
     }
 }
 

@@ -1,0 +1,314 @@
+//! Running one claimed job: the action in its own task (so a panic fails only that
+//! attempt), under the action's timeout, abortable by the lease keeper or shutdown;
+//! then the outcome mapped to the job's next state by the action's retry policy.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use docket::catalog::Action;
+use docket::db::jobs::{ClaimedJob, Completion, NextState};
+use docket::domain::AttemptOutcome;
+
+use crate::actions::ActionOutcome;
+use crate::completer::Finished;
+use crate::lease::{Abort, AbortReason};
+use crate::runner::Shared;
+
+/// How a guarded run ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Outcome(ActionOutcome),
+    Panicked(String),
+    Aborted(AbortReason),
+}
+
+/// Runs one claimed job to its end and hands the result to the completer.
+pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
+    let abort = shared.running.insert(job.id, job.attempt, valid_until);
+    let Some(action) = shared.registry.action(&job.action).cloned() else {
+        // Cannot happen: workers claim only the actions they know.
+        shared.running.remove(job.id);
+        let reason = format!("worker has no action named '{}'", job.action);
+        let _ = shared.finished.send(Finished::Released {
+            id: job.id,
+            attempt: job.attempt,
+            reason,
+        });
+        return;
+    };
+    let registry = shared.registry.clone();
+    let task_job = job.clone();
+    let started = Instant::now();
+    let ended = run_guarded(
+        async move { registry.run(&task_job).await },
+        action.timeout,
+        &abort,
+    )
+    .await;
+    shared.running.remove(job.id);
+    let finished = match ended {
+        Ended::Outcome(outcome) => Finished::Completed(completion(&job, &action, outcome)),
+        Ended::Panicked(message) => {
+            let mut c = completion(
+                &job,
+                &action,
+                ActionOutcome::Retryable {
+                    error: format!("action panicked: {message}"),
+                    retry_after: None,
+                },
+            );
+            c.outcome = AttemptOutcome::Panicked;
+            Finished::Completed(c)
+        }
+        Ended::Aborted(AbortReason::LeaseLost) => {
+            tracing::warn!("action aborted: lease lost; the new owner's result stands");
+            return;
+        }
+        Ended::Aborted(reason) => {
+            tracing::warn!(
+                reason = reason.describe(),
+                "action aborted; releasing the job"
+            );
+            Finished::Released {
+                id: job.id,
+                attempt: job.attempt,
+                reason: reason.describe().to_owned(),
+            }
+        }
+    };
+    if let Finished::Completed(c) = &finished {
+        tracing::info!(
+            outcome = c.outcome.as_str(),
+            next = ?c.next,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            error = c.error.as_deref(),
+            "attempt finished"
+        );
+    }
+    // The completer lives until every job task has finished.
+    let _ = shared.finished.send(finished);
+}
+
+/// Runs `action` in its own task: a panic becomes [`Ended::Panicked`], running past
+/// `timeout` becomes a timed-out outcome, and `abort` stops it at once.
+pub async fn run_guarded<F>(action: F, timeout: Duration, abort: &Abort) -> Ended
+where
+    F: Future<Output = ActionOutcome> + Send + 'static,
+{
+    let mut handle = tokio::spawn(action);
+    tokio::select! {
+        joined = tokio::time::timeout(timeout, &mut handle) => match joined {
+            Ok(Ok(outcome)) => Ended::Outcome(outcome),
+            Ok(Err(join_error)) => Ended::Panicked(panic_message(join_error)),
+            Err(_) => {
+                handle.abort();
+                Ended::Outcome(ActionOutcome::TimedOut)
+            }
+        },
+        reason = abort.aborted() => {
+            handle.abort();
+            Ended::Aborted(reason)
+        }
+    }
+}
+
+/// Turns an action's outcome into the job's next state, by the action's retry policy.
+pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> Completion {
+    let (outcome, error, retry_after, retryable) = match outcome {
+        ActionOutcome::Succeeded => {
+            return Completion {
+                id: job.id,
+                attempt: job.attempt,
+                next: NextState::Succeeded,
+                outcome: AttemptOutcome::Succeeded,
+                error: None,
+            }
+        }
+        ActionOutcome::Retryable { error, retry_after } => {
+            (AttemptOutcome::RetryableError, error, retry_after, true)
+        }
+        ActionOutcome::Permanent { error } => (AttemptOutcome::PermanentError, error, None, false),
+        ActionOutcome::TimedOut => (
+            AttemptOutcome::TimedOut,
+            format!(
+                "timed out after {}",
+                humantime::format_duration(action.timeout)
+            ),
+            None,
+            true,
+        ),
+    };
+    let attempts_left = job.attempt < job.max_attempts;
+    let (next, error) = match (retryable, attempts_left) {
+        (true, true) => (
+            NextState::Retry(action.retry.delay(job.attempt as u32, retry_after)),
+            error,
+        ),
+        (true, false) => (
+            NextState::Failed,
+            format!("{error} (gave up after {} attempts)", job.attempt),
+        ),
+        (false, _) => (NextState::Failed, error),
+    };
+    Completion {
+        id: job.id,
+        attempt: job.attempt,
+        next,
+        outcome,
+        error: Some(error),
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket::catalog::ActionKind;
+    use docket::domain::JobId;
+    use docket::retry::RetryPolicy;
+
+    fn job(attempt: i32, max_attempts: i32) -> ClaimedJob {
+        ClaimedJob {
+            id: JobId::new(),
+            action: "a".into(),
+            document_id: "d".into(),
+            document_version_id: "v".into(),
+            requested_by: None,
+            attempt,
+            max_attempts,
+        }
+    }
+
+    fn action() -> Action {
+        Action {
+            name: "a".into(),
+            display_name: "A".into(),
+            kind: ActionKind::Noop,
+            timeout: Duration::from_millis(100),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(10),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_the_attempt_not_the_worker() {
+        let ended = run_guarded(
+            async { panic!("boom in action") },
+            Duration::from_secs(5),
+            &Abort::default(),
+        )
+        .await;
+        assert_eq!(ended, Ended::Panicked("boom in action".into()));
+        let owned = run_guarded(
+            async { panic!("{}", String::from("owned")) },
+            Duration::from_secs(5),
+            &Abort::default(),
+        )
+        .await;
+        assert_eq!(owned, Ended::Panicked("owned".into()));
+    }
+
+    #[tokio::test]
+    async fn running_past_the_timeout_times_out() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            ActionOutcome::Succeeded
+        };
+        assert_eq!(
+            run_guarded(slow, Duration::from_millis(20), &Abort::default()).await,
+            Ended::Outcome(ActionOutcome::TimedOut)
+        );
+    }
+
+    #[tokio::test]
+    async fn abort_stops_the_action_with_its_reason() {
+        let abort = Abort::default();
+        let trigger = abort.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            trigger.abort(AbortReason::LeaseUnrenewable);
+        });
+        let pending = async {
+            std::future::pending::<()>().await;
+            ActionOutcome::Succeeded
+        };
+        assert_eq!(
+            run_guarded(pending, Duration::from_secs(60), &abort).await,
+            Ended::Aborted(AbortReason::LeaseUnrenewable)
+        );
+    }
+
+    #[test]
+    fn outcomes_map_to_next_states() {
+        let a = action();
+        let ok = completion(&job(1, 3), &a, ActionOutcome::Succeeded);
+        assert_eq!(
+            (ok.next, ok.outcome, ok.error),
+            (NextState::Succeeded, AttemptOutcome::Succeeded, None)
+        );
+
+        let retry = completion(
+            &job(1, 3),
+            &a,
+            ActionOutcome::Retryable {
+                error: "503".into(),
+                retry_after: None,
+            },
+        );
+        assert!(matches!(retry.next, NextState::Retry(d) if d >= Duration::from_secs(1)));
+        let waited = completion(
+            &job(1, 3),
+            &a,
+            ActionOutcome::Retryable {
+                error: "429".into(),
+                retry_after: Some(Duration::from_secs(7)),
+            },
+        );
+        assert_eq!(waited.next, NextState::Retry(Duration::from_secs(7)));
+
+        let exhausted = completion(
+            &job(3, 3),
+            &a,
+            ActionOutcome::Retryable {
+                error: "503".into(),
+                retry_after: None,
+            },
+        );
+        assert_eq!(exhausted.next, NextState::Failed);
+        assert_eq!(
+            exhausted.error.as_deref(),
+            Some("503 (gave up after 3 attempts)")
+        );
+
+        let permanent = completion(
+            &job(1, 3),
+            &a,
+            ActionOutcome::Permanent {
+                error: "400".into(),
+            },
+        );
+        assert_eq!(
+            (permanent.next, permanent.outcome),
+            (NextState::Failed, AttemptOutcome::PermanentError)
+        );
+
+        let timed_out = completion(&job(1, 3), &a, ActionOutcome::TimedOut);
+        assert_eq!(timed_out.outcome, AttemptOutcome::TimedOut);
+        assert_eq!(timed_out.error.as_deref(), Some("timed out after 100ms"));
+    }
+}
