@@ -36,21 +36,12 @@ impl ApiKeys {
     pub fn from_config(keys: &[Secret], disabled: bool) -> Result<Self, KeyConfigError> {
         let keys: Vec<&Secret> = keys.iter().filter(|k| !k.expose().is_empty()).collect();
         if keys.is_empty() {
-            return if disabled {
-                Ok(Self::Disabled)
-            } else {
-                Err(KeyConfigError::Missing)
-            };
+            return if disabled { Ok(Self::Disabled) } else { Err(KeyConfigError::Missing) };
         }
-        if let Some(index) = keys
-            .iter()
-            .position(|k| k.expose().chars().count() < MIN_KEY_CHARS)
-        {
+        if let Some(index) = keys.iter().position(|k| k.expose().chars().count() < MIN_KEY_CHARS) {
             return Err(KeyConfigError::TooShort(index + 1));
         }
-        Ok(Self::Required(
-            keys.iter().map(|k| digest(k.expose().as_bytes())).collect(),
-        ))
+        Ok(Self::Required(keys.iter().map(|k| digest(k.expose().as_bytes())).collect()))
     }
 
     /// Accepts the request if its `apiKey` header matches one of the keys.
@@ -64,9 +55,7 @@ impl ApiKeys {
         };
         let offered = digest(value.as_bytes());
         // Compare with every key, without stopping early.
-        let matched = digests
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&offered));
+        let matched = digests.iter().fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&offered));
         if bool::from(matched) {
             Ok(())
         } else {
@@ -94,40 +83,20 @@ mod tests {
 
     #[test]
     fn refuses_to_start_without_keys_unless_insecure_mode() {
-        assert!(matches!(
-            ApiKeys::from_config(&[], false),
-            Err(KeyConfigError::Missing)
-        ));
-        assert!(matches!(
-            ApiKeys::from_config(&[Secret::new("")], false),
-            Err(KeyConfigError::Missing)
-        ));
-        assert!(matches!(
-            ApiKeys::from_config(&[], true),
-            Ok(ApiKeys::Disabled)
-        ));
-        assert!(matches!(
-            ApiKeys::from_config(&[Secret::new("short")], false),
-            Err(KeyConfigError::TooShort(1))
-        ));
+        assert!(matches!(ApiKeys::from_config(&[], false), Err(KeyConfigError::Missing)));
+        assert!(matches!(ApiKeys::from_config(&[Secret::new("")], false), Err(KeyConfigError::Missing)));
+        assert!(matches!(ApiKeys::from_config(&[], true), Ok(ApiKeys::Disabled)));
+        assert!(matches!(ApiKeys::from_config(&[Secret::new("short")], false), Err(KeyConfigError::TooShort(1))));
     }
 
     #[test]
     fn any_configured_key_opens() {
-        let keys = ApiKeys::from_config(
-            &[
-                Secret::new("old-key-0123456789"),
-                Secret::new("new-key-0123456789"),
-            ],
-            false,
-        )
-        .unwrap();
+        let keys = ApiKeys::from_config(&[Secret::new("old-key-0123456789"), Secret::new("new-key-0123456789")], false)
+            .unwrap();
         assert!(keys.check(&headers(&["old-key-0123456789"])).is_ok());
         assert!(keys.check(&headers(&["new-key-0123456789"])).is_ok());
         assert!(keys.check(&headers(&["new-key-012345678"])).is_err());
         assert!(keys.check(&headers(&[])).is_err());
-        assert!(keys
-            .check(&headers(&["new-key-0123456789", "new-key-0123456789"]))
-            .is_err());
+        assert!(keys.check(&headers(&["new-key-0123456789", "new-key-0123456789"])).is_err());
     }
 }

@@ -25,12 +25,7 @@ pub struct Config {
     /// Comma-separated API keys that Workfront may send in the `apiKey` header (several
     /// at once allow rotation). At least 16 characters each. Required unless
     /// DOCKET_INSECURE_DISABLE_AUTH is set.
-    #[arg(
-        long,
-        env = "DOCKET_API_KEYS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
+    #[arg(long, env = "DOCKET_API_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<Secret>,
 
     /// DANGER, local development only: accept /customAction without any API key.
@@ -49,6 +44,17 @@ pub struct Config {
     /// transaction mode.
     #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
     pub db_statement_cache: usize,
+
+    /// Ping each pooled connection before use (one more round trip per query). Broken
+    /// connections are dropped anyway when they are returned to the pool.
+    #[arg(long, env = "DOCKET_DB_TEST_BEFORE_ACQUIRE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub db_test_before_acquire: bool,
+
+    /// Most jobs stored by one INSERT when requests arrive together (group commit);
+    /// 1 stores each request on its own.
+    #[arg(long, env = "DOCKET_API_INSERT_BATCH", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub insert_batch: u32,
 
     /// Longest time a request may take before it is answered 503.
     #[arg(long, env = "DOCKET_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]

@@ -22,7 +22,7 @@ pub enum ApiError {
     #[error("request URI too long")]
     UriTooLong,
     #[error("could not store the job: {0}")]
-    Store(#[source] sqlx::Error),
+    Store(#[source] crate::inserter::StoreError),
     #[error("request timed out")]
     Timeout,
 }
@@ -74,10 +74,7 @@ impl IntoResponse for ApiError {
             Self::Timeout => tracing::warn!("request timed out"),
             other => tracing::info!(reason = %other, "request refused"),
         }
-        let body = Failure {
-            status: "failure",
-            error: self.user_message(),
-        };
+        let body = Failure { status: "failure", error: self.user_message() };
         (self.status(), Json(body)).into_response()
     }
 }

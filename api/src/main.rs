@@ -15,7 +15,6 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    app.run_until_stopped(docket_api::startup::shutdown_signal())
-        .await?;
+    app.run_until_stopped(docket_api::startup::shutdown_signal()).await?;
     Ok(())
 }

@@ -37,23 +37,17 @@ impl CustomActionParams {
             if found[slot].is_some() {
                 return Err(bad(KNOWN[slot], "was given more than once"));
             }
-            let value =
-                decode(raw_value).map_err(|()| bad(KNOWN[slot], "is not valid UTF-8 text"))?;
+            let value = decode(raw_value).map_err(|()| bad(KNOWN[slot], "is not valid UTF-8 text"))?;
             found[slot] = Some(value);
         }
         let [name, document_id, document_version_id] = found;
         let name = required("name", name)?;
         check_text(&name, MAX_ID_CHARS).map_err(|e| text_error("name", e))?;
-        let document_id = DocumentId::parse(&required("documentId", document_id)?)
-            .map_err(|e| text_error("documentId", e))?;
-        let document_version_id =
-            DocumentVersionId::parse(&required("documentVersionId", document_version_id)?)
-                .map_err(|e| text_error("documentVersionId", e))?;
-        Ok(Self {
-            name,
-            document_id,
-            document_version_id,
-        })
+        let document_id =
+            DocumentId::parse(&required("documentId", document_id)?).map_err(|e| text_error("documentId", e))?;
+        let document_version_id = DocumentVersionId::parse(&required("documentVersionId", document_version_id)?)
+            .map_err(|e| text_error("documentVersionId", e))?;
+        Ok(Self { name, document_id, document_version_id })
     }
 }
 
@@ -61,16 +55,11 @@ impl CustomActionParams {
 /// `%XX` a byte; the bytes must be UTF-8.
 fn decode(component: &str) -> Result<String, ()> {
     let spaced = component.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ())
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().map(|s| s.into_owned()).map_err(|_| ())
 }
 
 fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
-    value.ok_or_else(|| {
-        ApiError::BadRequest(format!("The request is missing the '{field}' parameter."))
-    })
+    value.ok_or_else(|| ApiError::BadRequest(format!("The request is missing the '{field}' parameter.")))
 }
 
 fn bad(field: &str, problem: &str) -> ApiError {
@@ -100,15 +89,12 @@ mod tests {
 
     #[test]
     fn parses_and_ignores_unknown_parameters() {
-        let p = CustomActionParams::parse(
-            "name=archive&documentId=abc&documentVersionId=v%201&access_type=offline&x",
-        )
-        .unwrap();
+        let p = CustomActionParams::parse("name=archive&documentId=abc&documentVersionId=v%201&access_type=offline&x")
+            .unwrap();
         assert_eq!(p.name, "archive");
         assert_eq!(p.document_id.as_str(), "abc");
         assert_eq!(p.document_version_id.as_str(), "v 1");
-        let p =
-            CustomActionParams::parse("documentVersionId=a+b&name=n&documentId=%E2%9C%93").unwrap();
+        let p = CustomActionParams::parse("documentVersionId=a+b&name=n&documentId=%E2%9C%93").unwrap();
         assert_eq!(p.document_version_id.as_str(), "a b");
         assert_eq!(p.document_id.as_str(), "✓");
     }
@@ -116,27 +102,12 @@ mod tests {
     #[test]
     fn refuses_each_bad_value_with_a_sentence() {
         assert_eq!(message(""), "The request is missing the 'name' parameter.");
+        assert_eq!(message("name=a&documentId=b"), "The request is missing the 'documentVersionId' parameter.");
+        assert_eq!(message("name=a&documentVersionId=b"), "The request is missing the 'documentId' parameter.");
+        assert_eq!(message("name=&documentId=b&documentVersionId=c"), "The 'name' parameter is empty.");
+        assert_eq!(message("name=a&documentId&documentVersionId=c"), "The 'documentId' parameter is empty.");
         assert_eq!(
-            message("name=a&documentId=b"),
-            "The request is missing the 'documentVersionId' parameter."
-        );
-        assert_eq!(
-            message("name=a&documentVersionId=b"),
-            "The request is missing the 'documentId' parameter."
-        );
-        assert_eq!(
-            message("name=&documentId=b&documentVersionId=c"),
-            "The 'name' parameter is empty."
-        );
-        assert_eq!(
-            message("name=a&documentId&documentVersionId=c"),
-            "The 'documentId' parameter is empty."
-        );
-        assert_eq!(
-            message(&format!(
-                "name=a&documentId={}&documentVersionId=c",
-                "x".repeat(256)
-            )),
+            message(&format!("name=a&documentId={}&documentVersionId=c", "x".repeat(256))),
             "The 'documentId' parameter is longer than 255 characters."
         );
         assert_eq!(
@@ -159,14 +130,8 @@ mod tests {
 
     #[test]
     fn huge_query_is_refused_before_parsing() {
-        let q = format!(
-            "name=a&documentId=b&documentVersionId=c&pad={}",
-            "x".repeat(MAX_QUERY_BYTES)
-        );
-        assert!(matches!(
-            CustomActionParams::parse(&q),
-            Err(ApiError::UriTooLong)
-        ));
+        let q = format!("name=a&documentId=b&documentVersionId=c&pad={}", "x".repeat(MAX_QUERY_BYTES));
+        assert!(matches!(CustomActionParams::parse(&q), Err(ApiError::UriTooLong)));
     }
 
     #[test]

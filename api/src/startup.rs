@@ -10,9 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -22,6 +20,7 @@ use docket::db::{self, PoolSettings, SetupError};
 use crate::auth::{ApiKeys, KeyConfigError};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::inserter::Inserter;
 use crate::notifier::Notifier;
 use crate::routes::{self, AppState};
 
@@ -38,10 +37,7 @@ pub enum StartError {
     #[error(transparent)]
     Database(#[from] SetupError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// A built, bound, not yet serving api.
@@ -64,20 +60,14 @@ impl Application {
             max_connections: config.db_connections,
             acquire_timeout: config.db_acquire_timeout,
             statement_cache_capacity: config.db_statement_cache,
+            test_before_acquire: config.db_test_before_acquire,
         };
         let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(pool.clone());
-        let state = AppState {
-            pool,
-            catalog: Arc::new(catalog),
-            keys,
-            notifier,
-        };
+        let inserter = Inserter::spawn(pool.clone(), notifier, config.db_connections as usize, config.insert_batch);
+        let state = AppState { pool, catalog: Arc::new(catalog), keys, inserter };
         let router = routes::router(state)
-            .layer(middleware::from_fn_with_state(
-                config.request_timeout,
-                time_limit,
-            ))
+            .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -85,20 +75,14 @@ impl Application {
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
         Ok(Self { listener, router })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
@@ -107,20 +91,15 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "docket-api listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
     }
 }
 
 /// The span every request's log lines carry: its id, method and path (never the
 /// query string or headers, which may hold keys).
 fn request_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-");
+    let request_id =
+        request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", request.id = %request_id, method = %request.method(), path = %request.uri().path())
 }
 

@@ -25,10 +25,7 @@ fn help_documents_every_setting() {
         "DOCKET_DB_STATEMENT_CACHE",
         "DOCKET_API_REQUEST_TIMEOUT",
     ] {
-        assert!(
-            help.contains(variable),
-            "--help does not mention {variable}"
-        );
+        assert!(help.contains(variable), "--help does not mention {variable}");
     }
 }
 
@@ -57,10 +54,7 @@ fn refuses_to_start_without_api_keys() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("no API key configured") && stderr.contains("DOCKET_INSECURE_DISABLE_AUTH"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no API key configured") && stderr.contains("DOCKET_INSECURE_DISABLE_AUTH"), "{stderr}");
 }
 
 #[test]
@@ -68,11 +62,7 @@ fn a_bad_catalog_is_named_at_start_up() {
     let dir = std::env::temp_dir().join(format!("docket-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let catalog = dir.join("broken.toml");
-    std::fs::write(
-        &catalog,
-        "[[action]]\nname = \"archive\"\nkind = \"http\"\n",
-    )
-    .unwrap();
+    std::fs::write(&catalog, "[[action]]\nname = \"archive\"\nkind = \"http\"\n").unwrap();
     let output = api()
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
         .env("DOCKET_ACTIONS", &catalog)
@@ -81,10 +71,5 @@ fn a_bad_catalog_is_named_at_start_up() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("broken.toml")
-            && stderr.contains("\"archive\"")
-            && stderr.contains("`url`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("broken.toml") && stderr.contains("\"archive\"") && stderr.contains("`url`"), "{stderr}");
 }

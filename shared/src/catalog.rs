@@ -51,55 +51,39 @@ pub enum ActionKind {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read action catalog {file}: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("action catalog {file} is not valid TOML: {message}")]
     Syntax { file: PathBuf, message: String },
     #[error("action catalog {file} defines no action: add at least one [[action]] table")]
     Empty { file: PathBuf },
     #[error("action catalog {file}, action {action:?}, field `{field}`: {message}")]
-    Field {
-        file: PathBuf,
-        action: String,
-        field: &'static str,
-        message: String,
-    },
+    Field { file: PathBuf, action: String, field: &'static str, message: String },
 }
 
 impl Catalog {
     /// Reads and validates the catalog at `path`.
     pub fn load(path: &Path) -> Result<Self, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-            file: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| CatalogError::Read { file: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Validates catalog text; `file` is used in error messages only.
     pub fn parse(text: &str, file: &Path) -> Result<Self, CatalogError> {
-        let raw: RawCatalog = toml::from_str(text).map_err(|e| CatalogError::Syntax {
-            file: file.to_owned(),
-            message: e.to_string(),
-        })?;
+        let raw: RawCatalog =
+            toml::from_str(text).map_err(|e| CatalogError::Syntax { file: file.to_owned(), message: e.to_string() })?;
         if raw.action.is_empty() {
-            return Err(CatalogError::Empty {
-                file: file.to_owned(),
-            });
+            return Err(CatalogError::Empty { file: file.to_owned() });
         }
         let mut seen = HashSet::new();
         let mut actions = Vec::with_capacity(raw.action.len());
         for (index, raw_action) in raw.action.into_iter().enumerate() {
-            let action = raw_action
-                .validate(index)
-                .map_err(|(action, field, message)| CatalogError::Field {
-                    file: file.to_owned(),
-                    action,
-                    field,
-                    message,
-                })?;
+            let action = raw_action.validate(index).map_err(|(action, field, message)| CatalogError::Field {
+                file: file.to_owned(),
+                action,
+                field,
+                message,
+            })?;
             if !seen.insert(action.name.clone()) {
                 return Err(CatalogError::Field {
                     file: file.to_owned(),
@@ -151,20 +135,11 @@ type FieldError = (String, &'static str, String);
 impl RawAction {
     fn validate(self, index: usize) -> Result<Action, FieldError> {
         let unnamed = format!("#{}", index + 1);
-        let name = self
-            .name
-            .ok_or((unnamed.clone(), "name", "is missing".to_owned()))?;
+        let name = self.name.ok_or((unnamed.clone(), "name", "is missing".to_owned()))?;
         let fail = |field: &'static str, message: String| (name.clone(), field, message);
-        check_text(&name, MAX_NAME_CHARS)
-            .map_err(|e| (unnamed.clone(), "name", text_message(e)))?;
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Err(fail(
-                "name",
-                "may hold only ASCII letters, digits, '_', '-' and '.'".into(),
-            ));
+        check_text(&name, MAX_NAME_CHARS).map_err(|e| (unnamed.clone(), "name", text_message(e)))?;
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Err(fail("name", "may hold only ASCII letters, digits, '_', '-' and '.'".into()));
         }
         let display_name = match self.display_name {
             Some(d) => {
@@ -177,62 +152,32 @@ impl RawAction {
             None => return Err(fail("kind", "is missing; use \"http\" or \"noop\"".into())),
             Some("noop") => {
                 if self.url.is_some() {
-                    return Err(fail(
-                        "url",
-                        "is not used by kind \"noop\"; remove it".into(),
-                    ));
+                    return Err(fail("url", "is not used by kind \"noop\"; remove it".into()));
                 }
                 ActionKind::Noop
             }
             Some("http") => {
-                let url = self
-                    .url
-                    .ok_or_else(|| fail("url", "is missing (required for kind \"http\")".into()))?;
+                let url = self.url.ok_or_else(|| fail("url", "is missing (required for kind \"http\")".into()))?;
                 check_url(&url).map_err(|m| fail("url", m))?;
                 ActionKind::Http { url }
             }
-            Some(other) => {
-                return Err(fail(
-                    "kind",
-                    format!("{other:?} is not a kind; use \"http\" or \"noop\""),
-                ))
-            }
+            Some(other) => return Err(fail("kind", format!("{other:?} is not a kind; use \"http\" or \"noop\""))),
         };
         let timeout = duration(self.timeout, DEFAULT_TIMEOUT).map_err(|m| fail("timeout", m))?;
         let max_attempts = match self.max_attempts {
             None => DEFAULT_MAX_ATTEMPTS,
             Some(n) if (1..=i64::from(MAX_MAX_ATTEMPTS)).contains(&n) => n as u32,
-            Some(n) => {
-                return Err(fail(
-                    "max_attempts",
-                    format!("{n} is out of range 1..={MAX_MAX_ATTEMPTS}"),
-                ))
-            }
+            Some(n) => return Err(fail("max_attempts", format!("{n} is out of range 1..={MAX_MAX_ATTEMPTS}"))),
         };
-        let base =
-            duration(self.retry_base, DEFAULT_RETRY_BASE).map_err(|m| fail("retry_base", m))?;
-        let cap = duration(self.retry_max, DEFAULT_RETRY_MAX.max(base))
-            .map_err(|m| fail("retry_max", m))?;
+        let base = duration(self.retry_base, DEFAULT_RETRY_BASE).map_err(|m| fail("retry_base", m))?;
+        let cap = duration(self.retry_max, DEFAULT_RETRY_MAX.max(base)).map_err(|m| fail("retry_max", m))?;
         if cap < base {
             return Err(fail(
                 "retry_max",
-                format!(
-                    "must not be shorter than retry_base ({})",
-                    humantime::format_duration(base)
-                ),
+                format!("must not be shorter than retry_base ({})", humantime::format_duration(base)),
             ));
         }
-        Ok(Action {
-            name,
-            display_name,
-            kind,
-            timeout,
-            retry: RetryPolicy {
-                max_attempts,
-                base,
-                cap,
-            },
-        })
+        Ok(Action { name, display_name, kind, timeout, retry: RetryPolicy { max_attempts, base, cap } })
     }
 }
 
@@ -249,9 +194,8 @@ fn duration(value: Option<String>, default: Duration) -> Result<Duration, String
 
 /// Parses a positive duration of at most 7 days: "500ms", "10s", "5m", "1h".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed = humantime::parse_duration(text).map_err(|e| {
-        format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\"")
-    })?;
+    let parsed = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))?;
     if parsed.is_zero() {
         return Err("must be longer than zero".into());
     }

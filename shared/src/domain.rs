@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Identifies a job. Version 7, so ids sort by creation time.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(transparent)]
 #[serde(transparent)]
 pub struct JobId(pub Uuid);
@@ -167,11 +165,7 @@ mod tests {
     fn text_limits() {
         assert_eq!(check_text("", 3), Err(TextError::Empty));
         assert_eq!(check_text("abcd", 3), Err(TextError::TooLong { max: 3 }));
-        assert_eq!(
-            check_text("ééé", 3),
-            Ok(()),
-            "limit counts characters, not bytes"
-        );
+        assert_eq!(check_text("ééé", 3), Ok(()), "limit counts characters, not bytes");
         assert_eq!(check_text("a\u{0}b", 3), Err(TextError::ControlCharacter));
         assert_eq!(check_text("a\nb", 3), Err(TextError::ControlCharacter));
         assert_eq!(check_text("a\u{85}b", 3), Err(TextError::ControlCharacter));

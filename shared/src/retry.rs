@@ -44,11 +44,7 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(60),
-        }
+        RetryPolicy { max_attempts: 5, base: Duration::from_secs(1), cap: Duration::from_secs(60) }
     }
 
     #[test]
@@ -57,10 +53,7 @@ mod tests {
         for (attempt, nominal) in [(1u32, 1.0f64), (2, 2.0), (3, 4.0), (4, 8.0), (5, 16.0)] {
             for _ in 0..200 {
                 let d = p.delay(attempt, None).as_secs_f64();
-                assert!(
-                    d >= (nominal * 0.8).max(1.0) - 1e-9 && d <= nominal * 1.2 + 1e-9,
-                    "attempt {attempt}: {d}"
-                );
+                assert!(d >= (nominal * 0.8).max(1.0) - 1e-9 && d <= nominal * 1.2 + 1e-9, "attempt {attempt}: {d}");
             }
         }
     }
@@ -68,8 +61,7 @@ mod tests {
     #[test]
     fn jitter_spreads_delays() {
         let p = policy();
-        let delays: std::collections::HashSet<u128> =
-            (0..50).map(|_| p.delay(4, None).as_micros()).collect();
+        let delays: std::collections::HashSet<u128> = (0..50).map(|_| p.delay(4, None).as_micros()).collect();
         assert!(delays.len() > 10, "jitter must vary delays: {delays:?}");
     }
 
@@ -85,14 +77,8 @@ mod tests {
     #[test]
     fn retry_after_replaces_backoff_but_is_capped() {
         let p = policy();
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
-        );
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(3600))),
-            Duration::from_secs(60)
-        );
+        assert_eq!(p.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), Duration::from_secs(60));
     }
 
     #[test]

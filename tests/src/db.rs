@@ -4,8 +4,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 /// Where the tests find Postgres: `DOCKET_TEST_DATABASE_URL`, else the local server.
 pub fn server_url() -> String {
-    std::env::var("DOCKET_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("DOCKET_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub struct TestDb {
@@ -36,14 +35,9 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async; use a thread with its own runtime.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
-                let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
-                    .await
-                    .ok()?;
+                let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.ok()?;
                 sqlx::raw_sql(&format!("drop database if exists \"{name}\" with (force)"))
                     .execute(&mut admin)
                     .await

@@ -15,15 +15,10 @@ use crate::wait::{wait_until, DEADLINE};
 
 /// Path of a workspace binary next to the test executable (`target/<profile>/`).
 pub fn binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("DOCKET_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("test executable path");
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>")
-                .to_path_buf()
-        });
+    let dir = std::env::var_os("DOCKET_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    });
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -86,9 +81,7 @@ impl Process {
 
     /// Waits for the process to exit and returns its exit code.
     pub async fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
-        let status = tokio::time::timeout(deadline, self.child.wait())
-            .await
-            .expect("process did not exit in time");
+        let status = tokio::time::timeout(deadline, self.child.wait()).await.expect("process did not exit in time");
         status.expect("wait for child").code()
     }
 
@@ -104,19 +97,10 @@ impl Process {
     /// Waits until a log line contains `needle`; returns that line.
     pub async fn wait_for_log(&self, needle: &str) -> String {
         let logs = self.logs.clone();
-        wait_until(
-            &format!("a log line containing {needle:?}"),
-            DEADLINE,
-            || {
-                let found = logs
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                    .cloned();
-                async move { found }
-            },
-        )
+        wait_until(&format!("a log line containing {needle:?}"), DEADLINE, || {
+            let found = logs.lock().unwrap().iter().find(|l| l.contains(needle)).cloned();
+            async move { found }
+        })
         .await
     }
 }
@@ -141,26 +125,14 @@ impl Api {
         let line = process.wait_for_log("docket-api listening").await;
         let value: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
         let addr = value["addr"].as_str().expect("addr field").to_owned();
-        Self {
-            process,
-            base: format!("http://{addr}"),
-        }
+        Self { process, base: format!("http://{addr}") }
     }
 
     /// `GET /customAction` with the test key.
-    pub async fn custom_action(
-        &self,
-        client: &reqwest::Client,
-        name: &str,
-        document_id: &str,
-    ) -> reqwest::Response {
+    pub async fn custom_action(&self, client: &reqwest::Client, name: &str, document_id: &str) -> reqwest::Response {
         client
             .get(format!("{}/customAction", self.base))
-            .query(&[
-                ("name", name),
-                ("documentId", document_id),
-                ("documentVersionId", "v1"),
-            ])
+            .query(&[("name", name), ("documentId", document_id), ("documentVersionId", "v1")])
             .header("apiKey", crate::API_KEY)
             .header("username", "ada@example.com")
             .send()
@@ -169,21 +141,12 @@ impl Api {
     }
 
     /// Queues a job through the api and returns its id.
-    pub async fn enqueue(
-        &self,
-        client: &reqwest::Client,
-        name: &str,
-        document_id: &str,
-    ) -> docket::domain::JobId {
+    pub async fn enqueue(&self, client: &reqwest::Client, name: &str, document_id: &str) -> docket::domain::JobId {
         let response = self.custom_action(client, name, document_id).await;
         assert_eq!(response.status(), 200);
         let body: serde_json::Value = response.json().await.expect("JSON reply");
         assert_eq!(body["status"], "success");
-        let id: uuid::Uuid = body["jobId"]
-            .as_str()
-            .expect("jobId")
-            .parse()
-            .expect("uuid");
+        let id: uuid::Uuid = body["jobId"].as_str().expect("jobId").parse().expect("uuid");
         docket::domain::JobId(id)
     }
 }
@@ -198,12 +161,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts a worker with a given id; `extra` overrides defaults (lease, intervals).
-    pub async fn start(
-        database_url: &str,
-        catalog: &Path,
-        id: &str,
-        extra: &[(&str, String)],
-    ) -> Self {
+    pub async fn start(database_url: &str, catalog: &Path, id: &str, extra: &[(&str, String)]) -> Self {
         let mut envs = vec![
             ("DATABASE_URL", database_url.to_owned()),
             ("DOCKET_ACTIONS", catalog.display().to_string()),
@@ -214,15 +172,8 @@ impl Worker {
         let process = Process::spawn("docket-worker", &envs);
         let started = process.wait_for_log("docket-worker started").await;
         let value: serde_json::Value = serde_json::from_str(&started).expect("JSON log line");
-        let health = format!(
-            "http://{}",
-            value["health.addr"].as_str().expect("health.addr field")
-        );
+        let health = format!("http://{}", value["health.addr"].as_str().expect("health.addr field"));
         process.wait_for_log("listening for new jobs").await;
-        Self {
-            process,
-            id: id.to_owned(),
-            health,
-        }
+        Self { process, id: id.to_owned(), health }
     }
 }

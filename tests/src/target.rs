@@ -25,13 +25,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            body: String::new(),
-            delay: Duration::ZERO,
-            wait_for_gate: false,
-            retry_after: None,
-        }
+        Self { status, body: String::new(), delay: Duration::ZERO, wait_for_gate: false, retry_after: None }
     }
     pub fn body(mut self, body: &str) -> Self {
         self.body = body.to_owned();
@@ -80,25 +74,14 @@ impl Target {
     pub async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
         let (gate, gate_rx) = watch::channel(false);
         let received = Arc::new(Mutex::new(Vec::new()));
-        let state = State {
-            script: Arc::new(script),
-            received: received.clone(),
-            gate: gate_rx,
-        };
+        let state = State { script: Arc::new(script), received: received.clone(), gate: gate_rx };
         let app = Router::new().route("/hook", post(handle)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind target");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self {
-            url,
-            received,
-            gate,
-            server,
-        }
+        Self { url, received, gate, server }
     }
 
     /// A target that answers every request with `status`.
@@ -126,19 +109,11 @@ impl Drop for Target {
     }
 }
 
-async fn handle(
-    axum::extract::State(state): axum::extract::State<State>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(axum::extract::State(state): axum::extract::State<State>, headers: HeaderMap, body: Bytes) -> Response {
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let n = {
         let mut received = state.received.lock().unwrap();
-        received.push(Received {
-            headers,
-            body,
-            at: std::time::Instant::now(),
-        });
+        received.push(Received { headers, body, at: std::time::Instant::now() });
         received.len()
     };
     let reply = (state.script)(n);
@@ -149,9 +124,7 @@ async fn handle(
     tokio::time::sleep(reply.delay).await;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     if let Some(value) = reply.retry_after {
-        response
-            .headers_mut()
-            .insert("retry-after", value.parse().unwrap());
+        response.headers_mut().insert("retry-after", value.parse().unwrap());
     }
     response
 }

@@ -27,31 +27,23 @@ async fn app() -> App {
         database_url: db.url.clone(),
         addr: "127.0.0.1:0".parse().unwrap(),
         actions: catalog_path(&dir),
-        api_keys: vec![
-            docket::secret::Secret::new(API_KEY),
-            docket::secret::Secret::new("second-key-for-rotation"),
-        ],
+        api_keys: vec![docket::secret::Secret::new(API_KEY), docket::secret::Secret::new("second-key-for-rotation")],
         insecure_disable_auth: false,
         db_connections: 4,
         db_acquire_timeout: Duration::from_secs(3),
         db_statement_cache: 100,
+        db_test_before_acquire: false,
+        insert_batch: 256,
         request_timeout: Duration::from_secs(10),
     };
     let app = Application::build(config).await.expect("api builds");
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    App {
-        base,
-        db,
-        _dir: dir,
-    }
+    App { base, db, _dir: dir }
 }
 
 async fn job_count(db: &TestDb) -> i64 {
-    sqlx::query_scalar("select count(*) from jobs")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar("select count(*) from jobs").fetch_one(&db.pool).await.unwrap()
 }
 
 /// Sends a raw query string (not re-encoded) with the given apiKey.
@@ -69,10 +61,7 @@ async fn call(app: &App, query: &str, key: Option<&str>) -> (u16, Value) {
 fn assert_failure(body: &Value, expected: &str) {
     assert_eq!(body["status"], "failure");
     let error = body["error"].as_str().unwrap();
-    assert!(
-        error.contains(expected),
-        "expected {expected:?} in {error:?}"
-    );
+    assert!(error.contains(expected), "expected {expected:?} in {error:?}");
     for leak in ["sqlx", "SQL", "panicked", "Error(", "relation", "pool"] {
         assert!(!error.contains(leak), "error leaks internals: {error}");
     }
@@ -81,19 +70,14 @@ fn assert_failure(body: &Value, expected: &str) {
 #[tokio::test]
 async fn service_info_lists_the_catalog_without_auth() {
     let app = app().await;
-    let response = reqwest::get(format!("{}/serviceInfo", app.base))
-        .await
-        .unwrap();
+    let response = reqwest::get(format!("{}/serviceInfo", app.base)).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["webhookVersion"], "1.2");
     assert_eq!(body["publisher"], "Docket");
     assert_eq!(body["version"], docket::VERSION);
-    assert_eq!(
-        body["availableEndpoints"],
-        serde_json::json!(["serviceInfo", "customAction"])
-    );
+    assert_eq!(body["availableEndpoints"], serde_json::json!(["serviceInfo", "customAction"]));
     assert_eq!(
         body["customActions"],
         serde_json::json!([{"name": "archive", "displayName": "Archive"}, {"name": "print", "displayName": "Send to print"}])
@@ -103,12 +87,8 @@ async fn service_info_lists_the_catalog_without_auth() {
 #[tokio::test]
 async fn custom_action_stores_the_job_before_replying() {
     let app = app().await;
-    let (status, body) = call(
-        &app,
-        "name=print&documentId=abc123&documentVersionId=v9&access_type=offline",
-        Some(API_KEY),
-    )
-    .await;
+    let (status, body) =
+        call(&app, "name=print&documentId=abc123&documentVersionId=v9&access_type=offline", Some(API_KEY)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
     let id: uuid::Uuid = body["jobId"].as_str().unwrap().parse().unwrap();
@@ -117,23 +97,15 @@ async fn custom_action_stores_the_job_before_replying() {
         .unwrap()
         .expect("committed before the reply");
     assert_eq!(
-        (
-            job.action.as_str(),
-            job.document_id.as_str(),
-            job.document_version_id.as_str()
-        ),
+        (job.action.as_str(), job.document_id.as_str(), job.document_version_id.as_str()),
         ("print", "abc123", "v9")
     );
     assert_eq!(job.state, docket::domain::JobState::Queued);
     assert_eq!(job.max_attempts, 8);
     assert_eq!(job.requested_by, None, "no username header sent");
     // The second (rotation) key works too.
-    let (status, _) = call(
-        &app,
-        "name=print&documentId=abc123&documentVersionId=v9",
-        Some("second-key-for-rotation"),
-    )
-    .await;
+    let (status, _) =
+        call(&app, "name=print&documentId=abc123&documentVersionId=v9", Some("second-key-for-rotation")).await;
     assert_eq!(status, 200);
 }
 
@@ -142,54 +114,14 @@ async fn every_bad_request_gets_a_readable_failure_and_stores_nothing() {
     let app = app().await;
     let long = "x".repeat(256);
     let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
-        (
-            "name=archive&documentId=d&documentVersionId=v".into(),
-            None,
-            403,
-            "API key",
-        ),
-        (
-            "name=archive&documentId=d&documentVersionId=v".into(),
-            Some("wrong-key-wrong-key"),
-            403,
-            "API key",
-        ),
-        (
-            "name=archive&documentId=d&documentVersionId=v".into(),
-            Some(""),
-            403,
-            "API key",
-        ),
-        (
-            "name=nosuch&documentId=d&documentVersionId=v".into(),
-            Some(API_KEY),
-            404,
-            "no action named 'nosuch'",
-        ),
-        (
-            "documentId=d&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "missing the 'name' parameter",
-        ),
-        (
-            "name=archive&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "missing the 'documentId' parameter",
-        ),
-        (
-            "name=archive&documentId=d".into(),
-            Some(API_KEY),
-            400,
-            "missing the 'documentVersionId' parameter",
-        ),
-        (
-            "name=archive&documentId=&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "'documentId' parameter is empty",
-        ),
+        ("name=archive&documentId=d&documentVersionId=v".into(), None, 403, "API key"),
+        ("name=archive&documentId=d&documentVersionId=v".into(), Some("wrong-key-wrong-key"), 403, "API key"),
+        ("name=archive&documentId=d&documentVersionId=v".into(), Some(""), 403, "API key"),
+        ("name=nosuch&documentId=d&documentVersionId=v".into(), Some(API_KEY), 404, "no action named 'nosuch'"),
+        ("documentId=d&documentVersionId=v".into(), Some(API_KEY), 400, "missing the 'name' parameter"),
+        ("name=archive&documentVersionId=v".into(), Some(API_KEY), 400, "missing the 'documentId' parameter"),
+        ("name=archive&documentId=d".into(), Some(API_KEY), 400, "missing the 'documentVersionId' parameter"),
+        ("name=archive&documentId=&documentVersionId=v".into(), Some(API_KEY), 400, "'documentId' parameter is empty"),
         (
             format!("name=archive&documentId={long}&documentVersionId=v"),
             Some(API_KEY),
@@ -202,30 +134,10 @@ async fn every_bad_request_gets_a_readable_failure_and_stores_nothing() {
             400,
             "longer than 255 characters",
         ),
-        (
-            "name=archive&documentId=a%0Ab&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "control characters",
-        ),
-        (
-            "name=archive&documentId=a%00b&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "control characters",
-        ),
-        (
-            "name=archive&documentId=%C3%28&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "not valid UTF-8",
-        ),
-        (
-            "name=archive&name=print&documentId=d&documentVersionId=v".into(),
-            Some(API_KEY),
-            400,
-            "more than once",
-        ),
+        ("name=archive&documentId=a%0Ab&documentVersionId=v".into(), Some(API_KEY), 400, "control characters"),
+        ("name=archive&documentId=a%00b&documentVersionId=v".into(), Some(API_KEY), 400, "control characters"),
+        ("name=archive&documentId=%C3%28&documentVersionId=v".into(), Some(API_KEY), 400, "not valid UTF-8"),
+        ("name=archive&name=print&documentId=d&documentVersionId=v".into(), Some(API_KEY), 400, "more than once"),
         (
             "name=%27%3Bdrop%20table%20jobs%3B--&documentId=d&documentVersionId=v".into(),
             Some(API_KEY),
@@ -233,10 +145,7 @@ async fn every_bad_request_gets_a_readable_failure_and_stores_nothing() {
             "no action named",
         ),
         (
-            format!(
-                "name=archive&documentId=d&documentVersionId=v&pad={}",
-                "y".repeat(9000)
-            ),
+            format!("name=archive&documentId=d&documentVersionId=v&pad={}", "y".repeat(9000)),
             Some(API_KEY),
             414,
             "too long",
@@ -247,31 +156,21 @@ async fn every_bad_request_gets_a_readable_failure_and_stores_nothing() {
         assert_eq!(got, *status, "for {query:.80}: {body}");
         assert_failure(&body, message);
     }
-    assert_eq!(
-        job_count(&app.db).await,
-        0,
-        "no refused request stored a job"
-    );
+    assert_eq!(job_count(&app.db).await, 0, "no refused request stored a job");
 }
 
 #[tokio::test]
 async fn bad_username_header_is_refused() {
     let app = app().await;
     let response = reqwest::Client::new()
-        .get(format!(
-            "{}/customAction?name=archive&documentId=d&documentVersionId=v",
-            app.base
-        ))
+        .get(format!("{}/customAction?name=archive&documentId=d&documentVersionId=v", app.base))
         .header("apiKey", API_KEY)
         .header("username", "x".repeat(300))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_failure(
-        &response.json().await.unwrap(),
-        "'username' header is longer than 255 characters",
-    );
+    assert_failure(&response.json().await.unwrap(), "'username' header is longer than 255 characters");
     assert_eq!(job_count(&app.db).await, 0);
 }
 
@@ -279,19 +178,10 @@ async fn bad_username_header_is_refused() {
 async fn unknown_routes_and_methods_answer_failure_json() {
     let app = app().await;
     let client = reqwest::Client::new();
-    let response = client
-        .get(format!("{}/nope", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{}/nope", app.base)).send().await.unwrap();
     assert_eq!(response.status(), 404);
     assert_failure(&response.json().await.unwrap(), "no such endpoint");
-    let response = client
-        .post(format!("{}/customAction", app.base))
-        .header("apiKey", API_KEY)
-        .send()
-        .await
-        .unwrap();
+    let response = client.post(format!("{}/customAction", app.base)).header("apiKey", API_KEY).send().await.unwrap();
     assert_eq!(response.status(), 405);
     assert_failure(&response.json().await.unwrap(), "only GET");
 }
@@ -300,22 +190,11 @@ async fn unknown_routes_and_methods_answer_failure_json() {
 async fn request_ids_are_returned_and_kept() {
     let app = app().await;
     let client = reqwest::Client::new();
-    let response = client
-        .get(format!("{}/serviceInfo", app.base))
-        .send()
-        .await
-        .unwrap();
-    let generated = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let response = client.get(format!("{}/serviceInfo", app.base)).send().await.unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
-    let response = client
-        .get(format!("{}/serviceInfo", app.base))
-        .header("x-request-id", "trace-me-42")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        client.get(format!("{}/serviceInfo", app.base)).header("x-request-id", "trace-me-42").send().await.unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
 }
 
@@ -324,12 +203,9 @@ async fn database_outage_gives_503_and_the_api_recovers_by_itself() {
     let db = TestDb::new().await;
     let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let dir = catalog(CATALOG);
-    let mut api = Api::start(
-        &db.url_via(proxy.addr),
-        &catalog_path(&dir),
-        &[("DOCKET_API_DB_ACQUIRE_TIMEOUT", "1s".into())],
-    )
-    .await;
+    let mut api =
+        Api::start(&db.url_via(proxy.addr), &catalog_path(&dir), &[("DOCKET_API_DB_ACQUIRE_TIMEOUT", "1s".into())])
+            .await;
     let client = reqwest::Client::new();
     api.enqueue(&client, "archive", "before").await;
 
@@ -342,39 +218,17 @@ async fn database_outage_gives_503_and_the_api_recovers_by_itself() {
 
     let ready = reqwest::get(format!("{}/readyz", api.base)).await.unwrap();
     assert_eq!(ready.status(), 503, "not ready while the database is away");
-    assert_eq!(
-        reqwest::get(format!("{}/healthz", api.base))
-            .await
-            .unwrap()
-            .status(),
-        200,
-        "but alive"
-    );
+    assert_eq!(reqwest::get(format!("{}/healthz", api.base)).await.unwrap().status(), 200, "but alive");
 
     proxy.restore();
     wait_until("the api to store jobs again", DEADLINE, || async {
-        (api.custom_action(&client, "archive", "after")
-            .await
-            .status()
-            == 200)
-            .then_some(())
+        (api.custom_action(&client, "archive", "after").await.status() == 200).then_some(())
     })
     .await;
-    let documents: Vec<String> = sqlx::query_scalar("select document_id from jobs order by id")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let documents: Vec<String> =
+        sqlx::query_scalar("select document_id from jobs order by id").fetch_all(&db.pool).await.unwrap();
     assert_eq!(documents.first().map(String::as_str), Some("before"));
-    assert!(
-        !documents.iter().any(|d| d == "during"),
-        "a 503 stored nothing"
-    );
+    assert!(!documents.iter().any(|d| d == "during"), "a 503 stored nothing");
     assert!(documents.iter().any(|d| d == "after"));
-    assert_eq!(
-        reqwest::get(format!("{}/readyz", api.base))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reqwest::get(format!("{}/readyz", api.base)).await.unwrap().status(), 200);
 }

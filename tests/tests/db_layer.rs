@@ -26,12 +26,10 @@ fn actions(names: &[&str]) -> Vec<String> {
 const LEASE: Duration = Duration::from_secs(30);
 
 async fn expire_leases(db: &TestDb) {
-    sqlx::query(
-        "update jobs set lease_expires_at = now() - interval '1 second' where state = 'running'",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    sqlx::query("update jobs set lease_expires_at = now() - interval '1 second' where state = 'running'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -45,25 +43,15 @@ async fn database_is_created_and_migrated_by_concurrent_starters() {
     for result in futures::future::join_all(starts).await {
         result.expect("every concurrent start succeeds");
     }
-    let pool = docket::db::pool(
-        docket::db::connect_options(&url, 0).unwrap(),
-        &PoolSettings::default(),
-    );
-    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let pool = docket::db::pool(docket::db::connect_options(&url, 0).unwrap(), &PoolSettings::default());
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations").fetch_one(&pool).await.unwrap();
     assert_eq!(applied, 2);
     pool.close().await;
     let admin = docket::db::pool(
-        docket::db::connect_options(&format!("{}/postgres", docket_tests::db::server_url()), 0)
-            .unwrap(),
+        docket::db::connect_options(&format!("{}/postgres", docket_tests::db::server_url()), 0).unwrap(),
         &PoolSettings::default(),
     );
-    sqlx::raw_sql(&format!("drop database \"{name}\" with (force)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    sqlx::raw_sql(&format!("drop database \"{name}\" with (force)")).execute(&admin).await.unwrap();
 }
 
 #[tokio::test]
@@ -81,22 +69,14 @@ async fn claim_takes_only_due_jobs_of_known_actions_in_order() {
         .await
         .unwrap();
 
-    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 10, LEASE)
-        .await
-        .unwrap();
+    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 10, LEASE).await.unwrap();
     assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [first.id]);
     assert_eq!(claimed[0].attempt, 1);
     let row = jobs::get(&db.pool, first.id).await.unwrap().unwrap();
-    assert_eq!(
-        (row.state, row.lease_owner.as_deref()),
-        (JobState::Running, Some("w1"))
-    );
+    assert_eq!((row.state, row.lease_owner.as_deref()), (JobState::Running, Some("w1")));
     let attempt = &attempts::list(&db.pool, first.id).await.unwrap()[0];
     assert_eq!((attempt.worker_id.as_str(), attempt.outcome), ("w1", None));
-    assert!(jobs::claim(&db.pool, "w2", &actions(&["a"]), 10, LEASE)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(jobs::claim(&db.pool, "w2", &actions(&["a"]), 10, LEASE).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -110,9 +90,7 @@ async fn concurrent_claims_never_share_a_job() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = jobs::claim(&pool, &format!("w{w}"), &actions(&["a"]), 7, LEASE)
-                    .await
-                    .unwrap();
+                let got = jobs::claim(&pool, &format!("w{w}"), &actions(&["a"]), 7, LEASE).await.unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -135,9 +113,7 @@ async fn completion_is_fenced_on_owner_and_attempt() {
     let db = TestDb::new().await;
     let job = new_job("a", 3);
     jobs::insert(&db.pool, &job).await.unwrap();
-    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
-        .await
-        .unwrap();
+    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
     let done = |attempt| Completion {
         id: job.id,
         attempt,
@@ -146,33 +122,10 @@ async fn completion_is_fenced_on_owner_and_attempt() {
         error: None,
     };
 
-    assert!(
-        jobs::complete(&db.pool, "intruder", &[done(1)])
-            .await
-            .unwrap()
-            .is_empty(),
-        "wrong owner"
-    );
-    assert!(
-        jobs::complete(&db.pool, "w1", &[done(2)])
-            .await
-            .unwrap()
-            .is_empty(),
-        "wrong attempt"
-    );
-    assert_eq!(
-        jobs::complete(&db.pool, "w1", &[done(claimed[0].attempt)])
-            .await
-            .unwrap(),
-        [job.id]
-    );
-    assert!(
-        jobs::complete(&db.pool, "w1", &[done(1)])
-            .await
-            .unwrap()
-            .is_empty(),
-        "already finished"
-    );
+    assert!(jobs::complete(&db.pool, "intruder", &[done(1)]).await.unwrap().is_empty(), "wrong owner");
+    assert!(jobs::complete(&db.pool, "w1", &[done(2)]).await.unwrap().is_empty(), "wrong attempt");
+    assert_eq!(jobs::complete(&db.pool, "w1", &[done(claimed[0].attempt)]).await.unwrap(), [job.id]);
+    assert!(jobs::complete(&db.pool, "w1", &[done(1)]).await.unwrap().is_empty(), "already finished");
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!(row.state, JobState::Succeeded);
 }
@@ -182,9 +135,7 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
     let db = TestDb::new().await;
     let job = new_job("a", 2);
     jobs::insert(&db.pool, &job).await.unwrap();
-    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
-        .await
-        .unwrap();
+    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
     let retry = Completion {
         id: job.id,
         attempt: 1,
@@ -194,27 +145,12 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
     };
     jobs::complete(&db.pool, "w1", &[retry]).await.unwrap();
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
-    assert_eq!(
-        (row.state, row.last_error.as_deref()),
-        (JobState::Retrying, Some("HTTP 503"))
-    );
+    assert_eq!((row.state, row.last_error.as_deref()), (JobState::Retrying, Some("HTTP 503")));
     assert!(row.run_at > chrono::Utc::now() + chrono::Duration::minutes(59));
-    assert!(
-        jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
-            .await
-            .unwrap()
-            .is_empty(),
-        "not due yet"
-    );
+    assert!(jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap().is_empty(), "not due yet");
 
-    sqlx::query("update jobs set run_at = now() where id = $1")
-        .bind(job.id)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let again = jobs::claim(&db.pool, "w2", &actions(&["a"]), 1, LEASE)
-        .await
-        .unwrap();
+    sqlx::query("update jobs set run_at = now() where id = $1").bind(job.id).execute(&db.pool).await.unwrap();
+    let again = jobs::claim(&db.pool, "w2", &actions(&["a"]), 1, LEASE).await.unwrap();
     assert_eq!(again[0].attempt, 2);
     let fail = Completion {
         id: job.id,
@@ -227,19 +163,8 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!(row.state, JobState::Failed);
     assert!(row.finished_at.is_some());
-    let outcomes: Vec<_> = attempts::list(&db.pool, job.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| a.outcome)
-        .collect();
-    assert_eq!(
-        outcomes,
-        [
-            Some(AttemptOutcome::RetryableError),
-            Some(AttemptOutcome::PermanentError)
-        ]
-    );
+    let outcomes: Vec<_> = attempts::list(&db.pool, job.id).await.unwrap().iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, [Some(AttemptOutcome::RetryableError), Some(AttemptOutcome::PermanentError)]);
 }
 
 #[tokio::test]
@@ -249,16 +174,8 @@ async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
     let last = new_job("a", 1);
     jobs::insert(&db.pool, &more).await.unwrap();
     jobs::insert(&db.pool, &last).await.unwrap();
-    jobs::claim(&db.pool, "dead", &actions(&["a"]), 10, LEASE)
-        .await
-        .unwrap();
-    assert!(
-        jobs::rescue_expired(&db.pool, 100)
-            .await
-            .unwrap()
-            .is_empty(),
-        "leases still valid"
-    );
+    jobs::claim(&db.pool, "dead", &actions(&["a"]), 10, LEASE).await.unwrap();
+    assert!(jobs::rescue_expired(&db.pool, 100).await.unwrap().is_empty(), "leases still valid");
 
     expire_leases(&db).await;
     let mut rescued = jobs::rescue_expired(&db.pool, 100).await.unwrap();
@@ -269,14 +186,8 @@ async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
     let last_row = jobs::get(&db.pool, last.id).await.unwrap().unwrap();
     assert_eq!(more_row.state, JobState::Retrying);
     assert_eq!(last_row.state, JobState::Failed);
-    assert!(last_row
-        .last_error
-        .unwrap()
-        .contains("lease expired: worker dead"));
-    assert_eq!(
-        attempts::list(&db.pool, more.id).await.unwrap()[0].outcome,
-        Some(AttemptOutcome::LeaseExpired)
-    );
+    assert!(last_row.last_error.unwrap().contains("lease expired: worker dead"));
+    assert_eq!(attempts::list(&db.pool, more.id).await.unwrap()[0].outcome, Some(AttemptOutcome::LeaseExpired));
 
     // The dead worker's late completion is refused.
     let late = Completion {
@@ -286,10 +197,7 @@ async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
         outcome: AttemptOutcome::Succeeded,
         error: None,
     };
-    assert!(jobs::complete(&db.pool, "dead", &[late])
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(jobs::complete(&db.pool, "dead", &[late]).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -297,35 +205,14 @@ async fn renew_and_release_respect_the_owner() {
     let db = TestDb::new().await;
     let job = new_job("a", 3);
     jobs::insert(&db.pool, &job).await.unwrap();
-    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE)
-        .await
-        .unwrap();
-    assert_eq!(
-        jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE)
-            .await
-            .unwrap(),
-        [job.id]
-    );
-    assert!(jobs::renew_leases(&db.pool, "w2", &[job.id], LEASE)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope")
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down")
-            .await
-            .unwrap(),
-        [job.id]
-    );
+    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE).await.unwrap(), [job.id]);
+    assert!(jobs::renew_leases(&db.pool, "w2", &[job.id], LEASE).await.unwrap().is_empty());
+    assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope").await.unwrap().is_empty());
+    assert_eq!(jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down").await.unwrap(), [job.id]);
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!((row.state, row.lease_owner), (JobState::Retrying, None));
-    assert_eq!(
-        attempts::list(&db.pool, job.id).await.unwrap()[0].outcome,
-        Some(AttemptOutcome::Interrupted)
-    );
+    assert_eq!(attempts::list(&db.pool, job.id).await.unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));
 }
 
 #[tokio::test]
@@ -339,9 +226,7 @@ async fn serialization_failures_and_deadlocks_are_retried() {
             let fail = calls == 1;
             async move {
                 if fail {
-                    let raise = format!(
-                        "do $$ begin raise exception 'simulated' using errcode = '{code}'; end $$"
-                    );
+                    let raise = format!("do $$ begin raise exception 'simulated' using errcode = '{code}'; end $$");
                     sqlx::raw_sql(&raise).execute(&pool).await?;
                 }
                 Ok::<_, sqlx::Error>("done")
@@ -356,12 +241,7 @@ async fn serialization_failures_and_deadlocks_are_retried() {
     let result = docket::db::retry_transient(|| {
         calls += 1;
         let pool = db.pool.clone();
-        async move {
-            sqlx::raw_sql("select * from no_such_table")
-                .execute(&pool)
-                .await
-                .map(|_| ())
-        }
+        async move { sqlx::raw_sql("select * from no_such_table").execute(&pool).await.map(|_| ()) }
     })
     .await;
     assert!(result.is_err());

@@ -17,10 +17,7 @@ fn http_catalog(url: &str, extra: &str) -> tempfile::TempDir {
 /// Waits until the job is in a final state and returns it.
 async fn finished(db: &TestDb, id: JobId) -> jobs::JobRow {
     wait_until(&format!("job {id} to finish"), DEADLINE, || async {
-        jobs::get(&db.pool, id)
-            .await
-            .unwrap()
-            .filter(|j| j.state.is_final())
+        jobs::get(&db.pool, id).await.unwrap().filter(|j| j.state.is_final())
     })
     .await
 }
@@ -68,10 +65,7 @@ async fn happy_path_runs_the_action_once_and_records_the_attempt() {
 
     // The request id is returned and present in the api's log lines of that request.
     let response = client
-        .get(format!(
-            "{}/customAction?name=archive&documentId=doc-1b&documentVersionId=v1",
-            api.base
-        ))
+        .get(format!("{}/customAction?name=archive&documentId=doc-1b&documentVersionId=v1", api.base))
         .header("apiKey", docket_tests::API_KEY)
         .header("x-request-id", "req-trace-4711")
         .send()
@@ -79,95 +73,57 @@ async fn happy_path_runs_the_action_once_and_records_the_attempt() {
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "req-trace-4711");
     let line = api.process.wait_for_log("req-trace-4711").await;
-    assert!(
-        line.contains("job.id"),
-        "the request's log line names its job: {line}"
-    );
+    assert!(line.contains("job.id"), "the request's log line names its job: {line}");
     for line in api.process.logs() {
-        assert!(
-            !line.contains(docket_tests::API_KEY),
-            "the API key leaked into a log line: {line}"
-        );
+        assert!(!line.contains(docket_tests::API_KEY), "the API key leaked into a log line: {line}");
     }
 }
 
 #[tokio::test]
 async fn target_down_then_up_is_retried_to_success_with_every_attempt_recorded() {
     let db = TestDb::new().await;
-    let target = Target::start(|n| {
-        if n <= 2 {
-            Reply::status(503).body("maintenance until noon")
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
-    let dir = http_catalog(
-        &target.url,
-        "max_attempts = 5\nretry_base = \"50ms\"\nretry_max = \"200ms\"",
-    );
+    let target =
+        Target::start(|n| if n <= 2 { Reply::status(503).body("maintenance until noon") } else { Reply::status(200) })
+            .await;
+    let dir = http_catalog(&target.url, "max_attempts = 5\nretry_base = \"50ms\"\nretry_max = \"200ms\"");
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-retry", &[]).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-2")
-        .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-2").await;
     let job = finished(&db, id).await;
 
     assert_eq!(job.state, JobState::Succeeded);
     assert_eq!(job.attempts, 3);
     let rows = attempts::list(&db.pool, id).await.unwrap();
     let outcomes: Vec<_> = rows.iter().map(|a| a.outcome.unwrap()).collect();
-    assert_eq!(
-        outcomes,
-        [
-            AttemptOutcome::RetryableError,
-            AttemptOutcome::RetryableError,
-            AttemptOutcome::Succeeded
-        ]
-    );
+    assert_eq!(outcomes, [AttemptOutcome::RetryableError, AttemptOutcome::RetryableError, AttemptOutcome::Succeeded]);
     let error = rows[0].error.as_deref().unwrap();
-    assert!(
-        error.contains("HTTP 503 Service Unavailable: maintenance until noon"),
-        "{error}"
-    );
+    assert!(error.contains("HTTP 503 Service Unavailable: maintenance until noon"), "{error}");
     // Backoff: each retry started no earlier than retry_base after the failure.
     for pair in rows.windows(2) {
         let gap = pair[1].started_at - pair[0].finished_at.unwrap();
-        assert!(
-            gap >= chrono::Duration::milliseconds(40),
-            "retry came after {gap}"
-        );
+        assert!(gap >= chrono::Duration::milliseconds(40), "retry came after {gap}");
     }
-    let seen: Vec<_> = target
-        .received()
-        .iter()
-        .map(|r| r.body["attempt"].as_i64().unwrap())
-        .collect();
+    let seen: Vec<_> = target.received().iter().map(|r| r.body["attempt"].as_i64().unwrap()).collect();
     assert_eq!(seen, [1, 2, 3]);
 }
 
 #[tokio::test]
 async fn a_refusing_target_fails_the_job_after_one_attempt() {
     let db = TestDb::new().await;
-    let target =
-        Target::start(|_| Reply::status(400).body("{\"error\":\"document is locked\"}")).await;
+    let target = Target::start(|_| Reply::status(400).body("{\"error\":\"document is locked\"}")).await;
     let dir = http_catalog(&target.url, "max_attempts = 5\nretry_base = \"50ms\"");
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-400", &[]).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-3")
-        .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-3").await;
     let job = finished(&db, id).await;
 
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts, 1);
     let error = job.last_error.unwrap();
     assert!(
-        error.contains("HTTP 400 Bad Request")
-            && error.contains("document is locked")
-            && error.contains("not retried"),
+        error.contains("HTTP 400 Bad Request") && error.contains("document is locked") && error.contains("not retried"),
         "{error}"
     );
     let rows = attempts::list(&db.pool, id).await.unwrap();
@@ -180,71 +136,41 @@ async fn a_refusing_target_fails_the_job_after_one_attempt() {
 async fn a_target_slower_than_the_timeout_times_out_and_gives_up() {
     let db = TestDb::new().await;
     let target = Target::start(|_| Reply::status(200).delay(Duration::from_secs(5))).await;
-    let dir = http_catalog(
-        &target.url,
-        "timeout = \"300ms\"\nmax_attempts = 2\nretry_base = \"50ms\"",
-    );
+    let dir = http_catalog(&target.url, "timeout = \"300ms\"\nmax_attempts = 2\nretry_base = \"50ms\"");
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-slow", &[]).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-4")
-        .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-4").await;
     let job = finished(&db, id).await;
 
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts, 2);
-    assert_eq!(
-        job.last_error.as_deref(),
-        Some("timed out after 300ms (gave up after 2 attempts)")
-    );
+    assert_eq!(job.last_error.as_deref(), Some("timed out after 300ms (gave up after 2 attempts)"));
     let rows = attempts::list(&db.pool, id).await.unwrap();
-    assert!(rows
-        .iter()
-        .all(|a| a.outcome == Some(AttemptOutcome::TimedOut)));
+    assert!(rows.iter().all(|a| a.outcome == Some(AttemptOutcome::TimedOut)));
     for a in &rows {
         let ran = a.finished_at.unwrap() - a.started_at;
-        assert!(
-            ran < chrono::Duration::seconds(4),
-            "attempt was not cut at the timeout: {ran}"
-        );
+        assert!(ran < chrono::Duration::seconds(4), "attempt was not cut at the timeout: {ran}");
     }
 }
 
 #[tokio::test]
 async fn retry_after_from_the_target_is_honoured() {
     let db = TestDb::new().await;
-    let target = Target::start(|n| {
-        if n == 1 {
-            Reply::status(429).retry_after("2")
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let target = Target::start(|n| if n == 1 { Reply::status(429).retry_after("2") } else { Reply::status(200) }).await;
     let dir = http_catalog(&target.url, "retry_base = \"10ms\"\nretry_max = \"1m\"");
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
-    let _worker = Worker::start(
-        &db.url,
-        &catalog_path(&dir),
-        "w-429",
-        &[("DOCKET_WORKER_POLL_INTERVAL", "100ms".into())],
-    )
-    .await;
+    let _worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-429", &[("DOCKET_WORKER_POLL_INTERVAL", "100ms".into())]).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-5")
-        .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-5").await;
     let job = finished(&db, id).await;
 
     assert_eq!(job.state, JobState::Succeeded);
     let rows = attempts::list(&db.pool, id).await.unwrap();
     assert_eq!(rows.len(), 2);
     let gap = rows[1].started_at - rows[0].finished_at.unwrap();
-    assert!(
-        gap >= chrono::Duration::milliseconds(1900),
-        "Retry-After: 2 not honoured; retried after {gap}"
-    );
+    assert!(gap >= chrono::Duration::milliseconds(1900), "Retry-After: 2 not honoured; retried after {gap}");
 }
 
 #[tokio::test]
@@ -257,27 +183,12 @@ async fn the_reply_does_not_wait_for_the_action() {
 
     // The target holds every request until the gate opens, so the action cannot have
     // finished when the reply arrives.
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-6")
-        .await;
-    let job = jobs::get(&db.pool, id)
-        .await
-        .unwrap()
-        .expect("the job row exists when the reply arrives");
-    assert!(
-        matches!(job.state, JobState::Queued | JobState::Running),
-        "{:?}",
-        job.state
-    );
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-6").await;
+    let job = jobs::get(&db.pool, id).await.unwrap().expect("the job row exists when the reply arrives");
+    assert!(matches!(job.state, JobState::Queued | JobState::Running), "{:?}", job.state);
 
-    wait_until("the worker to call the target", DEADLINE, || async {
-        (target.count() == 1).then_some(())
-    })
-    .await;
-    assert_eq!(
-        jobs::get(&db.pool, id).await.unwrap().unwrap().state,
-        JobState::Running
-    );
+    wait_until("the worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
+    assert_eq!(jobs::get(&db.pool, id).await.unwrap().unwrap().state, JobState::Running);
     target.open_gate();
     assert_eq!(finished(&db, id).await.state, JobState::Succeeded);
 }

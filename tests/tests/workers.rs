@@ -45,20 +45,8 @@ async fn two_workers_run_hundreds_of_jobs_each_exactly_once() {
     let target = Target::always(200).await;
     let dir = http_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
-    let a = Worker::start(
-        &db.url,
-        &catalog_path(&dir),
-        "w-a",
-        &[("DOCKET_WORKER_CONCURRENCY", "8".into())],
-    )
-    .await;
-    let b = Worker::start(
-        &db.url,
-        &catalog_path(&dir),
-        "w-b",
-        &[("DOCKET_WORKER_CONCURRENCY", "8".into())],
-    )
-    .await;
+    let a = Worker::start(&db.url, &catalog_path(&dir), "w-a", &[("DOCKET_WORKER_CONCURRENCY", "8".into())]).await;
+    let b = Worker::start(&db.url, &catalog_path(&dir), "w-b", &[("DOCKET_WORKER_CONCURRENCY", "8".into())]).await;
 
     let client = reqwest::Client::new();
     let ids: Vec<JobId> = futures::stream::iter(0..N)
@@ -77,15 +65,10 @@ async fn two_workers_run_hundreds_of_jobs_each_exactly_once() {
 
     let mut calls: HashMap<String, usize> = HashMap::new();
     for r in target.received() {
-        *calls
-            .entry(r.body["jobId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
+        *calls.entry(r.body["jobId"].as_str().unwrap().to_owned()).or_default() += 1;
     }
     assert_eq!(calls.len(), N, "every job reached the target");
-    assert!(
-        calls.values().all(|&c| c == 1),
-        "some job ran twice: {calls:?}"
-    );
+    assert!(calls.values().all(|&c| c == 1), "some job ran twice: {calls:?}");
     let mut by_worker: HashMap<String, usize> = HashMap::new();
     for id in &ids {
         let rows = attempts::list(&db.pool, *id).await.unwrap();
@@ -100,49 +83,26 @@ async fn two_workers_run_hundreds_of_jobs_each_exactly_once() {
 async fn a_killed_workers_job_is_rescued_and_run_by_another() {
     let db = TestDb::new().await;
     // The first call never answers: its worker dies holding it.
-    let target = Target::start(|n| {
-        if n == 1 {
-            Reply::status(200).gated()
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let target = Target::start(|n| if n == 1 { Reply::status(200).gated() } else { Reply::status(200) }).await;
     let dir = http_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let mut doomed = Worker::start(&db.url, &catalog_path(&dir), "w-doomed", &short_lease()).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-kill")
-        .await;
-    wait_until("the first worker to call the target", DEADLINE, || async {
-        (target.count() == 1).then_some(())
-    })
-    .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-kill").await;
+    wait_until("the first worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
     doomed.process.kill().await;
 
     let survivor = Worker::start(&db.url, &catalog_path(&dir), "w-survivor", &short_lease()).await;
-    let done = wait_until("the job to finish", DEADLINE, || async {
-        Some(job(&db, id).await).filter(|j| j.state.is_final())
-    })
-    .await;
+    let done =
+        wait_until("the job to finish", DEADLINE, || async { Some(job(&db, id).await).filter(|j| j.state.is_final()) })
+            .await;
 
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.attempts, 2);
     let rows = attempts::list(&db.pool, id).await.unwrap();
-    assert_eq!(
-        (rows[0].worker_id.as_str(), rows[0].outcome),
-        ("w-doomed", Some(AttemptOutcome::LeaseExpired))
-    );
-    assert!(rows[0]
-        .error
-        .as_deref()
-        .unwrap()
-        .contains("lease expired: worker w-doomed"));
-    assert_eq!(
-        (rows[1].worker_id.as_str(), rows[1].outcome),
-        (survivor.id.as_str(), Some(AttemptOutcome::Succeeded))
-    );
+    assert_eq!((rows[0].worker_id.as_str(), rows[0].outcome), ("w-doomed", Some(AttemptOutcome::LeaseExpired)));
+    assert!(rows[0].error.as_deref().unwrap().contains("lease expired: worker w-doomed"));
+    assert_eq!((rows[1].worker_id.as_str(), rows[1].outcome), (survivor.id.as_str(), Some(AttemptOutcome::Succeeded)));
 }
 
 #[tokio::test]
@@ -150,25 +110,14 @@ async fn a_stalled_worker_cannot_overwrite_the_new_owners_result() {
     let db = TestDb::new().await;
     // The stalled worker's call is held and then refused with 400: if its result were
     // written, the job would end `failed`.
-    let target = Target::start(|n| {
-        if n == 1 {
-            Reply::status(400).body("stale").gated()
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let target =
+        Target::start(|n| if n == 1 { Reply::status(400).body("stale").gated() } else { Reply::status(200) }).await;
     let dir = http_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let stalled = Worker::start(&db.url, &catalog_path(&dir), "w-stalled", &short_lease()).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-stop")
-        .await;
-    wait_until("the first worker to call the target", DEADLINE, || async {
-        (target.count() == 1).then_some(())
-    })
-    .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-stop").await;
+    wait_until("the first worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
     stalled.process.signal(Signal::SIGSTOP);
 
     let _taker = Worker::start(&db.url, &catalog_path(&dir), "w-taker", &short_lease()).await;
@@ -181,22 +130,11 @@ async fn a_stalled_worker_cannot_overwrite_the_new_owners_result() {
     // Now let the stalled worker's call return, and wake the worker.
     target.open_gate();
     stalled.process.signal(Signal::SIGCONT);
-    let line = wait_until(
-        "the stalled worker to log the rejection",
-        DEADLINE,
-        || async {
-            stalled
-                .process
-                .logs()
-                .into_iter()
-                .find(|l| l.contains("lease lost") || l.contains("result rejected"))
-        },
-    )
+    let line = wait_until("the stalled worker to log the rejection", DEADLINE, || async {
+        stalled.process.logs().into_iter().find(|l| l.contains("lease lost") || l.contains("result rejected"))
+    })
     .await;
-    assert!(
-        line.contains(&id.to_string()),
-        "the log line names the job: {line}"
-    );
+    assert!(line.contains(&id.to_string()), "the log line names the job: {line}");
 
     let after = job(&db, id).await;
     assert_eq!(after.state, JobState::Succeeded);
@@ -218,65 +156,35 @@ async fn sigterm_lets_a_running_job_finish_and_claims_nothing_new() {
     let client = reqwest::Client::new();
 
     let running = api.enqueue(&client, "archive", "doc-term").await;
-    wait_until("the worker to call the target", DEADLINE, || async {
-        (target.count() == 1).then_some(())
-    })
-    .await;
+    wait_until("the worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
     worker.process.signal(Signal::SIGTERM);
-    worker
-        .process
-        .wait_for_log("shutdown signal received")
-        .await;
+    worker.process.wait_for_log("shutdown signal received").await;
     let later = api.enqueue(&client, "archive", "doc-after-term").await;
 
     target.open_gate();
     assert_eq!(worker.process.wait_exit(DEADLINE).await, Some(0));
     assert_eq!(job(&db, running).await.state, JobState::Succeeded);
-    assert_eq!(
-        job(&db, later).await.state,
-        JobState::Queued,
-        "a stopping worker must not claim"
-    );
+    assert_eq!(job(&db, later).await.state, JobState::Queued, "a stopping worker must not claim");
     assert_eq!(target.count(), 1);
 }
 
 #[tokio::test]
 async fn jobs_still_running_at_the_grace_deadline_are_released() {
     let db = TestDb::new().await;
-    let target = Target::start(|n| {
-        if n == 1 {
-            Reply::status(200).gated()
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let target = Target::start(|n| if n == 1 { Reply::status(200).gated() } else { Reply::status(200) }).await;
     let dir = http_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
-    let mut worker = Worker::start(
-        &db.url,
-        &catalog_path(&dir),
-        "w-grace",
-        &[("DOCKET_WORKER_SHUTDOWN_GRACE", "500ms".into())],
-    )
-    .await;
+    let mut worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-grace", &[("DOCKET_WORKER_SHUTDOWN_GRACE", "500ms".into())])
+            .await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-grace")
-        .await;
-    wait_until("the worker to call the target", DEADLINE, || async {
-        (target.count() == 1).then_some(())
-    })
-    .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-grace").await;
+    wait_until("the worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
     worker.process.signal(Signal::SIGTERM);
     assert_eq!(worker.process.wait_exit(DEADLINE).await, Some(0));
 
     let released = job(&db, id).await;
-    assert_eq!(
-        released.state,
-        JobState::Retrying,
-        "released, not lost and not left running"
-    );
+    assert_eq!(released.state, JobState::Retrying, "released, not lost and not left running");
     assert!(released.lease_owner.is_none());
     let rows = attempts::list(&db.pool, id).await.unwrap();
     assert_eq!(rows[0].outcome, Some(AttemptOutcome::Interrupted));
@@ -302,10 +210,7 @@ async fn after_the_listener_reconnects_the_worker_claims_at_once() {
         &db.url,
         &catalog_path(&dir),
         "w-relisten",
-        &[
-            ("DOCKET_LISTEN_DATABASE_URL", db.url_via(proxy.addr)),
-            ("DOCKET_WORKER_POLL_INTERVAL", "1h".into()),
-        ],
+        &[("DOCKET_LISTEN_DATABASE_URL", db.url_via(proxy.addr)), ("DOCKET_WORKER_POLL_INTERVAL", "1h".into())],
     )
     .await;
     let client = reqwest::Client::new();
@@ -322,11 +227,9 @@ async fn after_the_listener_reconnects_the_worker_claims_at_once() {
     assert_eq!(job(&db, missed).await.state, JobState::Queued);
     proxy.restore();
 
-    wait_until(
-        "the job queued during the outage to succeed",
-        DEADLINE,
-        || async { (job(&db, missed).await.state == JobState::Succeeded).then_some(()) },
-    )
+    wait_until("the job queued during the outage to succeed", DEADLINE, || async {
+        (job(&db, missed).await.state == JobState::Succeeded).then_some(())
+    })
     .await;
 }
 
@@ -337,35 +240,17 @@ async fn a_worker_that_cannot_renew_its_lease_aborts_the_action_before_the_lease
     let dir = http_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let proxy = docket_tests::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let worker = Worker::start(
-        &db.url_via(proxy.addr),
-        &catalog_path(&dir),
-        "w-cutoff",
-        &short_lease(),
-    )
-    .await;
+    let worker = Worker::start(&db.url_via(proxy.addr), &catalog_path(&dir), "w-cutoff", &short_lease()).await;
 
-    let id = api
-        .enqueue(&reqwest::Client::new(), "archive", "doc-cutoff")
-        .await;
-    wait_until("the worker to call the target", DEADLINE, || async {
-        (target.count() == 1).then_some(())
-    })
-    .await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-cutoff").await;
+    wait_until("the worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
     proxy.cut();
-    let line = worker
-        .process
-        .wait_for_log("cannot be renewed; aborting the action")
-        .await;
+    let line = worker.process.wait_for_log("cannot be renewed; aborting the action").await;
 
     // The lease as the database still has it: the last renewal that got through.
     let lease_end = job(&db, id).await.lease_expires_at.expect("still leased");
     let logged: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let aborted_at: chrono::DateTime<chrono::Utc> =
-        logged["timestamp"].as_str().unwrap().parse().unwrap();
-    assert!(
-        aborted_at < lease_end,
-        "aborted at {aborted_at}, after the lease ended at {lease_end}"
-    );
+    let aborted_at: chrono::DateTime<chrono::Utc> = logged["timestamp"].as_str().unwrap().parse().unwrap();
+    assert!(aborted_at < lease_end, "aborted at {aborted_at}, after the lease ended at {lease_end}");
     assert!(line.contains(&id.to_string()), "{line}");
 }

@@ -33,11 +33,7 @@ pub async fn record(pool: PgPool, worker_id: String, mut rx: mpsc::UnboundedRece
         for finished in batch.drain(..) {
             match finished {
                 Finished::Completed(c) => completions.push(c),
-                Finished::Released {
-                    id,
-                    attempt,
-                    reason,
-                } => releases.push(((id, attempt), reason)),
+                Finished::Released { id, attempt, reason } => releases.push(((id, attempt), reason)),
             }
         }
         if !completions.is_empty() {
@@ -89,8 +85,6 @@ where
             }
         }
     }
-    tracing::error!(
-        "gave up recording attempt results; the jobs will be rescued when their leases expire"
-    );
+    tracing::error!("gave up recording attempt results; the jobs will be rescued when their leases expire");
     Err(())
 }

@@ -62,6 +62,11 @@ pub struct Config {
     /// transaction mode.
     #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
     pub db_statement_cache: usize,
+
+    /// Ping each pooled connection before use (one more round trip per query). Broken
+    /// connections are dropped anyway when they are returned to the pool.
+    #[arg(long, env = "DOCKET_DB_TEST_BEFORE_ACQUIRE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub db_test_before_acquire: bool,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -80,9 +85,5 @@ fn lease_duration(text: &str) -> Result<Duration, String> {
 pub fn default_worker_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let host: String = host.chars().filter(|c| !c.is_control()).take(64).collect();
-    format!(
-        "{host}-{}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }

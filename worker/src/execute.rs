@@ -31,22 +31,13 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
         // Cannot happen: workers claim only the actions they know.
         shared.running.remove(job.id);
         let reason = format!("worker has no action named '{}'", job.action);
-        let _ = shared.finished.send(Finished::Released {
-            id: job.id,
-            attempt: job.attempt,
-            reason,
-        });
+        let _ = shared.finished.send(Finished::Released { id: job.id, attempt: job.attempt, reason });
         return;
     };
     let registry = shared.registry.clone();
     let task_job = job.clone();
     let started = Instant::now();
-    let ended = run_guarded(
-        async move { registry.run(&task_job).await },
-        action.timeout,
-        &abort,
-    )
-    .await;
+    let ended = run_guarded(async move { registry.run(&task_job).await }, action.timeout, &abort).await;
     shared.running.remove(job.id);
     let finished = match ended {
         Ended::Outcome(outcome) => Finished::Completed(completion(&job, &action, outcome)),
@@ -54,10 +45,7 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
             let mut c = completion(
                 &job,
                 &action,
-                ActionOutcome::Retryable {
-                    error: format!("action panicked: {message}"),
-                    retry_after: None,
-                },
+                ActionOutcome::Retryable { error: format!("action panicked: {message}"), retry_after: None },
             );
             c.outcome = AttemptOutcome::Panicked;
             Finished::Completed(c)
@@ -67,15 +55,8 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
             return;
         }
         Ended::Aborted(reason) => {
-            tracing::warn!(
-                reason = reason.describe(),
-                "action aborted; releasing the job"
-            );
-            Finished::Released {
-                id: job.id,
-                attempt: job.attempt,
-                reason: reason.describe().to_owned(),
-            }
+            tracing::warn!(reason = reason.describe(), "action aborted; releasing the job");
+            Finished::Released { id: job.id, attempt: job.attempt, reason: reason.describe().to_owned() }
         }
     };
     if let Finished::Completed(c) = &finished {
@@ -126,39 +107,22 @@ pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> 
                 error: None,
             }
         }
-        ActionOutcome::Retryable { error, retry_after } => {
-            (AttemptOutcome::RetryableError, error, retry_after, true)
-        }
+        ActionOutcome::Retryable { error, retry_after } => (AttemptOutcome::RetryableError, error, retry_after, true),
         ActionOutcome::Permanent { error } => (AttemptOutcome::PermanentError, error, None, false),
         ActionOutcome::TimedOut => (
             AttemptOutcome::TimedOut,
-            format!(
-                "timed out after {}",
-                humantime::format_duration(action.timeout)
-            ),
+            format!("timed out after {}", humantime::format_duration(action.timeout)),
             None,
             true,
         ),
     };
     let attempts_left = job.attempt < job.max_attempts;
     let (next, error) = match (retryable, attempts_left) {
-        (true, true) => (
-            NextState::Retry(action.retry.delay(job.attempt as u32, retry_after)),
-            error,
-        ),
-        (true, false) => (
-            NextState::Failed,
-            format!("{error} (gave up after {} attempts)", job.attempt),
-        ),
+        (true, true) => (NextState::Retry(action.retry.delay(job.attempt as u32, retry_after)), error),
+        (true, false) => (NextState::Failed, format!("{error} (gave up after {} attempts)", job.attempt)),
         (false, _) => (NextState::Failed, error),
     };
-    Completion {
-        id: job.id,
-        attempt: job.attempt,
-        next,
-        outcome,
-        error: Some(error),
-    }
+    Completion { id: job.id, attempt: job.attempt, next, outcome, error: Some(error) }
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {
@@ -197,29 +161,16 @@ mod tests {
             display_name: "A".into(),
             kind: ActionKind::Noop,
             timeout: Duration::from_millis(100),
-            retry: RetryPolicy {
-                max_attempts: 3,
-                base: Duration::from_secs(1),
-                cap: Duration::from_secs(10),
-            },
+            retry: RetryPolicy { max_attempts: 3, base: Duration::from_secs(1), cap: Duration::from_secs(10) },
         }
     }
 
     #[tokio::test]
     async fn a_panic_fails_the_attempt_not_the_worker() {
-        let ended = run_guarded(
-            async { panic!("boom in action") },
-            Duration::from_secs(5),
-            &Abort::default(),
-        )
-        .await;
+        let ended = run_guarded(async { panic!("boom in action") }, Duration::from_secs(5), &Abort::default()).await;
         assert_eq!(ended, Ended::Panicked("boom in action".into()));
-        let owned = run_guarded(
-            async { panic!("{}", String::from("owned")) },
-            Duration::from_secs(5),
-            &Abort::default(),
-        )
-        .await;
+        let owned =
+            run_guarded(async { panic!("{}", String::from("owned")) }, Duration::from_secs(5), &Abort::default()).await;
         assert_eq!(owned, Ended::Panicked("owned".into()));
     }
 
@@ -257,55 +208,23 @@ mod tests {
     fn outcomes_map_to_next_states() {
         let a = action();
         let ok = completion(&job(1, 3), &a, ActionOutcome::Succeeded);
-        assert_eq!(
-            (ok.next, ok.outcome, ok.error),
-            (NextState::Succeeded, AttemptOutcome::Succeeded, None)
-        );
+        assert_eq!((ok.next, ok.outcome, ok.error), (NextState::Succeeded, AttemptOutcome::Succeeded, None));
 
-        let retry = completion(
-            &job(1, 3),
-            &a,
-            ActionOutcome::Retryable {
-                error: "503".into(),
-                retry_after: None,
-            },
-        );
+        let retry = completion(&job(1, 3), &a, ActionOutcome::Retryable { error: "503".into(), retry_after: None });
         assert!(matches!(retry.next, NextState::Retry(d) if d >= Duration::from_secs(1)));
         let waited = completion(
             &job(1, 3),
             &a,
-            ActionOutcome::Retryable {
-                error: "429".into(),
-                retry_after: Some(Duration::from_secs(7)),
-            },
+            ActionOutcome::Retryable { error: "429".into(), retry_after: Some(Duration::from_secs(7)) },
         );
         assert_eq!(waited.next, NextState::Retry(Duration::from_secs(7)));
 
-        let exhausted = completion(
-            &job(3, 3),
-            &a,
-            ActionOutcome::Retryable {
-                error: "503".into(),
-                retry_after: None,
-            },
-        );
+        let exhausted = completion(&job(3, 3), &a, ActionOutcome::Retryable { error: "503".into(), retry_after: None });
         assert_eq!(exhausted.next, NextState::Failed);
-        assert_eq!(
-            exhausted.error.as_deref(),
-            Some("503 (gave up after 3 attempts)")
-        );
+        assert_eq!(exhausted.error.as_deref(), Some("503 (gave up after 3 attempts)"));
 
-        let permanent = completion(
-            &job(1, 3),
-            &a,
-            ActionOutcome::Permanent {
-                error: "400".into(),
-            },
-        );
-        assert_eq!(
-            (permanent.next, permanent.outcome),
-            (NextState::Failed, AttemptOutcome::PermanentError)
-        );
+        let permanent = completion(&job(1, 3), &a, ActionOutcome::Permanent { error: "400".into() });
+        assert_eq!((permanent.next, permanent.outcome), (NextState::Failed, AttemptOutcome::PermanentError));
 
         let timed_out = completion(&job(1, 3), &a, ActionOutcome::TimedOut);
         assert_eq!(timed_out.outcome, AttemptOutcome::TimedOut);

@@ -15,9 +15,7 @@ pub async fn serve(listener: TcpListener, pool: PgPool, stop: CancellationToken)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .with_state(pool);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "health server stopped");
     }
@@ -28,10 +26,7 @@ async fn readyz(State(pool): State<PgPool>) -> (StatusCode, Json<Value>) {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not ready"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready"})))
         }
     }
 }

@@ -70,14 +70,7 @@ impl Running {
     /// Records a job claimed at `claimed_at` (before the claim was sent).
     pub fn insert(&self, id: JobId, attempt: i32, valid_until: Instant) -> Abort {
         let abort = Abort::default();
-        self.lock().insert(
-            id,
-            Entry {
-                attempt,
-                valid_until,
-                abort: abort.clone(),
-            },
-        );
+        self.lock().insert(id, Entry { attempt, valid_until, abort: abort.clone() });
         abort
     }
 
@@ -103,20 +96,12 @@ impl Running {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Entry>> {
         // A panic while holding this lock cannot leave the map half-updated.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// Renews leases every fifth of the lease until `stop` is cancelled.
-pub async fn keep_leases(
-    pool: PgPool,
-    worker_id: String,
-    running: Running,
-    lease: Duration,
-    stop: CancellationToken,
-) {
+pub async fn keep_leases(pool: PgPool, worker_id: String, running: Running, lease: Duration, stop: CancellationToken) {
     let tick = (lease / 5).max(Duration::from_millis(100));
     // Abort when less than this is left: two failed renewals' worth.
     let margin = tick * 2;
@@ -132,8 +117,7 @@ pub async fn keep_leases(
             continue;
         }
         let sent_at = Instant::now();
-        let renewed =
-            tokio::time::timeout(tick, jobs::renew_leases(&pool, &worker_id, &ids, lease)).await;
+        let renewed = tokio::time::timeout(tick, jobs::renew_leases(&pool, &worker_id, &ids, lease)).await;
         let mut map = running.lock();
         match renewed {
             Ok(Ok(held)) => {

@@ -36,10 +36,7 @@ pub enum StartError {
     #[error("DOCKET_WORKER_ID must be 1-255 characters without control characters")]
     WorkerId,
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// A worker, connected and migrated, not yet running.
@@ -73,15 +70,13 @@ impl Worker {
         let settings = PoolSettings {
             max_connections: config.db_connections,
             statement_cache_capacity: config.db_statement_cache,
+            test_before_acquire: config.db_test_before_acquire,
             ..PoolSettings::default()
         };
         let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
         let health = tokio::net::TcpListener::bind(config.addr)
             .await
-            .map_err(|source| StartError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
         Ok(Self {
             pool,
             listen_url: config.listen_database_url.unwrap_or(config.database_url),
@@ -104,27 +99,15 @@ impl Worker {
     /// the grace period, whatever still runs after it is released to other workers.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let actions = self.registry.names();
-        let health_addr = self
-            .health
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let health_addr = self.health.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, health.addr = %health_addr, "docket-worker started");
         let background = CancellationToken::new();
         let wake = Arc::new(Notify::new());
         let running = Running::default();
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(completer::record(
-            self.pool.clone(),
-            self.id.clone(),
-            finished_rx,
-        ));
+        let completer = tokio::spawn(completer::record(self.pool.clone(), self.id.clone(), finished_rx));
         let helpers = TaskTracker::new();
-        helpers.spawn(listener::listen(
-            self.listen_url.clone(),
-            wake.clone(),
-            background.clone(),
-        ));
+        helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), background.clone()));
         helpers.spawn(lease::keep_leases(
             self.pool.clone(),
             self.id.clone(),
@@ -132,17 +115,8 @@ impl Worker {
             self.lease,
             background.clone(),
         ));
-        helpers.spawn(crate::health::serve(
-            self.health,
-            self.pool.clone(),
-            background.clone(),
-        ));
-        helpers.spawn(rescue_loop(
-            self.pool.clone(),
-            self.rescue_interval,
-            wake.clone(),
-            background.clone(),
-        ));
+        helpers.spawn(crate::health::serve(self.health, self.pool.clone(), background.clone()));
+        helpers.spawn(rescue_loop(self.pool.clone(), self.rescue_interval, wake.clone(), background.clone()));
 
         let shared = Arc::new(Shared {
             registry: self.registry.clone(),
@@ -158,25 +132,20 @@ impl Worker {
             let free = slots.available_permits();
             if free > 0 {
                 let claimed_at = Instant::now();
-                let claim = db::retry_transient(|| {
-                    jobs::claim(&self.pool, &self.id, &actions, free as i64, self.lease)
-                });
+                let claim =
+                    db::retry_transient(|| jobs::claim(&self.pool, &self.id, &actions, free as i64, self.lease));
                 match claim.await {
                     Ok(claimed) => {
                         error_backoff = Duration::from_millis(100);
                         backlog = claimed.len() == free;
                         for job in claimed {
-                            let permit = slots
-                                .clone()
-                                .try_acquire_owned()
-                                .expect("a slot is free for each claimed job");
+                            let permit =
+                                slots.clone().try_acquire_owned().expect("a slot is free for each claimed job");
                             let abort_valid_until = claimed_at + self.lease;
                             let shared = shared.clone();
                             let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt);
                             jobs_tasks.spawn(async move {
-                                execute::execute(&shared, job, abort_valid_until)
-                                    .instrument(span)
-                                    .await;
+                                execute::execute(&shared, job, abort_valid_until).instrument(span).await;
                                 drop(permit);
                                 shared.slot_freed.notify_one();
                             });
@@ -206,14 +175,8 @@ impl Worker {
 
         tracing::info!(running = running.len(), grace = ?self.shutdown_grace, "stopping: no new claims");
         jobs_tasks.close();
-        if tokio::time::timeout(self.shutdown_grace, jobs_tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                running = running.len(),
-                "grace period over; stopping running jobs and releasing them"
-            );
+        if tokio::time::timeout(self.shutdown_grace, jobs_tasks.wait()).await.is_err() {
+            tracing::warn!(running = running.len(), "grace period over; stopping running jobs and releasing them");
             running.abort_all(AbortReason::Shutdown);
             jobs_tasks.wait().await;
         }
@@ -238,11 +201,7 @@ async fn rescue_loop(pool: PgPool, interval: Duration, wake: Arc<Notify>, stop: 
         match db::retry_transient(|| jobs::rescue_expired(&pool, 1000)).await {
             Ok(rescued) => {
                 for job in &rescued {
-                    let next = if job.state == JobState::Failed {
-                        "failed (no attempts left)"
-                    } else {
-                        "retrying"
-                    };
+                    let next = if job.state == JobState::Failed { "failed (no attempts left)" } else { "retrying" };
                     tracing::warn!(job.id = %job.id, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");
                 }
                 if !rescued.is_empty() {

@@ -27,10 +27,7 @@ fn help_documents_every_setting() {
         "DOCKET_WORKER_DB_CONNECTIONS",
         "DOCKET_DB_STATEMENT_CACHE",
     ] {
-        assert!(
-            help.contains(variable),
-            "--help does not mention {variable}"
-        );
+        assert!(help.contains(variable), "--help does not mention {variable}");
     }
 }
 
@@ -41,11 +38,8 @@ fn refuses_a_too_short_lease_and_zero_concurrency() {
         ("DOCKET_WORKER_CONCURRENCY", "0", "not in 1..=10000"),
         ("DOCKET_WORKER_POLL_INTERVAL", "often", "is not a duration"),
     ] {
-        let output = worker()
-            .env("DATABASE_URL", "postgres://x@127.0.0.1:1/none")
-            .env(variable, value)
-            .output()
-            .unwrap();
+        let output =
+            worker().env("DATABASE_URL", "postgres://x@127.0.0.1:1/none").env(variable, value).output().unwrap();
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{variable}={value}: {stderr}");
@@ -57,20 +51,11 @@ fn a_bad_catalog_is_named_at_start_up() {
     let dir = std::env::temp_dir().join(format!("docket-worker-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let catalog = dir.join("dupes.toml");
-    std::fs::write(
-        &catalog,
-        "[[action]]\nname = \"a\"\nkind = \"noop\"\n[[action]]\nname = \"a\"\nkind = \"noop\"\n",
-    )
-    .unwrap();
-    let output = worker()
-        .env("DATABASE_URL", "postgres://x@127.0.0.1:1/none")
-        .env("DOCKET_ACTIONS", &catalog)
-        .output()
+    std::fs::write(&catalog, "[[action]]\nname = \"a\"\nkind = \"noop\"\n[[action]]\nname = \"a\"\nkind = \"noop\"\n")
         .unwrap();
+    let output =
+        worker().env("DATABASE_URL", "postgres://x@127.0.0.1:1/none").env("DOCKET_ACTIONS", &catalog).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("dupes.toml") && stderr.contains("defined twice"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("dupes.toml") && stderr.contains("defined twice"), "{stderr}");
 }

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use docket::db::jobs::{self, NewJob};
+use docket::db::jobs::NewJob;
 use docket::domain::{JobId, Username};
 
 use super::AppState;
@@ -34,10 +34,7 @@ async fn custom_action(
     state.keys.check(&headers)?;
     let params = CustomActionParams::parse(query.as_deref().unwrap_or(""))?;
     let requested_by = username(&headers)?;
-    let action = state
-        .catalog
-        .get(&params.name)
-        .ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;
+    let action = state.catalog.get(&params.name).ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;
     let job = NewJob {
         id: JobId::new(),
         action: action.name.clone(),
@@ -49,15 +46,10 @@ async fn custom_action(
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));
     span.record("job.action", job.action.as_str());
-    jobs::insert(&state.pool, &job)
-        .await
-        .map_err(ApiError::Store)?;
-    state.notifier.wake();
-    tracing::info!(document.id = %job.document_id, "job queued");
-    Ok(Json(Success {
-        status: "success",
-        job_id: job.id,
-    }))
+    let (id, document_id) = (job.id, job.document_id.clone());
+    state.inserter.insert(job).await.map_err(ApiError::Store)?;
+    tracing::info!(document.id = %document_id, "job queued");
+    Ok(Json(Success { status: "success", job_id: id }))
 }
 
 /// The optional `username` header, validated like the ids.
@@ -65,10 +57,6 @@ fn username(headers: &HeaderMap) -> Result<Option<Username>, ApiError> {
     let Some(value) = headers.get("username") else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("The 'username' header is not valid text.".into()))?;
-    Username::parse(text)
-        .map(Some)
-        .map_err(|e| header_error("username", e))
+    let text = value.to_str().map_err(|_| ApiError::BadRequest("The 'username' header is not valid text.".into()))?;
+    Username::parse(text).map(Some).map_err(|e| header_error("username", e))
 }

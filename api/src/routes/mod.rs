@@ -13,7 +13,7 @@ use sqlx::PgPool;
 
 use crate::auth::ApiKeys;
 use crate::error::ApiError;
-use crate::notifier::Notifier;
+use crate::inserter::Inserter;
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub catalog: Arc<Catalog>,
     pub keys: ApiKeys,
-    pub notifier: Notifier,
+    pub inserter: Inserter,
 }
 
 /// All routes, with their state applied.

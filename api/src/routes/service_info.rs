@@ -41,10 +41,7 @@ async fn service_info(State(state): State<AppState>) -> Json<ServiceInfo> {
             .catalog
             .actions()
             .iter()
-            .map(|a| CustomAction {
-                name: a.name.clone(),
-                display_name: a.display_name.clone(),
-            })
+            .map(|a| CustomAction { name: a.name.clone(), display_name: a.display_name.clone() })
             .collect(),
     })
 }

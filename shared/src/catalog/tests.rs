@@ -46,20 +46,11 @@ retry_max = "2m"
     )
     .unwrap();
     let a = catalog.get("archive").unwrap();
-    assert_eq!(
-        a.kind,
-        ActionKind::Http {
-            url: "https://dam.example.com/hooks/archive".into()
-        }
-    );
+    assert_eq!(a.kind, ActionKind::Http { url: "https://dam.example.com/hooks/archive".into() });
     assert_eq!(a.timeout, Duration::from_secs(10));
     assert_eq!(
         a.retry,
-        RetryPolicy {
-            max_attempts: 3,
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(120)
-        }
+        RetryPolicy { max_attempts: 3, base: Duration::from_millis(250), cap: Duration::from_secs(120) }
     );
     assert_eq!(catalog.names(), vec!["archive".to_owned()]);
 }
@@ -73,16 +64,34 @@ fn errors_name_file_action_and_field() {
         ("[[action]]\nname = \"x\"\n", "action \"x\", field `kind`: is missing"),
         ("[[action]]\nname = \"x\"\nkind = \"ftp\"\n", "field `kind`: \"ftp\" is not a kind"),
         ("[[action]]\nname = \"x\"\nkind = \"http\"\n", "action \"x\", field `url`: is missing"),
-        ("[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"ftp://a\"\n", "field `url`: \"ftp://a\" must start with http"),
-        ("[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"http:///p\"\n", "field `url`: \"http:///p\" is not a valid URL"),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"ftp://a\"\n",
+            "field `url`: \"ftp://a\" must start with http",
+        ),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"http:///p\"\n",
+            "field `url`: \"http:///p\" is not a valid URL",
+        ),
         ("[[action]]\nname = \"x\"\nkind = \"noop\"\nurl = \"http://a\"\n", "field `url`: is not used by kind"),
-        ("[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"soon\"\n", "field `timeout`: \"soon\" is not a duration"),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"soon\"\n",
+            "field `timeout`: \"soon\" is not a duration",
+        ),
         ("[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"0s\"\n", "field `timeout`: must be longer than zero"),
-        ("[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"30d\"\n", "field `timeout`: \"30d\" is longer than 7 days"),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"30d\"\n",
+            "field `timeout`: \"30d\" is longer than 7 days",
+        ),
         ("[[action]]\nname = \"x\"\nkind = \"noop\"\nmax_attempts = 0\n", "field `max_attempts`: 0 is out of range"),
         ("[[action]]\nname = \"x\"\nkind = \"noop\"\nmax_attempts = -4\n", "field `max_attempts`: -4 is out of range"),
-        ("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"1m\"\nretry_max = \"1s\"\n", "field `retry_max`: must not be shorter than retry_base"),
-        ("[[action]]\nname = \"x\"\nkind = \"noop\"\n[[action]]\nname = \"x\"\nkind = \"noop\"\n", "action \"x\", field `name`: is defined twice"),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"1m\"\nretry_max = \"1s\"\n",
+            "field `retry_max`: must not be shorter than retry_base",
+        ),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"noop\"\n[[action]]\nname = \"x\"\nkind = \"noop\"\n",
+            "action \"x\", field `name`: is defined twice",
+        ),
         ("", "defines no action"),
         ("[[action]]\nname = \"x\"\nkind = \"noop\"\ncolour = \"red\"\n", "unknown field `colour`"),
         ("[[action]\n", "is not valid TOML"),
@@ -90,34 +99,21 @@ fn errors_name_file_action_and_field() {
     ];
     for (text, expected) in cases {
         let message = error(text);
-        assert!(
-            message.contains(expected),
-            "for {text:?}: expected {expected:?} in {message:?}"
-        );
-        assert!(
-            message.contains("actions.toml"),
-            "error must name the file: {message}"
-        );
+        assert!(message.contains(expected), "for {text:?}: expected {expected:?} in {message:?}");
+        assert!(message.contains("actions.toml"), "error must name the file: {message}");
     }
 }
 
 #[test]
 fn unreadable_file_is_named() {
     let err = Catalog::load(Path::new("/nonexistent/docket-actions.toml")).unwrap_err();
-    assert!(
-        err.to_string().contains("/nonexistent/docket-actions.toml"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/nonexistent/docket-actions.toml"), "{err}");
 }
 
 #[test]
 fn retry_base_longer_than_default_cap_raises_the_default_cap() {
-    let catalog =
-        parse("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"20m\"\n").unwrap();
-    assert_eq!(
-        catalog.get("x").unwrap().retry.cap,
-        Duration::from_secs(1200)
-    );
+    let catalog = parse("[[action]]\nname = \"x\"\nkind = \"noop\"\nretry_base = \"20m\"\n").unwrap();
+    assert_eq!(catalog.get("x").unwrap().retry.cap, Duration::from_secs(1200));
 }
 
 proptest! {

@@ -5,9 +5,7 @@ use sqlx::{PgConnection, PgExecutor};
 /// Serialises migrations across processes for the rest of the transaction.
 pub async fn migration_lock(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     // Any constant; "docket" in ASCII.
-    sqlx::query!("select pg_advisory_xact_lock(100111099107101116)")
-        .execute(conn)
-        .await?;
+    sqlx::query!("select pg_advisory_xact_lock(100111099107101116)").execute(conn).await?;
     Ok(())
 }
 
@@ -26,7 +24,5 @@ pub async fn ping(executor: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
 
 /// The newest migration applied to this database, if any.
 pub async fn schema_version(executor: impl PgExecutor<'_>) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar!("select max(version) from _sqlx_migrations where success")
-        .fetch_one(executor)
-        .await
+    sqlx::query_scalar!("select max(version) from _sqlx_migrations where success").fetch_one(executor).await
 }

@@ -7,10 +7,7 @@ use super::jobs::AttemptRow;
 use crate::domain::{AttemptOutcome, JobId};
 
 /// The attempts of one job, oldest first.
-pub async fn list(
-    executor: impl PgExecutor<'_>,
-    job_id: JobId,
-) -> Result<Vec<AttemptRow>, sqlx::Error> {
+pub async fn list(executor: impl PgExecutor<'_>, job_id: JobId) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as!(
         AttemptRow,
         r#"select job_id as "job_id: JobId", attempt, worker_id, started_at, finished_at,

@@ -90,28 +90,49 @@ pub struct RescuedJob {
     pub previous_owner: String,
 }
 
-/// Inserts a queued job. One statement; commits on its own when given the pool.
+/// Inserts one queued job (see [`insert_many`]).
 pub async fn insert(executor: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts)
-         values ($1, $2, $3, $4, $5, $6)",
-        job.id as JobId,
-        job.action,
-        job.document_id.as_str(),
-        job.document_version_id.as_str(),
-        job.requested_by.as_ref().map(Username::as_str),
-        job.max_attempts as i32,
+    insert_many(executor, std::slice::from_ref(job)).await.map(drop)
+}
+
+/// Inserts many queued jobs in one statement (one round trip, one commit when given
+/// the pool). Existing ids are skipped, so a retried batch stores each job once.
+/// Returns the ids this call inserted.
+pub async fn insert_many(executor: impl PgExecutor<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut actions = Vec::with_capacity(jobs.len());
+    let mut document_ids = Vec::with_capacity(jobs.len());
+    let mut version_ids = Vec::with_capacity(jobs.len());
+    let mut requested_by = Vec::with_capacity(jobs.len());
+    let mut max_attempts = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        ids.push(job.id.0);
+        actions.push(job.action.as_str());
+        document_ids.push(job.document_id.as_str());
+        version_ids.push(job.document_version_id.as_str());
+        requested_by.push(job.requested_by.as_ref().map(Username::as_str));
+        max_attempts.push(job.max_attempts as i32);
+    }
+    let rows = sqlx::query!(
+        r#"insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts)
+           select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[])
+           on conflict (id) do nothing
+           returning id as "id: JobId""#,
+        &ids,
+        &actions as &[&str],
+        &document_ids as &[&str],
+        &version_ids as &[&str],
+        &requested_by as &[Option<&str>],
+        &max_attempts,
     )
-    .execute(executor)
+    .fetch_all(executor)
     .await?;
-    Ok(())
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Tells listening workers that jobs are waiting.
 pub async fn notify(executor: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query!("select pg_notify($1, '')", crate::JOBS_CHANNEL)
-        .execute(executor)
-        .await?;
+    sqlx::query!("select pg_notify($1, '')", crate::JOBS_CHANNEL).execute(executor).await?;
     Ok(())
 }
 
@@ -290,10 +311,7 @@ pub async fn release(
 
 /// Takes back up to `limit` running jobs whose lease expired: `retrying` at once, or
 /// `failed` if that was their last attempt. Their open attempt becomes `lease_expired`.
-pub async fn rescue_expired(
-    executor: impl PgExecutor<'_>,
-    limit: i64,
-) -> Result<Vec<RescuedJob>, sqlx::Error> {
+pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RescuedJob>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"with expired as (
                select id from jobs
@@ -327,11 +345,7 @@ pub async fn rescue_expired(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| RescuedJob {
-            id: r.id,
-            state: r.state,
-            previous_owner: r.worker_id.unwrap_or_default(),
-        })
+        .map(|r| RescuedJob { id: r.id, state: r.state, previous_owner: r.worker_id.unwrap_or_default() })
         .collect())
 }
 

@@ -23,6 +23,10 @@ pub struct PoolSettings {
     /// Prepared statements cached per connection; 0 behind PgBouncer older than 1.21
     /// in transaction mode.
     pub statement_cache_capacity: usize,
+    /// Ping each connection before handing it out. Off saves a round trip per query;
+    /// sqlx still pings every connection when it is returned, so broken ones are
+    /// dropped there.
+    pub test_before_acquire: bool,
 }
 
 impl Default for PoolSettings {
@@ -31,6 +35,7 @@ impl Default for PoolSettings {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
             statement_cache_capacity: 100,
+            test_before_acquire: true,
         }
     }
 }
@@ -51,14 +56,9 @@ pub enum SetupError {
 }
 
 /// Parses a database URL, with the statement cache set as asked.
-pub fn connect_options(
-    url: &str,
-    statement_cache_capacity: usize,
-) -> Result<PgConnectOptions, SetupError> {
+pub fn connect_options(url: &str, statement_cache_capacity: usize) -> Result<PgConnectOptions, SetupError> {
     let options = PgConnectOptions::from_str(url).map_err(SetupError::Url)?;
-    Ok(options
-        .statement_cache_capacity(statement_cache_capacity)
-        .application_name("docket"))
+    Ok(options.statement_cache_capacity(statement_cache_capacity).application_name("docket"))
 }
 
 /// Creates the database named in `options` if it does not exist yet. Safe when several
@@ -73,9 +73,8 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()
         Err(e) => return Err(SetupError::Connect(e)),
     }
     let name = options.get_database().unwrap_or("postgres").to_owned();
-    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
-        .await
-        .map_err(SetupError::Connect)?;
+    let mut admin =
+        PgConnection::connect_with(&options.clone().database("postgres")).await.map_err(SetupError::Connect)?;
     let result = admin::create_database(&mut admin, &name).await;
     let _ = admin.close().await;
     match result {
@@ -106,6 +105,7 @@ pub fn pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
         .max_connections(settings.max_connections)
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(settings.test_before_acquire)
         .idle_timeout(Some(Duration::from_secs(300)))
         .connect_lazy_with(options)
 }
@@ -115,27 +115,17 @@ pub fn pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
 /// pooler (no session-level lock).
 pub async fn migrate(pool: &PgPool) -> Result<(), SetupError> {
     let mut tx = pool.begin().await.map_err(SetupError::Connect)?;
-    admin::migration_lock(&mut tx)
-        .await
-        .map_err(SetupError::MigrateSql)?;
+    admin::migration_lock(&mut tx).await.map_err(SetupError::MigrateSql)?;
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.set_locking(false);
-    migrator
-        .run_direct(&mut *tx)
-        .await
-        .map_err(SetupError::Migrate)?;
+    migrator.run_direct(&mut *tx).await.map_err(SetupError::Migrate)?;
     tx.commit().await.map_err(SetupError::MigrateSql)?;
     Ok(())
 }
 
 /// The newest migration this build knows.
 pub fn expected_schema_version() -> i64 {
-    sqlx::migrate!("../migrations")
-        .migrations
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(0)
+    sqlx::migrate!("../migrations").migrations.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
 /// Whether the database answers and carries this build's schema. `Err` says why not,
@@ -143,20 +133,14 @@ pub fn expected_schema_version() -> i64 {
 pub async fn readiness(pool: &PgPool) -> Result<(), String> {
     match admin::schema_version(pool).await {
         Ok(Some(v)) if v >= expected_schema_version() => Ok(()),
-        Ok(v) => Err(format!(
-            "schema is at migration {v:?}, this build needs {}",
-            expected_schema_version()
-        )),
+        Ok(v) => Err(format!("schema is at migration {v:?}, this build needs {}", expected_schema_version())),
         Err(e) => Err(format!("database unreachable: {e}")),
     }
 }
 
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .map(|c| c.into_owned())
+    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
 }
 
 /// Whether an error is a serialization failure or deadlock, worth retrying at once.

@@ -69,37 +69,24 @@ impl HttpAction {
         let response = match sent {
             Ok(response) => response,
             Err(e) if e.is_timeout() => return ActionOutcome::TimedOut,
-            Err(e) => {
-                return ActionOutcome::Retryable {
-                    error: describe_send_error(&e),
-                    retry_after: None,
-                }
-            }
+            Err(e) => return ActionOutcome::Retryable { error: describe_send_error(&e), retry_after: None },
         };
         let status = response.status();
         let retry_after = retry_after(response.headers());
         if status.is_success() {
             return ActionOutcome::Succeeded;
         }
-        let error = format!(
-            "target answered HTTP {}{}",
-            status_text(status),
-            excerpt(response).await
-        );
+        let error = format!("target answered HTTP {}{}", status_text(status), excerpt(response).await);
         if is_retryable(status) {
             ActionOutcome::Retryable { error, retry_after }
         } else {
-            ActionOutcome::Permanent {
-                error: format!("{error} (not retried)"),
-            }
+            ActionOutcome::Permanent { error: format!("{error} (not retried)") }
         }
     }
 }
 
 fn is_retryable(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
+    status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 fn status_text(status: StatusCode) -> String {
@@ -141,10 +128,7 @@ async fn excerpt(mut response: reqwest::Response) -> String {
 /// Collapses whitespace and control characters, and cuts to `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let mut out = String::new();
-    for word in text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-    {
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -187,18 +171,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         let future = (chrono::Utc::now() + chrono::Duration::seconds(100)).to_rfc2822();
         h.insert(RETRY_AFTER, HeaderValue::from_str(&future).unwrap());
         let wait = retry_after(&h).unwrap();
-        assert!(
-            wait > Duration::from_secs(90) && wait <= Duration::from_secs(100),
-            "{wait:?}"
-        );
+        assert!(wait > Duration::from_secs(90) && wait <= Duration::from_secs(100), "{wait:?}");
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }

@@ -49,9 +49,7 @@ impl Registry {
             .map(|action| {
                 let runner = match &action.kind {
                     ActionKind::Noop => Runner::Noop,
-                    ActionKind::Http { url } => {
-                        Runner::Http(HttpAction::new(client.clone(), url.clone()))
-                    }
+                    ActionKind::Http { url } => Runner::Http(HttpAction::new(client.clone(), url.clone())),
                 };
                 (action.name.clone(), (action.clone(), runner))
             })
@@ -73,9 +71,7 @@ impl Registry {
     /// Runs the job's action once. The caller applies the timeout and catches panics.
     pub async fn run(&self, job: &ClaimedJob) -> ActionOutcome {
         match self.entries.get(&job.action) {
-            None => ActionOutcome::Permanent {
-                error: format!("this worker has no action named '{}'", job.action),
-            },
+            None => ActionOutcome::Permanent { error: format!("this worker has no action named '{}'", job.action) },
             Some((_, Runner::Noop)) => ActionOutcome::Succeeded,
             Some((action, Runner::Http(http))) => http.run(job, action.timeout).await,
         }
