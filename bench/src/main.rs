@@ -1,1 +1,203 @@
-fn main() {}
+//! `docket-bench`: measures Docket on this machine with the real processes against a
+//! local Postgres, and prints medians (with min and max) over repeated runs.
+
+mod probe;
+mod procfs;
+mod scenarios;
+mod stats;
+
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Serialize;
+
+use scenarios::Setup;
+use stats::{summarize, Percentiles, Summary};
+
+/// Benchmarks Docket: baseline INSERTs, enqueue over HTTP, drain, latency, scale.
+#[derive(Debug, Parser)]
+#[command(name = "docket-bench")]
+struct Args {
+    /// Postgres server URL without database name; each scenario run gets a fresh
+    /// database there, dropped afterwards.
+    #[arg(long, env = "DOCKET_BENCH_SERVER", default_value = "postgres://postgres@127.0.0.1:5432")]
+    server: String,
+    /// Scenarios to run (comma-separated): baseline, enqueue, drain, latency, scale.
+    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,drain,latency,scale")]
+    only: Vec<String>,
+    /// Repetitions of each scenario.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Small sizes and one run: a smoke test for CI (figures are not meaningful).
+    #[arg(long)]
+    quick: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Requests for `enqueue` and rows for `baseline`.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Concurrent clients for `enqueue` and connections for `baseline`.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Jobs for `drain` and `scale`.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: usize,
+    /// Worker processes for `drain`.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// DOCKET_WORKER_CONCURRENCY of each worker in `drain` and `scale`.
+    #[arg(long, default_value_t = 256)]
+    worker_concurrency: usize,
+    /// Jobs queued one at a time for `latency`.
+    #[arg(long, default_value_t = 300)]
+    latency_jobs: usize,
+    /// Seconds of idle worker CPU measured after `latency`.
+    #[arg(long, default_value_t = 10)]
+    idle_seconds: u64,
+    /// Extra KEY=VALUE environment for the api and worker processes (repeatable), to
+    /// compare settings, e.g. --env DOCKET_API_INSERT_BATCH=1.
+    #[arg(long = "env", value_parser = key_value)]
+    env: Vec<(String, String)>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or("expected KEY=VALUE")?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+#[derive(Serialize)]
+struct Figure {
+    name: String,
+    unit: &'static str,
+    #[serde(flatten)]
+    summary: Summary,
+    runs: Vec<f64>,
+}
+
+#[derive(Default)]
+struct Report {
+    figures: Vec<(String, &'static str, Vec<f64>)>,
+}
+
+impl Report {
+    fn add(&mut self, name: impl Into<String>, unit: &'static str, value: f64) {
+        let name = name.into();
+        match self.figures.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, _, values)) => values.push(value),
+            None => self.figures.push((name, unit, vec![value])),
+        }
+    }
+
+    fn add_percentiles(&mut self, name: &str, p: Percentiles) {
+        self.add(format!("{name} p50"), "ms", p.p50);
+        self.add(format!("{name} p95"), "ms", p.p95);
+        self.add(format!("{name} p99"), "ms", p.p99);
+        self.add(format!("{name} max"), "ms", p.max);
+    }
+
+    fn figures(&self) -> Vec<Figure> {
+        self.figures
+            .iter()
+            .map(|(name, unit, runs)| Figure { name: name.clone(), unit, summary: summarize(runs), runs: runs.clone() })
+            .collect()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.runs = 1;
+        args.requests = args.requests.min(500);
+        args.jobs = args.jobs.min(2_000);
+        args.latency_jobs = args.latency_jobs.min(20);
+        args.idle_seconds = args.idle_seconds.min(2);
+    }
+    let dir = tempfile_dir()?;
+    let catalog = dir.join("actions.toml");
+    std::fs::write(&catalog, scenarios::CATALOG)?;
+    let setup = Setup { server: args.server.clone(), catalog, env: args.env.clone() };
+    let wants = |s: &str| args.only.iter().any(|o| o == s);
+    let mut report = Report::default();
+
+    for run in 1..=args.runs {
+        eprintln!("run {run}/{}", args.runs);
+        let mut baseline_rate = None;
+        if wants("baseline") || wants("enqueue") {
+            let b = scenarios::baseline(&setup, args.requests, args.concurrency).await?;
+            report.add(format!("baseline: raw INSERTs, C={}", args.concurrency), "rows/s", b.rows_per_second);
+            report.add("baseline: WAL per row", "bytes", b.wal_bytes_per_row);
+            baseline_rate = Some(b.rows_per_second);
+        }
+        if wants("enqueue") {
+            let e = scenarios::enqueue(&setup, args.requests, args.concurrency).await?;
+            report.add(format!("enqueue: GET /customAction, C={}", args.concurrency), "req/s", e.requests_per_second);
+            if let Some(b) = baseline_rate {
+                report.add("enqueue / baseline", "x", e.requests_per_second / b);
+            }
+            report.add_percentiles("enqueue latency", e.latency_ms);
+            report.add("enqueue errors", "count", e.errors as f64);
+            report.add("enqueue: WAL per job", "bytes", e.wal_bytes_per_job);
+            report.add("api peak RSS under enqueue", "MiB", e.api.peak_rss_mib);
+            report.add("api CPU during enqueue", "s", e.api.cpu_seconds);
+        }
+        if wants("drain") {
+            let d = scenarios::drain(&setup, args.jobs, args.workers, args.worker_concurrency).await?;
+            report.add(format!("drain: {} jobs, {} workers", args.jobs, args.workers), "jobs/s", d.jobs_per_second);
+            report.add("drain: WAL per job", "bytes", d.wal_bytes_per_job);
+            report.add("worker peak RSS under drain", "MiB", d.worker.peak_rss_mib);
+            report.add("workers' CPU during drain", "s", d.worker.cpu_seconds);
+        }
+        if wants("latency") {
+            let l = scenarios::latency(&setup, args.latency_jobs, Duration::from_secs(args.idle_seconds)).await?;
+            report.add_percentiles("latency queued->started", l.queued_to_started_ms);
+            report.add_percentiles("latency reply->succeeded", l.reply_to_succeeded_ms);
+            report.add(format!("idle worker CPU over {}s", args.idle_seconds), "% core", l.idle_worker_cpu_percent);
+        }
+        if wants("scale") {
+            let mut single = None;
+            for workers in [1usize, 2, 4] {
+                let d = scenarios::drain(&setup, args.jobs, workers, args.worker_concurrency).await?;
+                report.add(format!("scale: {workers} worker process(es)"), "jobs/s", d.jobs_per_second);
+                match single {
+                    None => single = Some(d.jobs_per_second),
+                    Some(one) if workers == 4 => report.add("scale: 4 vs 1", "x", d.jobs_per_second / one),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    print_report(&args, &report.figures())?;
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("docket-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn print_report(args: &Args, figures: &[Figure]) -> anyhow::Result<()> {
+    if args.json {
+        let out = serde_json::json!({
+            "date": chrono::Utc::now().to_rfc3339(),
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "runs": args.runs,
+            "quick": args.quick,
+            "figures": figures,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("docket-bench, {} run(s), {}", args.runs, chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!("{:<42} {:>12} {:>12} {:>12}  unit", "figure", "median", "min", "max");
+    for f in figures {
+        println!(
+            "{:<42} {:>12.2} {:>12.2} {:>12.2}  {}",
+            f.name, f.summary.median, f.summary.min, f.summary.max, f.unit
+        );
+    }
+    Ok(())
+}

@@ -8,36 +8,49 @@ pub fn server_url() -> String {
 }
 
 pub struct TestDb {
+    server: String,
     pub name: String,
     pub url: String,
     pub pool: PgPool,
 }
 
 impl TestDb {
-    /// Creates an empty, migrated database with a unique name.
+    /// Creates an empty, migrated database with a unique name on the test server.
     pub async fn new() -> Self {
-        let name = format!("docket_test_{}", uuid::Uuid::new_v4().simple());
-        let url = format!("{}/{name}", server_url());
+        Self::on_server(&server_url(), "docket_test").await
+    }
+
+    /// Creates an empty, migrated database named `<prefix>_<random>` on `server`
+    /// (a URL without database name).
+    pub async fn on_server(server: &str, prefix: &str) -> Self {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{server}/{name}");
         let pool = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default())
             .await
             .expect("create and migrate the test database");
-        Self { name, url, pool }
+        Self { server: server.to_owned(), name, url, pool }
     }
 
     /// A URL for the same database through another host:port (a proxy).
     pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
         format!("postgres://postgres@{addr}/{}", self.name)
     }
+
+    /// The server URL, without database name.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
+        let server = self.server.clone();
         // Drop runs outside async; use a thread with its own runtime.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
-                let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.ok()?;
+                let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.ok()?;
                 sqlx::raw_sql(&format!("drop database if exists \"{name}\" with (force)"))
                     .execute(&mut admin)
                     .await

@@ -13,19 +13,20 @@ use tokio::process::{Child, Command};
 
 use crate::wait::{wait_until, DEADLINE};
 
-/// Path of a workspace binary next to the test executable (`target/<profile>/`).
+/// Path of a workspace binary: beside the running executable (`target/<profile>/`,
+/// for `docket-bench`) or one level up (`target/<profile>/deps/`, for tests), or in
+/// `DOCKET_BIN_DIR`.
 pub fn binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("DOCKET_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
-    });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not found: run `cargo test --workspace` (which builds it) or set DOCKET_BIN_DIR",
-        path.display()
-    );
-    path
+    let candidates: Vec<PathBuf> = match std::env::var_os("DOCKET_BIN_DIR") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => {
+            let exe = std::env::current_exe().expect("executable path");
+            exe.ancestors().skip(1).take(2).map(Path::to_path_buf).collect()
+        }
+    };
+    candidates.iter().map(|dir| dir.join(name)).find(|path| path.exists()).unwrap_or_else(|| {
+        panic!("{name} not found in {candidates:?}: build it (`cargo test --workspace` does) or set DOCKET_BIN_DIR")
+    })
 }
 
 /// A running child process and the log lines it has written.

@@ -1,0 +1,262 @@
+//! The measured scenarios. Each starts from a fresh database and the real
+//! `docket-api` / `docket-worker` processes, and returns its figures.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use docket::db::jobs::{self, NewJob};
+use docket::domain::{DocumentId, DocumentVersionId, JobId};
+use docket_tests::{Api, TestDb, Worker};
+use sqlx::postgres::PgPoolOptions;
+
+use crate::probe;
+use crate::procfs;
+use crate::stats::{percentiles, Percentiles};
+
+/// The catalog every scenario uses: one action that succeeds at once.
+pub const CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\n";
+
+/// Log only what the harness waits for (start-up lines) and warnings.
+const QUIET: &str = "warn,docket_api::startup=info,docket_worker::runner=info,docket_worker::listener=info";
+
+pub struct Setup {
+    pub server: String,
+    pub catalog: std::path::PathBuf,
+    /// Extra environment for the processes (e.g. settings under comparison).
+    pub env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn env(&self, more: &[(&'static str, String)]) -> Vec<(&str, String)> {
+        let mut env: Vec<(&str, String)> = vec![("RUST_LOG", QUIET.to_owned())];
+        env.extend(more.iter().cloned());
+        env.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        env
+    }
+
+    async fn database(&self) -> anyhow::Result<TestDb> {
+        Ok(TestDb::on_server(&self.server, "docket_bench").await)
+    }
+}
+
+pub struct Usage {
+    pub peak_rss_mib: f64,
+    pub cpu_seconds: f64,
+}
+
+fn usage(process: &docket_tests::process::Process) -> Usage {
+    let pid = process.pid().as_raw() as u32;
+    Usage {
+        peak_rss_mib: procfs::peak_rss_mib(pid).unwrap_or(f64::NAN),
+        cpu_seconds: procfs::cpu_seconds(pid).unwrap_or(f64::NAN),
+    }
+}
+
+pub struct Baseline {
+    pub rows_per_second: f64,
+    pub wal_bytes_per_row: f64,
+}
+
+/// Raw single-row INSERTs over `concurrency` connections, each committed on its own.
+pub async fn baseline(setup: &Setup, rows: usize, concurrency: usize) -> anyhow::Result<Baseline> {
+    let db = setup.database().await?;
+    let pool = PgPoolOptions::new().max_connections(concurrency as u32).connect(&db.url).await?;
+    let wal_before = probe::wal_position(&pool).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (pool, next) = (pool.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= rows {
+                        return anyhow::Ok(());
+                    }
+                    probe::raw_insert(&pool, n).await?;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let wal = probe::wal_position(&pool).await? - wal_before;
+    ensure!(probe::count_jobs(&pool).await? == rows as i64, "baseline stored a wrong number of rows");
+    pool.close().await;
+    Ok(Baseline { rows_per_second: rows as f64 / elapsed, wal_bytes_per_row: wal as f64 / rows as f64 })
+}
+
+pub struct Enqueue {
+    pub requests_per_second: f64,
+    pub latency_ms: Percentiles,
+    pub errors: usize,
+    pub wal_bytes_per_job: f64,
+    pub api: Usage,
+}
+
+/// `requests` GET /customAction calls at `concurrency` over real HTTP; checks that
+/// exactly that many rows exist afterwards.
+pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyhow::Result<Enqueue> {
+    let db = setup.database().await?;
+    let api = Api::start(&db.url, &setup.catalog, &setup.env(&[])).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let url = format!("{}/customAction", api.base);
+    let wal_before = probe::wal_position(&db.pool).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, url) = (client.clone(), next.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= requests {
+                        return (latencies, errors);
+                    }
+                    let sent = Instant::now();
+                    let document = format!("doc-{n}");
+                    let response = client
+                        .get(&url)
+                        .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v1")])
+                        .header("apiKey", docket_tests::API_KEY)
+                        .header("username", "bench@example.com")
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = r.bytes().await;
+                            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(requests);
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let wal = probe::wal_position(&db.pool).await? - wal_before;
+    let stored = probe::count_jobs(&db.pool).await?;
+    ensure!(stored == (requests - errors) as i64, "{stored} rows for {} successful requests", requests - errors);
+    Ok(Enqueue {
+        requests_per_second: requests as f64 / elapsed,
+        latency_ms: percentiles(&mut latencies),
+        errors,
+        wal_bytes_per_job: wal as f64 / stored.max(1) as f64,
+        api: usage(&api.process),
+    })
+}
+
+pub struct Drain {
+    pub jobs_per_second: f64,
+    pub wal_bytes_per_job: f64,
+    pub worker: Usage,
+}
+
+/// `jobs` queued noop jobs (inserted in bulk, one commit), `workers` processes: jobs/s
+/// from the commit to the last job finished, with every attempt recorded.
+pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency: usize) -> anyhow::Result<Drain> {
+    let db = setup.database().await?;
+    let mut running = Vec::new();
+    for i in 0..workers {
+        let env = setup.env(&[("DOCKET_WORKER_CONCURRENCY", concurrency.to_string())]);
+        running.push(Worker::start(&db.url, &setup.catalog, &format!("bench-{i}"), &env).await);
+    }
+    let document_id = DocumentId::parse("doc").expect("valid");
+    let version_id = DocumentVersionId::parse("v1").expect("valid");
+    let batch: Vec<NewJob> = (0..jobs_count)
+        .map(|_| NewJob {
+            id: JobId::new(),
+            action: "noop".into(),
+            document_id: document_id.clone(),
+            document_version_id: version_id.clone(),
+            requested_by: None,
+            max_attempts: 8,
+        })
+        .collect();
+    let mut tx = db.pool.begin().await?;
+    for chunk in batch.chunks(10_000) {
+        jobs::insert_many(&mut *tx, chunk).await?;
+    }
+    let wal_before = probe::wal_position(&db.pool).await?;
+    tx.commit().await?;
+    let started = probe::db_now(&db.pool).await?;
+    jobs::notify(&db.pool).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while probe::count_unfinished(&db.pool).await? > 0 {
+        ensure!(Instant::now() < deadline, "drain did not finish within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let finished = probe::last_finished(&db.pool).await?.context("no job finished")?;
+    let wal = probe::wal_position(&db.pool).await? - wal_before;
+    let (succeeded, attempts, succeeded_attempts) = probe::completion_counts(&db.pool).await?;
+    ensure!(
+        succeeded == jobs_count as i64 && attempts == succeeded && succeeded_attempts == succeeded,
+        "drain: {succeeded} succeeded, {attempts} attempts for {jobs_count} jobs"
+    );
+    let seconds = (finished - started).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6;
+    let worker =
+        running.iter().map(|w| usage(&w.process)).fold(Usage { peak_rss_mib: 0.0, cpu_seconds: 0.0 }, |a, u| Usage {
+            peak_rss_mib: a.peak_rss_mib.max(u.peak_rss_mib),
+            cpu_seconds: a.cpu_seconds + u.cpu_seconds,
+        });
+    Ok(Drain {
+        jobs_per_second: jobs_count as f64 / seconds,
+        wal_bytes_per_job: wal as f64 / jobs_count as f64,
+        worker,
+    })
+}
+
+pub struct Latency {
+    pub queued_to_started_ms: Percentiles,
+    pub reply_to_succeeded_ms: Percentiles,
+    pub idle_worker_cpu_percent: f64,
+}
+
+/// Jobs queued one at a time to an idle worker; then the worker's CPU while idle.
+pub async fn latency(setup: &Setup, jobs_count: usize, idle: Duration) -> anyhow::Result<Latency> {
+    let db = setup.database().await?;
+    let api = Api::start(&db.url, &setup.catalog, &setup.env(&[])).await;
+    let worker = Worker::start(&db.url, &setup.catalog, "bench-latency", &setup.env(&[])).await;
+    let client = reqwest::Client::new();
+    let mut replies = std::collections::HashMap::new();
+    for i in 0..jobs_count {
+        let id = api.enqueue(&client, "noop", &format!("doc-{i}")).await;
+        replies.insert(id.0, chrono::Utc::now());
+        // Let the worker go idle again before the next job.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while probe::count_unfinished(&db.pool).await? > 0 {
+        ensure!(Instant::now() < deadline, "latency jobs did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut queued_to_started = Vec::new();
+    let mut reply_to_succeeded = Vec::new();
+    for (id, created, started, finished) in probe::job_times(&db.pool).await? {
+        let ms = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        queued_to_started.push(ms(started.context("attempt row")? - created));
+        reply_to_succeeded.push(ms(finished.context("finished")? - replies[&id]));
+    }
+    let pid = worker.process.pid().as_raw() as u32;
+    let cpu_before = procfs::cpu_seconds(pid).unwrap_or(f64::NAN);
+    tokio::time::sleep(idle).await;
+    let cpu_after = procfs::cpu_seconds(pid).unwrap_or(f64::NAN);
+    Ok(Latency {
+        queued_to_started_ms: percentiles(&mut queued_to_started),
+        reply_to_succeeded_ms: percentiles(&mut reply_to_succeeded),
+        idle_worker_cpu_percent: (cpu_after - cpu_before) / idle.as_secs_f64() * 100.0,
+    })
+}
