@@ -26,7 +26,13 @@ pub async fn count_jobs(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("select count(*) from jobs").fetch_one(pool).await?)
 }
 
-/// Jobs not yet finished.
+/// Jobs waiting to be claimed; cheap (reads only the claim index), so it can be
+/// polled during a drain without loading the database.
+pub async fn count_waiting(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("select count(*) from jobs where state in ('queued', 'retrying')").fetch_one(pool).await?)
+}
+
+/// Jobs not yet finished (scans the table).
 pub async fn count_unfinished(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("select count(*) from jobs where state in ('queued', 'retrying', 'running')")
         .fetch_one(pool)

@@ -195,9 +195,13 @@ pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency
     let started = probe::db_now(&db.pool).await?;
     jobs::notify(&db.pool).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
+    while probe::count_waiting(&db.pool).await? > 0 {
+        ensure!(Instant::now() < deadline, "drain did not finish within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     while probe::count_unfinished(&db.pool).await? > 0 {
         ensure!(Instant::now() < deadline, "drain did not finish within 10 minutes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let finished = probe::last_finished(&db.pool).await?.context("no job finished")?;
     let wal = probe::wal_position(&db.pool).await? - wal_before;

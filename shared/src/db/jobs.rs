@@ -145,29 +145,13 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    // The statement itself is the function `docket_claim` (migration 3), which pins
+    // its plan to the claim index.
     let rows = sqlx::query!(
-        r#"with due as (
-               select id from jobs
-               where state in ('queued', 'retrying') and run_at <= now() and action = any($2)
-               order by run_at, id
-               limit $3
-               for update skip locked
-           ), claimed as (
-               update jobs j
-               set state = 'running', attempts = j.attempts + 1, lease_owner = $1,
-                   lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
-               from due
-               where j.id = due.id
-               returning j.id, j.action, j.document_id, j.document_version_id, j.requested_by,
-                         j.attempts, j.max_attempts
-           ), started as (
-               insert into job_attempts (job_id, attempt, worker_id)
-               select id, attempts, $1 from claimed
-           )
-           select id as "id!: JobId", action as "action!", document_id as "document_id!",
+        r#"select id as "id!: JobId", action as "action!", document_id as "document_id!",
                   document_version_id as "document_version_id!", requested_by,
                   attempts as "attempts!", max_attempts as "max_attempts!"
-           from claimed"#,
+           from docket_claim($1, $2, $3, $4)"#,
         worker_id,
         actions,
         limit,
@@ -216,29 +200,10 @@ pub async fn complete(
         outcomes.push(c.outcome.as_str());
         errors.push(c.error.clone());
     }
+    // The statement itself is the function `docket_complete` (migration 3), which
+    // pins its plan to primary-key lookups.
     let rows = sqlx::query!(
-        r#"with input as (
-               select * from unnest($2::uuid[], $3::int4[], $4::text[], $5::float8[], $6::text[], $7::text[])
-                   as t(id, attempt, state, delay_secs, outcome, error)
-           ), updated as (
-               update jobs j
-               set state = i.state::job_state,
-                   run_at = case when i.state = 'retrying'
-                                 then now() + make_interval(secs => i.delay_secs) else j.run_at end,
-                   last_error = coalesce(i.error, j.last_error),
-                   lease_owner = null, lease_expires_at = null,
-                   finished_at = case when i.state in ('succeeded', 'failed') then now() end,
-                   updated_at = now()
-               from input i
-               where j.id = i.id and j.state = 'running' and j.lease_owner = $1 and j.attempts = i.attempt
-               returning j.id, j.attempts
-           ), recorded as (
-               update job_attempts a
-               set finished_at = now(), outcome = i.outcome::attempt_outcome, error = i.error
-               from updated u join input i on i.id = u.id
-               where a.job_id = u.id and a.attempt = u.attempts
-           )
-           select id as "id!: JobId" from updated"#,
+        r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7)"#,
         worker_id,
         &ids,
         &attempts,
