@@ -62,8 +62,9 @@ async fn write_batches(
             return;
         }
         let jobs: Vec<NewJob> = batch.iter().map(|p| p.job.clone()).collect();
-        let result = store(&pool, &jobs).await.map_err(Arc::new);
-        if result.is_ok() {
+        let inline = notifier.take_quiet();
+        let result = store(&pool, &jobs, inline).await.map_err(Arc::new);
+        if result.is_ok() && !inline {
             notifier.wake();
         }
         for pending in batch.drain(..) {
@@ -74,11 +75,11 @@ async fn write_batches(
 
 /// Inserts the batch; on a broken connection tries once more on a fresh one. The
 /// retry is safe: ids already stored by a first try that did commit are skipped.
-async fn store(pool: &PgPool, jobs: &[NewJob]) -> Result<(), sqlx::Error> {
-    match jobs::insert_many(pool, jobs).await {
+async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<(), sqlx::Error> {
+    match jobs::insert_many(pool, jobs, notify).await {
         Err(e) if is_connection_error(&e) => {
             tracing::warn!(error = %e, "connection failed while storing jobs; retrying once");
-            jobs::insert_many(pool, jobs).await.map(drop)
+            jobs::insert_many(pool, jobs, notify).await.map(drop)
         }
         other => other.map(drop),
     }

@@ -188,7 +188,7 @@ pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency
         .collect();
     let mut tx = db.pool.begin().await?;
     for chunk in batch.chunks(10_000) {
-        jobs::insert_many(&mut *tx, chunk).await?;
+        jobs::insert_many(&mut *tx, chunk, false).await?;
     }
     let wal_before = probe::wal_position(&db.pool).await?;
     tx.commit().await?;

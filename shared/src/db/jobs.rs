@@ -92,13 +92,18 @@ pub struct RescuedJob {
 
 /// Inserts one queued job (see [`insert_many`]).
 pub async fn insert(executor: impl PgExecutor<'_>, job: &NewJob) -> Result<(), sqlx::Error> {
-    insert_many(executor, std::slice::from_ref(job)).await.map(drop)
+    insert_many(executor, std::slice::from_ref(job), false).await.map(drop)
 }
 
 /// Inserts many queued jobs in one statement (one round trip, one commit when given
 /// the pool). Existing ids are skipped, so a retried batch stores each job once.
-/// Returns the ids this call inserted.
-pub async fn insert_many(executor: impl PgExecutor<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>, sqlx::Error> {
+/// With `notify`, the same statement also notifies workers (delivered at commit; saves
+/// a round trip when the queue was quiet). Returns the ids this call inserted.
+pub async fn insert_many(
+    executor: impl PgExecutor<'_>,
+    jobs: &[NewJob],
+    notify: bool,
+) -> Result<Vec<JobId>, sqlx::Error> {
     let mut ids = Vec::with_capacity(jobs.len());
     let mut actions = Vec::with_capacity(jobs.len());
     let mut document_ids = Vec::with_capacity(jobs.len());
@@ -113,17 +118,26 @@ pub async fn insert_many(executor: impl PgExecutor<'_>, jobs: &[NewJob]) -> Resu
         requested_by.push(job.requested_by.as_ref().map(Username::as_str));
         max_attempts.push(job.max_attempts as i32);
     }
+    // `notified` is an uncorrelated subquery: evaluated once, and only if a row was
+    // inserted.
     let rows = sqlx::query!(
-        r#"insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts)
-           select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[])
-           on conflict (id) do nothing
-           returning id as "id: JobId""#,
+        r#"with inserted as (
+               insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts)
+               select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[])
+               on conflict (id) do nothing
+               returning id
+           ), notified as (
+               select 1 from (select pg_notify($7, '')) as sent where $8
+           )
+           select id as "id!: JobId", (select count(*) from notified) as "notified!" from inserted"#,
         &ids,
         &actions as &[&str],
         &document_ids as &[&str],
         &version_ids as &[&str],
         &requested_by as &[Option<&str>],
         &max_attempts,
+        crate::JOBS_CHANNEL,
+        notify,
     )
     .fetch_all(executor)
     .await?;
