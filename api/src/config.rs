@@ -28,6 +28,13 @@ pub struct Config {
     #[arg(long, env = "DOCKET_API_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<Secret>,
 
+    /// Tokens that open the ops API and dashboard (`Authorization: Bearer <token>`):
+    /// `token` or `label:token`, comma-separated; the label is recorded with every
+    /// operator action. At least 24 characters, distinct from the API keys. Unset: the
+    /// ops API and dashboard refuse everyone.
+    #[arg(long, env = "DOCKET_ADMIN_TOKEN", value_delimiter = ',', hide_env_values = true)]
+    pub admin_tokens: Vec<Secret>,
+
     /// DANGER, local development only: accept /customAction without any API key.
     #[arg(long, env = "DOCKET_INSECURE_DISABLE_AUTH", default_value_t = false)]
     pub insecure_disable_auth: bool,

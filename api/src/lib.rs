@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod inserter;
 pub mod notifier;
+pub mod ops;
 pub mod query;
 pub mod routes;
 pub mod startup;

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::inserter::Inserter;
 use crate::notifier::Notifier;
+use crate::ops::auth::{AdminTokenError, AdminTokens};
 use crate::routes::{self, AppState};
 
 /// The request id header, set on every request and response.
@@ -34,6 +35,8 @@ pub enum StartError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Keys(#[from] KeyConfigError),
+    #[error(transparent)]
+    AdminTokens(#[from] AdminTokenError),
     #[error(transparent)]
     Database(#[from] SetupError),
     #[error("cannot listen on {addr}: {source}")]
@@ -50,6 +53,11 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let catalog = Catalog::load(&config.actions)?;
         let keys = ApiKeys::from_config(&config.api_keys, config.insecure_disable_auth)?;
+        let admin = AdminTokens::from_config(&config.admin_tokens, &config.api_keys)?;
+        if admin.is_empty() {
+            tracing::warn!("DOCKET_ADMIN_TOKEN is not set: the ops API and dashboard refuse every request");
+        }
+        docket::metrics::handle();
         if matches!(keys, ApiKeys::Disabled) {
             tracing::warn!(
                 "DOCKET_INSECURE_DISABLE_AUTH is set: /customAction accepts requests WITHOUT an API key. \
@@ -65,7 +73,7 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(pool.clone());
         let inserter = Inserter::spawn(pool.clone(), notifier, config.db_connections as usize, config.insert_batch);
-        let state = AppState { pool, catalog: Arc::new(catalog), keys, inserter };
+        let state = AppState { pool, catalog: Arc::new(catalog), keys, inserter, admin };
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
             .layer(

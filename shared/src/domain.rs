@@ -71,6 +71,7 @@ pub enum AttemptOutcome {
     Panicked,
     LeaseExpired,
     Interrupted,
+    Cancelled,
 }
 
 impl AttemptOutcome {
@@ -83,6 +84,7 @@ impl AttemptOutcome {
             Self::Panicked => "panicked",
             Self::LeaseExpired => "lease_expired",
             Self::Interrupted => "interrupted",
+            Self::Cancelled => "cancelled",
         }
     }
 }

@@ -6,12 +6,17 @@
 pub mod catalog;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod retry;
 pub mod secret;
 pub mod telemetry;
 
 /// The Postgres channel on which the api announces new jobs to workers.
 pub const JOBS_CHANNEL: &str = "docket_jobs";
+
+/// The Postgres channel on which the api asks workers to stop a running job; the
+/// payload is the job id.
+pub const CANCEL_CHANNEL: &str = "docket_cancel";
 
 /// Docket's version, reported by `/serviceInfo` and in worker registrations.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,6 +10,8 @@ use docket_tests::wait::DEADLINE;
 use docket_tests::{catalog, catalog_path, wait_until, Api, TestDb, API_KEY};
 use serde_json::Value;
 
+const ADMIN_TOKEN: &str = "ops-token-for-tests-0123456789";
+
 const CATALOG: &str = "[[action]]\nname = \"archive\"\ndisplay_name = \"Archive\"\nkind = \"noop\"\n\n\
                        [[action]]\nname = \"print\"\ndisplay_name = \"Send to print\"\nkind = \"noop\"\n";
 
@@ -29,6 +31,7 @@ async fn app() -> App {
         actions: catalog_path(&dir),
         api_keys: vec![docket::secret::Secret::new(API_KEY), docket::secret::Secret::new("second-key-for-rotation")],
         insecure_disable_auth: false,
+        admin_tokens: vec![docket::secret::Secret::new(format!("tester:{ADMIN_TOKEN}"))],
         db_connections: 4,
         db_acquire_timeout: Duration::from_secs(3),
         db_statement_cache: 100,

@@ -207,7 +207,8 @@ async fn renew_and_release_respect_the_owner() {
     let job = new_job("a", 3);
     jobs::insert(&db.pool, &job).await.unwrap();
     jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
-    assert_eq!(jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE).await.unwrap(), [job.id]);
+    let held = jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE).await.unwrap();
+    assert_eq!(held, [jobs::HeldLease { id: job.id, cancel_requested: false }]);
     assert!(jobs::renew_leases(&db.pool, "w2", &[job.id], LEASE).await.unwrap().is_empty());
     assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope").await.unwrap().is_empty());
     assert_eq!(jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down").await.unwrap(), [job.id]);

@@ -54,6 +54,22 @@ pub struct Config {
     #[arg(long, env = "DOCKET_WORKER_ADDR", default_value = "127.0.0.1:9090")]
     pub addr: std::net::SocketAddr,
 
+    /// How often the worker refreshes its row in `workers`.
+    #[arg(long, env = "DOCKET_WORKER_HEARTBEAT", default_value = "5s", value_parser = duration)]
+    pub heartbeat: Duration,
+
+    /// How long `succeeded` jobs (and their attempts) are kept after they finished.
+    #[arg(long, env = "DOCKET_RETENTION_SUCCEEDED", default_value = "7d", value_parser = retention)]
+    pub retention_succeeded: Duration,
+
+    /// How long `failed` and `cancelled` jobs are kept after they finished.
+    #[arg(long, env = "DOCKET_RETENTION_FAILED", default_value = "30d", value_parser = retention)]
+    pub retention_failed: Duration,
+
+    /// How often one of the workers prunes finished jobs.
+    #[arg(long, env = "DOCKET_RETENTION_INTERVAL", default_value = "1m", value_parser = duration)]
+    pub retention_interval: Duration,
+
     /// Most database connections the worker holds (besides the LISTEN connection).
     #[arg(long, env = "DOCKET_WORKER_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: u32,
@@ -71,6 +87,14 @@ pub struct Config {
 
 fn duration(text: &str) -> Result<Duration, String> {
     docket::catalog::parse_duration(text)
+}
+
+fn retention(text: &str) -> Result<Duration, String> {
+    let age = humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e})"))?;
+    if age < Duration::from_secs(60) {
+        return Err("must be at least 1m".into());
+    }
+    Ok(age)
 }
 
 fn lease_duration(text: &str) -> Result<Duration, String> {

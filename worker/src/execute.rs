@@ -50,6 +50,13 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
             c.outcome = AttemptOutcome::Panicked;
             Finished::Completed(c)
         }
+        Ended::Aborted(AbortReason::Cancelled) => Finished::Completed(Completion {
+            id: job.id,
+            attempt: job.attempt,
+            next: NextState::Cancelled,
+            outcome: AttemptOutcome::Cancelled,
+            error: Some(AbortReason::Cancelled.describe().to_owned()),
+        }),
         Ended::Aborted(AbortReason::LeaseLost) => {
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
             return;
@@ -60,6 +67,11 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
         }
     };
     if let Finished::Completed(c) = &finished {
+        let action_label = job.action.clone();
+        metrics::counter!("docket_attempts_total", "action" => action_label.clone(), "outcome" => c.outcome.as_str())
+            .increment(1);
+        metrics::histogram!("docket_attempt_duration_seconds", "action" => action_label)
+            .record(started.elapsed().as_secs_f64());
         tracing::info!(
             outcome = c.outcome.as_str(),
             next = ?c.next,

@@ -1,5 +1,7 @@
-//! The worker's own small HTTP server: `GET /healthz` (the process answers) and
-//! `GET /readyz` (the database answers and carries this build's schema).
+//! The worker's own small HTTP server: `GET /healthz` (the process answers),
+//! `GET /readyz` (the database answers and carries this build's schema) and
+//! `GET /metrics` (Prometheus text: attempts by action and outcome, their durations,
+//! rescues, running jobs).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +16,7 @@ pub async fn serve(listener: TcpListener, pool: PgPool, stop: CancellationToken)
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { docket::metrics::handle().render() }))
         .with_state(pool);
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
     if let Err(e) = served {

@@ -23,6 +23,8 @@ pub enum AbortReason {
     LeaseUnrenewable,
     /// The shutdown grace period ended.
     Shutdown,
+    /// An operator cancelled the job.
+    Cancelled,
 }
 
 impl AbortReason {
@@ -31,6 +33,7 @@ impl AbortReason {
             Self::LeaseLost => "lease lost to another worker",
             Self::LeaseUnrenewable => "worker could not renew its lease (database unreachable)",
             Self::Shutdown => "worker shut down before the attempt finished",
+            Self::Cancelled => "cancelled by an operator",
         }
     }
 }
@@ -70,16 +73,31 @@ impl Running {
     /// Records a job claimed at `claimed_at` (before the claim was sent).
     pub fn insert(&self, id: JobId, attempt: i32, valid_until: Instant) -> Abort {
         let abort = Abort::default();
-        self.lock().insert(id, Entry { attempt, valid_until, abort: abort.clone() });
+        let mut map = self.lock();
+        map.insert(id, Entry { attempt, valid_until, abort: abort.clone() });
+        metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
         abort
     }
 
     pub fn remove(&self, id: JobId) {
-        self.lock().remove(&id);
+        let mut map = self.lock();
+        map.remove(&id);
+        metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
     }
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Stops one running action, if this worker runs it.
+    pub fn abort(&self, id: JobId, reason: AbortReason) -> bool {
+        match self.lock().get(&id) {
+            Some(entry) => {
+                entry.abort.abort(reason);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops every running action.
@@ -125,8 +143,12 @@ pub async fn keep_leases(pool: PgPool, worker_id: String, running: Running, leas
                     let Some(entry) = map.get_mut(&id) else {
                         continue;
                     };
-                    if held.contains(&id) {
+                    if let Some(lease_held) = held.iter().find(|h| h.id == id) {
                         entry.valid_until = sent_at + lease;
+                        if lease_held.cancel_requested {
+                            tracing::info!(job.id = %id, "cancel requested; aborting the action");
+                            entry.abort.abort(AbortReason::Cancelled);
+                        }
                     } else {
                         tracing::warn!(job.id = %id, "lease lost to another worker; aborting the action");
                         entry.abort.abort(AbortReason::LeaseLost);

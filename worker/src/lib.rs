@@ -12,5 +12,6 @@ mod health;
 mod lease;
 mod listener;
 pub mod runner;
+mod upkeep;
 
 pub use runner::Worker;

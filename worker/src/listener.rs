@@ -1,6 +1,7 @@
-//! Wakes the claim loop when the api announces jobs (`LISTEN`), on its own direct
-//! connection. After every (re)connect it wakes the loop once, since notifications
-//! sent while disconnected are lost.
+//! Wakes the claim loop when the api announces jobs, and stops running jobs that an
+//! operator cancelled (`LISTEN` on both channels), on its own direct connection. After
+//! every (re)connect it wakes the loop once, since notifications sent while
+//! disconnected are lost (a lost cancel is still seen at the next lease renewal).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,11 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub async fn listen(url: String, wake: Arc<Notify>, stop: CancellationToken) {
+use docket::domain::JobId;
+
+use crate::lease::{AbortReason, Running};
+
+pub async fn listen(url: String, wake: Arc<Notify>, running: Running, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let connected = tokio::select! {
@@ -34,6 +39,9 @@ pub async fn listen(url: String, wake: Arc<Notify>, stop: CancellationToken) {
         loop {
             tokio::select! {
                 received = listener.try_recv() => match received {
+                    Ok(Some(notification)) if notification.channel() == docket::CANCEL_CHANNEL => {
+                        cancel(&running, notification.payload());
+                    }
                     Ok(Some(_)) => wake.notify_one(),
                     Ok(None) => {
                         tracing::warn!("LISTEN connection lost; reconnecting");
@@ -52,6 +60,14 @@ pub async fn listen(url: String, wake: Arc<Notify>, stop: CancellationToken) {
 
 async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
-    listener.listen(docket::JOBS_CHANNEL).await?;
+    listener.listen_all([docket::JOBS_CHANNEL, docket::CANCEL_CHANNEL]).await?;
     Ok(listener)
+}
+
+fn cancel(running: &Running, payload: &str) {
+    let Ok(id) = payload.parse::<uuid::Uuid>() else { return };
+    let id = JobId(id);
+    if running.abort(id, AbortReason::Cancelled) {
+        tracing::info!(job.id = %id, "cancel requested; aborting the action");
+    }
 }

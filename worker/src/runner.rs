@@ -23,6 +23,7 @@ use crate::config::{default_worker_id, Config};
 use crate::execute;
 use crate::lease::{self, AbortReason, Running};
 use crate::listener;
+use crate::upkeep;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,8 @@ pub struct Worker {
     shutdown_grace: Duration,
     registry: Arc<Registry>,
     health: tokio::net::TcpListener,
+    heartbeat: Duration,
+    retention: upkeep::Retention,
 }
 
 /// What every job task shares.
@@ -88,6 +91,12 @@ impl Worker {
             shutdown_grace: config.shutdown_grace,
             registry: Arc::new(registry),
             health,
+            heartbeat: config.heartbeat,
+            retention: upkeep::Retention {
+                succeeded: config.retention_succeeded,
+                failed: config.retention_failed,
+                interval: config.retention_interval,
+            },
         })
     }
 
@@ -99,6 +108,7 @@ impl Worker {
     /// the grace period, whatever still runs after it is released to other workers.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let actions = self.registry.names();
+        docket::metrics::handle();
         let health_addr = self.health.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, health.addr = %health_addr, "docket-worker started");
         let background = CancellationToken::new();
@@ -107,7 +117,7 @@ impl Worker {
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::record(self.pool.clone(), self.id.clone(), finished_rx));
         let helpers = TaskTracker::new();
-        helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), background.clone()));
+        helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), running.clone(), background.clone()));
         helpers.spawn(lease::keep_leases(
             self.pool.clone(),
             self.id.clone(),
@@ -116,6 +126,16 @@ impl Worker {
             background.clone(),
         ));
         helpers.spawn(crate::health::serve(self.health, self.pool.clone(), background.clone()));
+        let me = docket::db::workers::NewWorker {
+            id: self.id.clone(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id() as i32,
+            version: docket::VERSION.to_owned(),
+            actions: actions.clone(),
+            concurrency: self.concurrency as i32,
+        };
+        helpers.spawn(upkeep::heartbeat(self.pool.clone(), me, self.heartbeat, background.clone()));
+        helpers.spawn(upkeep::prune(self.pool.clone(), self.retention, background.clone()));
         helpers.spawn(rescue_loop(self.pool.clone(), self.rescue_interval, wake.clone(), background.clone()));
 
         let shared = Arc::new(Shared {
@@ -200,6 +220,7 @@ async fn rescue_loop(pool: PgPool, interval: Duration, wake: Arc<Notify>, stop: 
         }
         match db::retry_transient(|| jobs::rescue_expired(&pool, 1000)).await {
             Ok(rescued) => {
+                metrics::counter!("docket_jobs_rescued_total").increment(rescued.len() as u64);
                 for job in &rescued {
                     let next = if job.state == JobState::Failed { "failed (no attempts left)" } else { "retrying" };
                     tracing::warn!(job.id = %job.id, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");

@@ -46,8 +46,9 @@ async fn custom_action(
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));
     span.record("job.action", job.action.as_str());
-    let (id, document_id) = (job.id, job.document_id.clone());
+    let (id, document_id, action_name) = (job.id, job.document_id.clone(), job.action.clone());
     state.inserter.insert(job).await.map_err(ApiError::Store)?;
+    metrics::counter!("docket_jobs_enqueued_total", "action" => action_name).increment(1);
     tracing::info!(document.id = %document_id, "job queued");
     Ok(Json(Success { status: "success", job_id: id }))
 }

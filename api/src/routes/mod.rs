@@ -1,8 +1,10 @@
-//! The api's routes: Workfront's endpoints, health probes, and JSON answers for
-//! anything else.
+//! The api's routes: Workfront's endpoints, health probes, metrics, the OpenAPI
+//! document, the operators' API and dashboard, and JSON answers for anything else.
 
 mod custom_action;
 mod health;
+pub mod metrics;
+pub mod openapi;
 mod service_info;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use sqlx::PgPool;
 use crate::auth::ApiKeys;
 use crate::error::ApiError;
 use crate::inserter::Inserter;
+use crate::ops::auth::AdminTokens;
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -22,6 +25,7 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub keys: ApiKeys,
     pub inserter: Inserter,
+    pub admin: AdminTokens,
 }
 
 /// All routes, with their state applied.
@@ -30,7 +34,11 @@ pub fn router(state: AppState) -> Router {
         .merge(service_info::router())
         .merge(custom_action::router())
         .merge(health::router())
+        .merge(metrics::router())
+        .merge(openapi::router())
+        .merge(crate::ops::router())
         .fallback(|| async { ApiError::NoSuchEndpoint })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -46,6 +46,8 @@ pub struct Completion {
 pub enum NextState {
     Succeeded,
     Failed,
+    /// Stopped by an operator.
+    Cancelled,
     /// Back to the queue after this delay (`retrying`).
     Retry(Duration),
 }
@@ -68,6 +70,7 @@ pub struct JobRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 /// One `job_attempts` row.
@@ -207,6 +210,7 @@ pub async fn complete(
         let (state, delay) = match c.next {
             NextState::Succeeded => (JobState::Succeeded, 0.0),
             NextState::Failed => (JobState::Failed, 0.0),
+            NextState::Cancelled => (JobState::Cancelled, 0.0),
             NextState::Retry(d) => (JobState::Retrying, d.as_secs_f64()),
         };
         states.push(state.as_str());
@@ -231,25 +235,33 @@ pub async fn complete(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// Extends the leases `worker_id` holds on `ids`; returns the ids it still holds.
+/// A lease this worker still holds after a renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLease {
+    pub id: JobId,
+    /// An operator asked for this job to stop.
+    pub cancel_requested: bool,
+}
+
+/// Extends the leases `worker_id` holds on `ids`; returns those it still holds.
 pub async fn renew_leases(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
     ids: &[JobId],
     lease: Duration,
-) -> Result<Vec<JobId>, sqlx::Error> {
+) -> Result<Vec<HeldLease>, sqlx::Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
     let rows = sqlx::query!(
         r#"update jobs set lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
            where id = any($2) and state = 'running' and lease_owner = $1
-           returning id as "id!: JobId""#,
+           returning id as "id!: JobId", cancel_requested_at is not null as "cancel_requested!""#,
         worker_id,
         &ids,
         lease.as_secs_f64(),
     )
     .fetch_all(executor)
     .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    Ok(rows.into_iter().map(|r| HeldLease { id: r.id, cancel_requested: r.cancel_requested }).collect())
 }
 
 /// Gives jobs that `worker_id` holds back to the queue at once (shutdown deadline,
@@ -334,7 +346,7 @@ pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobR
         JobRow,
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
-                  lease_owner, lease_expires_at, created_at, updated_at, finished_at
+                  lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at
            from jobs where id = $1"#,
         id as JobId,
     )

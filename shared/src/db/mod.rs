@@ -6,6 +6,8 @@
 pub mod admin;
 pub mod attempts;
 pub mod jobs;
+pub mod ops;
+pub mod workers;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -1,0 +1,204 @@
+//! Operators' credentials: admin tokens (each with a label recorded in the audit
+//! trail), checked in constant time, and the stateless signed session cookie and CSRF
+//! tokens of the dashboard.
+
+use axum::http::HeaderMap;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use docket::secret::Secret;
+
+/// Shortest admin token accepted.
+pub const MIN_TOKEN_CHARS: usize = 24;
+/// How long a dashboard session lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// The session cookie's name.
+pub const COOKIE: &str = "docket_session";
+
+/// Who did something: the label of the token used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+struct Token {
+    label: String,
+    secret: Secret,
+    digest: [u8; 32],
+}
+
+/// The configured admin tokens; none means the ops API and dashboard refuse everyone.
+#[derive(Clone, Default)]
+pub struct AdminTokens {
+    tokens: std::sync::Arc<Vec<Token>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("DOCKET_ADMIN_TOKEN entry #{0} is shorter than {MIN_TOKEN_CHARS} characters")]
+    TooShort(usize),
+    #[error("DOCKET_ADMIN_TOKEN entry #{0} is too weak (a single repeated character)")]
+    Weak(usize),
+    #[error("DOCKET_ADMIN_TOKEN entry #{0} has an invalid label (use letters, digits, '-', '_', '.', '@')")]
+    Label(usize),
+    #[error("DOCKET_ADMIN_TOKEN must differ from every Workfront API key")]
+    SameAsApiKey,
+}
+
+impl AdminTokens {
+    /// Parses `token` or `label:token` entries (comma-separated in the variable).
+    pub fn from_config(entries: &[Secret], api_keys: &[Secret]) -> Result<Self, AdminTokenError> {
+        let mut tokens = Vec::new();
+        for (index, entry) in entries.iter().filter(|e| !e.expose().is_empty()).enumerate() {
+            let n = index + 1;
+            let (label, token) = match entry.expose().split_once(':') {
+                Some((label, token)) => (label.trim().to_owned(), token.trim().to_owned()),
+                None => ("admin".to_owned(), entry.expose().to_owned()),
+            };
+            let label_ok = !label.is_empty()
+                && label.len() <= 64
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+            if !label_ok {
+                return Err(AdminTokenError::Label(n));
+            }
+            if token.chars().count() < MIN_TOKEN_CHARS {
+                return Err(AdminTokenError::TooShort(n));
+            }
+            if token.chars().all(|c| token.starts_with(c)) {
+                return Err(AdminTokenError::Weak(n));
+            }
+            if api_keys.iter().any(|k| k.expose() == token) {
+                return Err(AdminTokenError::SameAsApiKey);
+            }
+            let digest = Sha256::digest(token.as_bytes()).into();
+            tokens.push(Token { label, secret: Secret::new(token), digest });
+        }
+        Ok(Self { tokens: std::sync::Arc::new(tokens) })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The actor whose token this is, compared in constant time against every token.
+    pub fn check_token(&self, offered: &str) -> Option<Actor> {
+        let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
+        let mut found = None;
+        for token in self.tokens.iter() {
+            if bool::from(token.digest.ct_eq(&offered)) {
+                found = Some(Actor(token.label.clone()));
+            }
+        }
+        found
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn check_bearer(&self, headers: &HeaderMap) -> Option<Actor> {
+        let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+        self.check_token(token.trim())
+    }
+
+    /// A session cookie value for `actor`, valid until `now + SESSION_SECONDS`.
+    pub fn session_for(&self, actor: &Actor, now: i64) -> Option<String> {
+        let expires = now + SESSION_SECONDS;
+        let mac = self.mac(&actor.0, &format!("session|{}|{expires}", actor.0))?;
+        Some(format!("{}.{expires}.{mac}", actor.0))
+    }
+
+    /// The actor of a valid, unexpired session cookie value.
+    pub fn check_session(&self, value: &str, now: i64) -> Option<Actor> {
+        let mut parts = value.splitn(3, '.');
+        let (label, expires, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let expires_at: i64 = expires.parse().ok()?;
+        if expires_at < now {
+            return None;
+        }
+        let expected = self.mac(label, &format!("session|{label}|{expires}"))?;
+        bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| Actor(label.to_owned()))
+    }
+
+    /// The CSRF token that forms of this session must carry.
+    pub fn csrf_for(&self, session: &str) -> Option<String> {
+        let label = session.split('.').next()?;
+        self.mac(label, &format!("csrf|{session}"))
+    }
+
+    pub fn check_csrf(&self, session: &str, offered: &str) -> bool {
+        self.csrf_for(session).is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(offered.as_bytes())))
+    }
+
+    /// HMAC-SHA256 keyed with the token of `label`: rotating a token ends its sessions.
+    fn mac(&self, label: &str, message: &str) -> Option<String> {
+        let token = self.tokens.iter().find(|t| t.label == label)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(token.secret.expose().as_bytes()).ok()?;
+        mac.update(message.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// The session cookie's value from the request, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> AdminTokens {
+        AdminTokens::from_config(
+            &[Secret::new("alice:alice-token-0123456789abcdef"), Secret::new("bob-token-0123456789abcdefgh")],
+            &[Secret::new("workfront-key-0123456789")],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn refuses_weak_tokens() {
+        let keys = [Secret::new("workfront-key-0123456789abcdef")];
+        assert!(matches!(AdminTokens::from_config(&[Secret::new("short")], &keys), Err(AdminTokenError::TooShort(1))));
+        let same = Secret::new("x".repeat(30));
+        assert!(matches!(AdminTokens::from_config(&[same], &keys), Err(AdminTokenError::Weak(1))));
+        let reused = Secret::new("workfront-key-0123456789abcdef");
+        assert!(matches!(AdminTokens::from_config(&[reused], &keys), Err(AdminTokenError::SameAsApiKey)));
+        let label = Secret::new("bad label:token-0123456789abcdefghij");
+        assert!(matches!(AdminTokens::from_config(&[label], &keys), Err(AdminTokenError::Label(1))));
+    }
+
+    #[test]
+    fn tokens_carry_labels() {
+        let t = tokens();
+        assert_eq!(t.check_token("alice-token-0123456789abcdef"), Some(Actor("alice".into())));
+        assert_eq!(t.check_token("bob-token-0123456789abcdefgh"), Some(Actor("admin".into())));
+        assert_eq!(t.check_token("workfront-key-0123456789"), None);
+        assert_eq!(t.check_token(""), None);
+    }
+
+    #[test]
+    fn sessions_and_csrf_are_signed_and_expire() {
+        let t = tokens();
+        let alice = Actor("alice".into());
+        let cookie = t.session_for(&alice, 1000).unwrap();
+        assert_eq!(t.check_session(&cookie, 1000), Some(alice.clone()));
+        assert_eq!(t.check_session(&cookie, 1000 + SESSION_SECONDS + 1), None, "expired");
+        let forged = cookie.replace("alice.", "admin.");
+        assert_eq!(t.check_session(&forged, 1000), None, "label swapped");
+        let extended = cookie.replacen(&(1000 + SESSION_SECONDS).to_string(), "9999999999", 1);
+        assert_eq!(t.check_session(&extended, 1000), None, "expiry extended");
+        let csrf = t.csrf_for(&cookie).unwrap();
+        assert!(t.check_csrf(&cookie, &csrf));
+        assert!(!t.check_csrf(&cookie, "0000"));
+        assert!(!tokens_without_alice().check_session(&cookie, 1000).is_some(), "rotated token ends the session");
+    }
+
+    fn tokens_without_alice() -> AdminTokens {
+        AdminTokens::from_config(&[Secret::new("alice:another-token-0123456789ab")], &[]).unwrap()
+    }
+}

@@ -1,0 +1,139 @@
+//! `GET /openapi.json`: an OpenAPI 3 document of every JSON endpoint, Workfront's and
+//! the operators'.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+}
+
+fn failure(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}}})
+}
+
+fn ops_error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpsError"}}}})
+}
+
+fn ok(schema: &str) -> Value {
+    json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+fn job_id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
+}
+
+pub fn document() -> Value {
+    let ops_security = json!([{"adminToken": []}]);
+    let text = |max: u32| json!({"type": "string", "minLength": 1, "maxLength": max});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Docket", "version": docket::VERSION,
+                 "description": "Workfront document webhook provider that runs custom actions as durable jobs."},
+        "paths": {
+            "/serviceInfo": {"get": {"summary": "What Docket offers (no authentication)", "operationId": "serviceInfo",
+                "responses": {"200": ok("ServiceInfo")}}},
+            "/customAction": {"get": {
+                "summary": "Queue a custom action on a document", "operationId": "customAction",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {"name": "name", "in": "query", "required": true, "schema": text(255)},
+                    {"name": "documentId", "in": "query", "required": true, "schema": text(255)},
+                    {"name": "documentVersionId", "in": "query", "required": true, "schema": text(255)},
+                    {"name": "username", "in": "header", "required": false, "schema": text(255)}
+                ],
+                "responses": {
+                    "200": ok("Success"),
+                    "400": failure("A parameter is missing, empty, repeated, too long, not UTF-8 or holds control characters"),
+                    "403": failure("Missing or wrong apiKey"),
+                    "404": failure("No such action"),
+                    "414": failure("Query string too long"),
+                    "503": failure("The job could not be stored")
+                }}},
+            "/healthz": {"get": {"summary": "The process answers", "operationId": "healthz", "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"summary": "Database reachable and schema current", "operationId": "readyz",
+                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/ops/jobs": {"get": {
+                "summary": "Jobs, newest first, filtered; keyset pagination", "operationId": "listJobs", "security": ops_security,
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"$ref": "#/components/schemas/JobState"}},
+                    {"name": "action", "in": "query", "schema": {"type": "string"}},
+                    {"name": "documentId", "in": "query", "schema": {"type": "string"}},
+                    {"name": "requestedBy", "in": "query", "schema": {"type": "string"}},
+                    {"name": "createdSince", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "createdUntil", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}
+                ],
+                "responses": {"200": ok("JobPage"), "400": ops_error("Bad filter"), "401": ops_error("Missing or wrong admin token")}}},
+            "/ops/jobs/{id}": {"get": {
+                "summary": "A job, its attempts, why it is where it is, and operator actions on it", "operationId": "getJob",
+                "security": ops_security, "parameters": [job_id_param()],
+                "responses": {"200": ok("JobDetail"), "400": ops_error("Not a job id"), "401": ops_error("Unauthorized"), "404": ops_error("No such job")}}},
+            "/ops/jobs/{id}/retry": {"post": {
+                "summary": "Run a failed or cancelled job again with a fresh attempt budget", "operationId": "retryJob",
+                "security": ops_security, "parameters": [job_id_param()],
+                "responses": {"200": {"description": "queued again"}, "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job is not failed or cancelled")}}},
+            "/ops/jobs/{id}/cancel": {"post": {
+                "summary": "Cancel a waiting job, or ask the worker of a running job to stop it", "operationId": "cancelJob",
+                "security": ops_security, "parameters": [job_id_param()],
+                "responses": {"200": {"description": "cancelled or cancel_requested"}, "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job already finished")}}},
+            "/ops/actions/{action}/retry-failed": {"post": {
+                "summary": "Retry every failed job of one action", "operationId": "retryFailed", "security": ops_security,
+                "parameters": [{"name": "action", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "how many jobs were queued again"}, "401": ops_error("Unauthorized")}}},
+            "/ops/stats": {"get": {"summary": "Counts, lag, throughput, live workers", "operationId": "stats", "security": ops_security,
+                "responses": {"200": {"description": "figures"}, "401": ops_error("Unauthorized")}}},
+            "/ops/audit": {"get": {"summary": "Operator actions, newest first", "operationId": "audit", "security": ops_security,
+                "parameters": [{"name": "jobId", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {"200": {"description": "operator actions"}, "401": ops_error("Unauthorized")}}}
+        },
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "apiKey"},
+                "adminToken": {"type": "http", "scheme": "bearer"}
+            },
+            "schemas": {
+                "Failure": {"type": "object", "required": ["status", "error"],
+                    "properties": {"status": {"type": "string", "enum": ["failure"]}, "error": {"type": "string"}}},
+                "Success": {"type": "object", "required": ["status", "jobId"],
+                    "properties": {"status": {"type": "string", "enum": ["success"]}, "jobId": {"type": "string", "format": "uuid"}}},
+                "ServiceInfo": {"type": "object", "required": ["webhookVersion", "version", "publisher", "availableEndpoints", "customActions"],
+                    "properties": {
+                        "webhookVersion": {"type": "string"}, "version": {"type": "string"}, "publisher": {"type": "string"},
+                        "availableEndpoints": {"type": "array", "items": {"type": "string"}},
+                        "customActions": {"type": "array", "items": {"type": "object", "required": ["name", "displayName"],
+                            "properties": {"name": {"type": "string"}, "displayName": {"type": "string"}}}}}},
+                "OpsError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "JobState": {"type": "string", "enum": ["queued", "running", "retrying", "succeeded", "failed", "cancelled"]},
+                "Job": {"type": "object", "required": ["id", "action", "documentId", "documentVersionId", "state", "attempts", "maxAttempts", "runAt", "createdAt", "updatedAt"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"}, "action": {"type": "string"},
+                        "documentId": {"type": "string"}, "documentVersionId": {"type": "string"},
+                        "requestedBy": {"type": "string", "nullable": true}, "state": {"$ref": "#/components/schemas/JobState"},
+                        "attempts": {"type": "integer"}, "maxAttempts": {"type": "integer"},
+                        "runAt": {"type": "string", "format": "date-time"}, "lastError": {"type": "string", "nullable": true},
+                        "leaseOwner": {"type": "string", "nullable": true},
+                        "leaseExpiresAt": {"type": "string", "format": "date-time", "nullable": true},
+                        "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"},
+                        "finishedAt": {"type": "string", "format": "date-time", "nullable": true},
+                        "cancelRequestedAt": {"type": "string", "format": "date-time", "nullable": true}}},
+                "JobPage": {"type": "object", "required": ["jobs"], "properties": {
+                    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                    "nextCursor": {"type": "string", "format": "uuid", "nullable": true}}},
+                "JobDetail": {"type": "object", "required": ["job", "attempts", "explanation", "operatorActions"], "properties": {
+                    "job": {"$ref": "#/components/schemas/Job"},
+                    "attempts": {"type": "array", "items": {"type": "object"}},
+                    "explanation": {"type": "string"},
+                    "operatorActions": {"type": "array", "items": {"type": "object"}}}}
+            }
+        }
+    })
+}

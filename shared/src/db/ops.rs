@@ -1,0 +1,292 @@
+//! Operators' statements: listing and steering jobs, the audit trail, the figures for
+//! the dashboard and metrics, and retention.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::jobs::JobRow;
+use crate::domain::{JobId, JobState};
+
+/// Filters of the job list; every one optional.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub action: Option<String>,
+    pub document_id: Option<String>,
+    pub requested_by: Option<String>,
+    pub created_since: Option<DateTime<Utc>>,
+    pub created_until: Option<DateTime<Utc>>,
+}
+
+/// Limits how long an operator's query may run, for the rest of the transaction, so
+/// that a dashboard never pins the vacuum horizon.
+pub async fn statement_timeout(conn: &mut PgConnection, timeout: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query!("select set_config('statement_timeout', $1, true)", format!("{}ms", timeout.as_millis()))
+        .fetch_one(conn)
+        .await?;
+    Ok(())
+}
+
+/// Jobs matching `filter`, newest first, after `cursor` (the last id of the previous
+/// page): keyset pagination on the time-ordered primary key.
+pub async fn jobs_list(
+    executor: impl PgExecutor<'_>,
+    filter: &JobFilter,
+    cursor: Option<JobId>,
+    limit: i64,
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as!(
+        JobRow,
+        r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
+                  state as "state: JobState", attempts, max_attempts, run_at, last_error,
+                  lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at
+           from jobs
+           where ($1::job_state is null or state = $1)
+             and ($2::text is null or action = $2)
+             and ($3::text is null or document_id = $3)
+             and ($4::text is null or requested_by = $4)
+             and ($5::timestamptz is null or created_at >= $5)
+             and ($6::timestamptz is null or created_at < $6)
+             and ($7::uuid is null or id < $7)
+           order by id desc
+           limit $8"#,
+        filter.state as Option<JobState>,
+        filter.action,
+        filter.document_id,
+        filter.requested_by,
+        filter.created_since,
+        filter.created_until,
+        cursor.map(|c| c.0),
+        limit,
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// Puts a `failed` or `cancelled` job back in the queue with `budget` more attempts
+/// (attempt numbers keep counting, so history stays). Returns false if the job is in
+/// another state (or missing).
+pub async fn job_retry(executor: impl PgExecutor<'_>, id: JobId, budget: i32) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
+                         cancel_requested_at = null, updated_at = now()
+         where id = $1 and state in ('failed', 'cancelled')",
+        id as JobId,
+        budget,
+    )
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It was waiting; it is `cancelled` now.
+    Now,
+    /// It is running; its worker has been asked to stop it.
+    Requested,
+    /// It is in another state (or missing).
+    NotCancellable,
+}
+
+/// Cancels a `queued`/`retrying` job at once; asks the worker of a `running` job to
+/// stop it (and notifies workers).
+pub async fn job_cancel(conn: &mut PgConnection, id: JobId) -> Result<Cancelled, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"update jobs
+           set state = case when state = 'running' then state else 'cancelled'::job_state end,
+               finished_at = case when state = 'running' then finished_at else now() end,
+               cancel_requested_at = case when state = 'running' then now() else cancel_requested_at end,
+               updated_at = now()
+           where id = $1 and state in ('queued', 'retrying', 'running')
+           returning state as "state: JobState""#,
+        id as JobId,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row.map(|r| r.state) {
+        Some(JobState::Running) => {
+            sqlx::query!("select pg_notify($1, $2)", crate::CANCEL_CHANNEL, id.to_string()).fetch_one(conn).await?;
+            Ok(Cancelled::Requested)
+        }
+        Some(_) => Ok(Cancelled::Now),
+        None => Ok(Cancelled::NotCancellable),
+    }
+}
+
+/// Puts every `failed` job of `action` back in the queue with `budget` more attempts.
+pub async fn jobs_retry_failed(
+    executor: impl PgExecutor<'_>,
+    action: &str,
+    budget: i32,
+) -> Result<Vec<JobId>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
+                          updated_at = now()
+           where action = $1 and state = 'failed'
+           returning id as "id: JobId""#,
+        action,
+        budget,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// One recorded operator action.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OperatorAction {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub job_ids: Vec<uuid::Uuid>,
+    pub detail: Option<String>,
+}
+
+pub async fn audit_record(
+    executor: impl PgExecutor<'_>,
+    actor: &str,
+    action: &str,
+    job_ids: &[JobId],
+    detail: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = job_ids.iter().map(|id| id.0).collect();
+    sqlx::query!(
+        "insert into operator_actions (actor, action, job_ids, detail) values ($1, $2, $3, $4)",
+        actor,
+        action,
+        &ids,
+        detail
+    )
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Newest operator actions first; only those touching `job` if given.
+pub async fn audit_list(
+    executor: impl PgExecutor<'_>,
+    job: Option<JobId>,
+    limit: i64,
+) -> Result<Vec<OperatorAction>, sqlx::Error> {
+    sqlx::query_as!(
+        OperatorAction,
+        r#"select id, at, actor, action, job_ids, detail from operator_actions
+           where ($1::uuid is null or $1 = any(job_ids))
+           order by at desc, id desc limit $2"#,
+        job.map(|j| j.0),
+        limit
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// Jobs by action and state: exact for the live states (read from their partial
+/// indexes), and for the final states those that finished within `window`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateCount {
+    pub action: String,
+    pub state: JobState,
+    pub count: i64,
+}
+
+pub async fn state_counts(executor: impl PgExecutor<'_>, window: Duration) -> Result<Vec<StateCount>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select action as "action!", state as "state!: JobState", count(*) as "count!" from (
+               select action, state from jobs where state in ('queued', 'retrying')
+               union all
+               select action, state from jobs where state = 'running'
+               union all
+               select action, state from jobs
+               where finished_at > now() - make_interval(secs => $1)
+           ) live
+           group by action, state
+           order by action, state"#,
+        window.as_secs_f64()
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| StateCount { action: r.action, state: r.state, count: r.count }).collect())
+}
+
+/// How long the oldest due job of each action has been waiting.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lag {
+    pub action: String,
+    pub oldest_due_at: DateTime<Utc>,
+    pub lag_seconds: f64,
+}
+
+pub async fn lag_per_action(executor: impl PgExecutor<'_>) -> Result<Vec<Lag>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select action as "action!", min(run_at) as "oldest!",
+                  extract(epoch from now() - min(run_at))::float8 as "lag!"
+           from jobs where state in ('queued', 'retrying') and run_at <= now()
+           group by action order by action"#
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| Lag { action: r.action, oldest_due_at: r.oldest, lag_seconds: r.lag }).collect())
+}
+
+/// Jobs that finished in one minute, by final state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Minute {
+    pub minute: DateTime<Utc>,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
+/// Completions per minute over the last hour (minutes without any are left out).
+pub async fn throughput_last_hour(executor: impl PgExecutor<'_>) -> Result<Vec<Minute>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select date_trunc('minute', finished_at) as "minute!",
+                  count(*) filter (where state = 'succeeded') as "succeeded!",
+                  count(*) filter (where state = 'failed') as "failed!",
+                  count(*) filter (where state = 'cancelled') as "cancelled!"
+           from jobs where finished_at > now() - interval '1 hour'
+           group by 1 order by 1"#
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Minute { minute: r.minute, succeeded: r.succeeded, failed: r.failed, cancelled: r.cancelled })
+        .collect())
+}
+
+/// Deletes up to `batch` jobs in `states` that finished more than `age` ago (their
+/// attempts go with them). Only one process prunes at a time: the others get 0 at
+/// once (a transaction-level advisory lock, safe behind a pooler).
+pub async fn jobs_prune(
+    executor: impl PgExecutor<'_>,
+    states: &[JobState],
+    age: Duration,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"with pruner as (
+               select pg_try_advisory_xact_lock(100111099107101117) as is_pruner
+           ), victims as (
+               select id from jobs
+               where state = any($1) and finished_at < now() - make_interval(secs => $2)
+                 and (select is_pruner from pruner)
+               order by finished_at
+               limit $3
+               for update skip locked
+           )
+           delete from jobs where id in (select id from victims)"#,
+        states as &[JobState],
+        age.as_secs_f64(),
+        batch,
+    )
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,94 @@
+//! Background upkeep every worker does: its registration and heartbeat in `workers`
+//! (and the removal of stale rows), and pruning finished jobs past their retention.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use docket::db::{ops, workers};
+use docket::domain::JobState;
+
+/// Workers whose heartbeat is older than this are deleted by any other worker.
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
+/// Rows deleted per statement while pruning.
+pub const PRUNE_BATCH: i64 = 1000;
+
+/// Registers the worker, then refreshes its heartbeat every `interval` until `stop`;
+/// deregisters on the way out.
+pub async fn heartbeat(pool: PgPool, me: workers::NewWorker, interval: Duration, stop: CancellationToken) {
+    if let Err(e) = workers::register(&pool, &me).await {
+        tracing::warn!(error = %e, "could not register the worker; will retry");
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => break,
+        }
+        match workers::heartbeat(&pool, &me.id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = workers::register(&pool, &me).await {
+                    tracing::warn!(error = %e, "could not re-register the worker");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not refresh the heartbeat"),
+        }
+        match workers::delete_stale(&pool, STALE_AFTER).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed stale worker registrations"),
+            Err(e) => tracing::warn!(error = %e, "could not remove stale workers"),
+        }
+    }
+    if let Err(e) = workers::deregister(&pool, &me.id).await {
+        tracing::warn!(error = %e, "could not deregister the worker");
+    }
+}
+
+/// How long finished jobs are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub succeeded: Duration,
+    pub failed: Duration,
+    pub interval: Duration,
+}
+
+/// Every `interval`, deletes finished jobs past their retention in small batches.
+/// Only one worker prunes at a time; pruning never locks rows a claim wants (it only
+/// touches finished jobs).
+pub async fn prune(pool: PgPool, retention: Retention, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(retention.interval) => {}
+            _ = stop.cancelled() => return,
+        }
+        for (states, age) in [
+            (&[JobState::Succeeded][..], retention.succeeded),
+            (&[JobState::Failed, JobState::Cancelled][..], retention.failed),
+        ] {
+            let mut total = 0;
+            loop {
+                if stop.is_cancelled() {
+                    return;
+                }
+                match ops::jobs_prune(&pool, states, age, PRUNE_BATCH).await {
+                    Ok(n) => {
+                        total += n;
+                        if n < PRUNE_BATCH as u64 {
+                            break;
+                        }
+                        // Leave room for other work between batches.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not prune finished jobs");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(deleted = total, ?states, "pruned finished jobs past their retention");
+            }
+        }
+    }
+}
