@@ -3,6 +3,7 @@
 //! the database off, and polling with generous deadlines.
 
 pub mod db;
+pub mod inprocess;
 pub mod process;
 pub mod proxy;
 pub mod target;

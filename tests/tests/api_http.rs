@@ -1,16 +1,11 @@
 //! The api over real HTTP: `/serviceInfo`, every refusal of `/customAction`, request
 //! ids, and the database going away and coming back.
 
-use std::time::Duration;
-
-use docket_api::config::Config;
-use docket_api::startup::Application;
+use docket_tests::inprocess::{start_api, SECOND_KEY};
 use docket_tests::proxy::Proxy;
 use docket_tests::wait::DEADLINE;
 use docket_tests::{catalog, catalog_path, wait_until, Api, TestDb, API_KEY};
 use serde_json::Value;
-
-const ADMIN_TOKEN: &str = "ops-token-for-tests-0123456789";
 
 const CATALOG: &str = "[[action]]\nname = \"archive\"\ndisplay_name = \"Archive\"\nkind = \"noop\"\n\n\
                        [[action]]\nname = \"print\"\ndisplay_name = \"Send to print\"\nkind = \"noop\"\n";
@@ -25,23 +20,7 @@ struct App {
 async fn app() -> App {
     let db = TestDb::new().await;
     let dir = catalog(CATALOG);
-    let config = Config {
-        database_url: db.url.clone(),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        actions: catalog_path(&dir),
-        api_keys: vec![docket::secret::Secret::new(API_KEY), docket::secret::Secret::new("second-key-for-rotation")],
-        insecure_disable_auth: false,
-        admin_tokens: vec![docket::secret::Secret::new(format!("tester:{ADMIN_TOKEN}"))],
-        db_connections: 4,
-        db_acquire_timeout: Duration::from_secs(3),
-        db_statement_cache: 100,
-        db_test_before_acquire: false,
-        insert_batch: 256,
-        request_timeout: Duration::from_secs(10),
-    };
-    let app = Application::build(config).await.expect("api builds");
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let base = start_api(&db.url, &catalog_path(&dir)).await;
     App { base, db, _dir: dir }
 }
 
@@ -107,8 +86,7 @@ async fn custom_action_stores_the_job_before_replying() {
     assert_eq!(job.max_attempts, 8);
     assert_eq!(job.requested_by, None, "no username header sent");
     // The second (rotation) key works too.
-    let (status, _) =
-        call(&app, "name=print&documentId=abc123&documentVersionId=v9", Some("second-key-for-rotation")).await;
+    let (status, _) = call(&app, "name=print&documentId=abc123&documentVersionId=v9", Some(SECOND_KEY)).await;
     assert_eq!(status, 200);
 }
 

@@ -195,7 +195,7 @@ mod tests {
         let csrf = t.csrf_for(&cookie).unwrap();
         assert!(t.check_csrf(&cookie, &csrf));
         assert!(!t.check_csrf(&cookie, "0000"));
-        assert!(!tokens_without_alice().check_session(&cookie, 1000).is_some(), "rotated token ends the session");
+        assert!(tokens_without_alice().check_session(&cookie, 1000).is_none(), "rotated token ends the session");
     }
 
     fn tokens_without_alice() -> AdminTokens {

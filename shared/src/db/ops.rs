@@ -139,6 +139,7 @@ pub async fn jobs_retry_failed(
 
 /// One recorded operator action.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct OperatorAction {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -189,6 +190,7 @@ pub async fn audit_list(
 /// Jobs by action and state: exact for the live states (read from their partial
 /// indexes), and for the final states those that finished within `window`.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StateCount {
     pub action: String,
     pub state: JobState,
@@ -216,6 +218,7 @@ pub async fn state_counts(executor: impl PgExecutor<'_>, window: Duration) -> Re
 
 /// How long the oldest due job of each action has been waiting.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Lag {
     pub action: String,
     pub oldest_due_at: DateTime<Utc>,
@@ -236,6 +239,7 @@ pub async fn lag_per_action(executor: impl PgExecutor<'_>) -> Result<Vec<Lag>, s
 
 /// Jobs that finished in one minute, by final state.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Minute {
     pub minute: DateTime<Utc>,
     pub succeeded: i64,

@@ -19,6 +19,7 @@ pub struct NewWorker {
 
 /// A `workers` row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkerRow {
     pub id: String,
     pub host: String,

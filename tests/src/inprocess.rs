@@ -1,0 +1,36 @@
+//! The api started in this test process (the same `Application` the binary runs), on
+//! port 0, with the test API keys and admin token.
+
+use std::path::Path;
+use std::time::Duration;
+
+use docket::secret::Secret;
+use docket_api::config::Config;
+use docket_api::startup::Application;
+
+/// The admin token the tests configure, labelled `tester`.
+pub const ADMIN_TOKEN: &str = "ops-token-for-tests-0123456789";
+/// A second Workfront key, to test rotation.
+pub const SECOND_KEY: &str = "second-key-for-rotation";
+
+/// Starts the api in-process and returns its base URL.
+pub async fn start_api(database_url: &str, catalog: &Path) -> String {
+    let config = Config {
+        database_url: database_url.to_owned(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        actions: catalog.to_owned(),
+        api_keys: vec![Secret::new(crate::API_KEY), Secret::new(SECOND_KEY)],
+        admin_tokens: vec![Secret::new(format!("tester:{ADMIN_TOKEN}"))],
+        insecure_disable_auth: false,
+        db_connections: 4,
+        db_acquire_timeout: Duration::from_secs(3),
+        db_statement_cache: 100,
+        db_test_before_acquire: false,
+        insert_batch: 256,
+        request_timeout: Duration::from_secs(10),
+    };
+    let app = Application::build(config).await.expect("api builds");
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    base
+}
