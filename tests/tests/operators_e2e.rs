@@ -145,8 +145,11 @@ async fn finished_jobs_are_pruned_after_their_retention() {
     })
     .await;
     for ((state, days, kept), id) in cases.iter().zip(&ids) {
-        let exists: bool =
-            sqlx::query_scalar("select exists(select 1 from jobs where id = $1)").bind(id).fetch_one(&db.pool).await.unwrap();
+        let exists: bool = sqlx::query_scalar("select exists(select 1 from jobs where id = $1)")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
         assert_eq!(exists, *kept, "{state} finished {days} days ago");
         let attempts: i64 = sqlx::query_scalar("select count(*) from job_attempts where job_id = $1")
             .bind(id)
@@ -179,4 +182,11 @@ async fn worker_metrics_count_attempts_by_action_and_outcome() {
     .await;
     assert!(text.contains("docket_attempts_total{action=\"archive\",outcome=\"retryable_error\"} 1"), "{text}");
     assert!(text.contains("docket_attempt_duration_seconds_bucket{action=\"archive\""), "{text}");
+
+    // Every log line about a job names the job and its action.
+    let about_jobs: Vec<String> = worker.process.logs().into_iter().filter(|l| l.contains("job.id")).collect();
+    assert!(about_jobs.len() >= 2, "{about_jobs:?}");
+    for line in about_jobs {
+        assert!(line.contains("job.action"), "{line}");
+    }
 }

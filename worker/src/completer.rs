@@ -15,11 +15,15 @@ const BATCH: usize = 512;
 /// What the completer writes.
 #[derive(Debug)]
 pub enum Finished {
-    Completed(jobs::Completion),
+    Completed {
+        completion: jobs::Completion,
+        action: String,
+    },
     /// Give the job back to the queue (the attempt is recorded `interrupted`).
     Released {
         id: JobId,
         attempt: i32,
+        action: String,
         reason: String,
     },
 }
@@ -29,38 +33,42 @@ pub async fn record(pool: PgPool, worker_id: String, mut rx: mpsc::UnboundedRece
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut completions = Vec::new();
-        let mut releases: Vec<((JobId, i32), String)> = Vec::new();
+        let mut actions = Vec::new();
+        let mut releases: Vec<((JobId, i32), String, String)> = Vec::new();
         for finished in batch.drain(..) {
             match finished {
-                Finished::Completed(c) => completions.push(c),
-                Finished::Released { id, attempt, reason } => releases.push(((id, attempt), reason)),
+                Finished::Completed { completion, action } => {
+                    completions.push(completion);
+                    actions.push(action);
+                }
+                Finished::Released { id, attempt, action, reason } => releases.push(((id, attempt), action, reason)),
             }
         }
         if !completions.is_empty() {
-            write_completions(&pool, &worker_id, &completions).await;
+            write_completions(&pool, &worker_id, &completions, &actions).await;
         }
-        for (held, reason) in releases {
+        for (held, action, reason) in releases {
             let one = [held];
             let result = persist(|| jobs::release(&pool, &worker_id, &one, &reason)).await;
             if let Ok(released) = result {
                 if released.is_empty() {
-                    tracing::warn!(job.id = %held.0, "not released: the lease was already lost");
+                    tracing::warn!(job.id = %held.0, job.action = %action, "not released: the lease was already lost");
                 } else {
-                    tracing::info!(job.id = %held.0, reason = %reason, "job released to other workers");
+                    tracing::info!(job.id = %held.0, job.action = %action, reason = %reason, "job released to other workers");
                 }
             }
         }
     }
 }
 
-async fn write_completions(pool: &PgPool, worker_id: &str, completions: &[jobs::Completion]) {
+async fn write_completions(pool: &PgPool, worker_id: &str, completions: &[jobs::Completion], actions: &[String]) {
     let Ok(applied) = persist(|| jobs::complete(pool, worker_id, completions)).await else {
         return;
     };
     if applied.len() < completions.len() {
-        for c in completions.iter().filter(|c| !applied.contains(&c.id)) {
+        for (c, action) in completions.iter().zip(actions).filter(|(c, _)| !applied.contains(&c.id)) {
             tracing::warn!(
-                job.id = %c.id, attempt = c.attempt, outcome = c.outcome.as_str(),
+                job.id = %c.id, job.action = %action, attempt = c.attempt, outcome = c.outcome.as_str(),
                 "result rejected: this worker no longer holds the job's lease (another worker took it over)"
             );
         }

@@ -26,12 +26,13 @@ pub enum Ended {
 
 /// Runs one claimed job to its end and hands the result to the completer.
 pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
-    let abort = shared.running.insert(job.id, job.attempt, valid_until);
+    let abort = shared.running.insert(job.id, job.attempt, &job.action, valid_until);
     let Some(action) = shared.registry.action(&job.action).cloned() else {
         // Cannot happen: workers claim only the actions they know.
         shared.running.remove(job.id);
         let reason = format!("worker has no action named '{}'", job.action);
-        let _ = shared.finished.send(Finished::Released { id: job.id, attempt: job.attempt, reason });
+        let action = job.action.clone();
+        let _ = shared.finished.send(Finished::Released { id: job.id, attempt: job.attempt, action, reason });
         return;
     };
     let registry = shared.registry.clone();
@@ -40,7 +41,9 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
     let ended = run_guarded(async move { registry.run(&task_job).await }, action.timeout, &abort).await;
     shared.running.remove(job.id);
     let finished = match ended {
-        Ended::Outcome(outcome) => Finished::Completed(completion(&job, &action, outcome)),
+        Ended::Outcome(outcome) => {
+            Finished::Completed { completion: completion(&job, &action, outcome), action: job.action.clone() }
+        }
         Ended::Panicked(message) => {
             let mut c = completion(
                 &job,
@@ -48,25 +51,33 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
                 ActionOutcome::Retryable { error: format!("action panicked: {message}"), retry_after: None },
             );
             c.outcome = AttemptOutcome::Panicked;
-            Finished::Completed(c)
+            Finished::Completed { completion: c, action: job.action.clone() }
         }
-        Ended::Aborted(AbortReason::Cancelled) => Finished::Completed(Completion {
-            id: job.id,
-            attempt: job.attempt,
-            next: NextState::Cancelled,
-            outcome: AttemptOutcome::Cancelled,
-            error: Some(AbortReason::Cancelled.describe().to_owned()),
-        }),
+        Ended::Aborted(AbortReason::Cancelled) => Finished::Completed {
+            completion: Completion {
+                id: job.id,
+                attempt: job.attempt,
+                next: NextState::Cancelled,
+                outcome: AttemptOutcome::Cancelled,
+                error: Some(AbortReason::Cancelled.describe().to_owned()),
+            },
+            action: job.action.clone(),
+        },
         Ended::Aborted(AbortReason::LeaseLost) => {
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
             return;
         }
         Ended::Aborted(reason) => {
             tracing::warn!(reason = reason.describe(), "action aborted; releasing the job");
-            Finished::Released { id: job.id, attempt: job.attempt, reason: reason.describe().to_owned() }
+            Finished::Released {
+                id: job.id,
+                attempt: job.attempt,
+                action: job.action.clone(),
+                reason: reason.describe().to_owned(),
+            }
         }
     };
-    if let Finished::Completed(c) = &finished {
+    if let Finished::Completed { completion: c, .. } = &finished {
         let action_label = job.action.clone();
         metrics::counter!("docket_attempts_total", "action" => action_label.clone(), "outcome" => c.outcome.as_str())
             .increment(1);

@@ -59,6 +59,7 @@ impl Abort {
 
 struct Entry {
     attempt: i32,
+    action: String,
     valid_until: Instant,
     abort: Abort,
 }
@@ -71,10 +72,10 @@ pub struct Running {
 
 impl Running {
     /// Records a job claimed at `claimed_at` (before the claim was sent).
-    pub fn insert(&self, id: JobId, attempt: i32, valid_until: Instant) -> Abort {
+    pub fn insert(&self, id: JobId, attempt: i32, action: &str, valid_until: Instant) -> Abort {
         let abort = Abort::default();
         let mut map = self.lock();
-        map.insert(id, Entry { attempt, valid_until, abort: abort.clone() });
+        map.insert(id, Entry { attempt, action: action.to_owned(), valid_until, abort: abort.clone() });
         metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
         abort
     }
@@ -89,15 +90,12 @@ impl Running {
         self.lock().len()
     }
 
-    /// Stops one running action, if this worker runs it.
-    pub fn abort(&self, id: JobId, reason: AbortReason) -> bool {
-        match self.lock().get(&id) {
-            Some(entry) => {
-                entry.abort.abort(reason);
-                true
-            }
-            None => false,
-        }
+    /// Stops one running action, if this worker runs it; returns its action's name.
+    pub fn abort(&self, id: JobId, reason: AbortReason) -> Option<String> {
+        let map = self.lock();
+        let entry = map.get(&id)?;
+        entry.abort.abort(reason);
+        Some(entry.action.clone())
     }
 
     /// Stops every running action.
@@ -146,11 +144,11 @@ pub async fn keep_leases(pool: PgPool, worker_id: String, running: Running, leas
                     if let Some(lease_held) = held.iter().find(|h| h.id == id) {
                         entry.valid_until = sent_at + lease;
                         if lease_held.cancel_requested {
-                            tracing::info!(job.id = %id, "cancel requested; aborting the action");
+                            tracing::info!(job.id = %id, job.action = %entry.action, "cancel requested; aborting the action");
                             entry.abort.abort(AbortReason::Cancelled);
                         }
                     } else {
-                        tracing::warn!(job.id = %id, "lease lost to another worker; aborting the action");
+                        tracing::warn!(job.id = %id, job.action = %entry.action, "lease lost to another worker; aborting the action");
                         entry.abort.abort(AbortReason::LeaseLost);
                     }
                 }
@@ -164,7 +162,7 @@ pub async fn keep_leases(pool: PgPool, worker_id: String, running: Running, leas
                 let now = Instant::now();
                 for (id, entry) in map.iter() {
                     if entry.valid_until.saturating_duration_since(now) <= margin {
-                        tracing::error!(job.id = %id, "lease about to expire and cannot be renewed; aborting the action");
+                        tracing::error!(job.id = %id, job.action = %entry.action, "lease about to expire and cannot be renewed; aborting the action");
                         entry.abort.abort(AbortReason::LeaseUnrenewable);
                     }
                 }

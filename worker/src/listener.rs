@@ -67,7 +67,7 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
 fn cancel(running: &Running, payload: &str) {
     let Ok(id) = payload.parse::<uuid::Uuid>() else { return };
     let id = JobId(id);
-    if running.abort(id, AbortReason::Cancelled) {
-        tracing::info!(job.id = %id, "cancel requested; aborting the action");
+    if let Some(action) = running.abort(id, AbortReason::Cancelled) {
+        tracing::info!(job.id = %id, job.action = %action, "cancel requested; aborting the action");
     }
 }

@@ -223,7 +223,7 @@ async fn rescue_loop(pool: PgPool, interval: Duration, wake: Arc<Notify>, stop: 
                 metrics::counter!("docket_jobs_rescued_total").increment(rescued.len() as u64);
                 for job in &rescued {
                     let next = if job.state == JobState::Failed { "failed (no attempts left)" } else { "retrying" };
-                    tracing::warn!(job.id = %job.id, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");
+                    tracing::warn!(job.id = %job.id, job.action = %job.action, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");
                 }
                 if !rescued.is_empty() {
                     wake.notify_one();

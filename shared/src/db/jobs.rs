@@ -89,6 +89,7 @@ pub struct AttemptRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RescuedJob {
     pub id: JobId,
+    pub action: String,
     pub state: JobState,
     pub previous_owner: String,
 }
@@ -321,14 +322,15 @@ pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result
                    lease_owner = null, lease_expires_at = null, updated_at = now()
                from expired e
                where j.id = e.id
-               returning j.id, j.attempts, j.state, j.last_error
+               returning j.id, j.action, j.attempts, j.state, j.last_error
            ), recorded as (
                update job_attempts a set finished_at = now(), outcome = 'lease_expired', error = r.last_error
                from rescued r
                where a.job_id = r.id and a.attempt = r.attempts and a.finished_at is null
                returning a.job_id, a.worker_id
            )
-           select r.id as "id!: JobId", r.state as "state!: JobState", rec.worker_id as "worker_id?"
+           select r.id as "id!: JobId", r.action as "action!", r.state as "state!: JobState",
+                  rec.worker_id as "worker_id?"
            from rescued r left join recorded rec on rec.job_id = r.id"#,
         limit,
     )
@@ -336,7 +338,12 @@ pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| RescuedJob { id: r.id, state: r.state, previous_owner: r.worker_id.unwrap_or_default() })
+        .map(|r| RescuedJob {
+            id: r.id,
+            action: r.action,
+            state: r.state,
+            previous_owner: r.worker_id.unwrap_or_default(),
+        })
         .collect())
 }
 
