@@ -8,6 +8,7 @@ pub mod process;
 pub mod proxy;
 pub mod target;
 pub mod wait;
+pub mod webdriver;
 
 pub use db::TestDb;
 pub use process::{Api, Worker};
