@@ -130,6 +130,9 @@ async fn the_job_list_filters_and_pages_newest_first() {
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("unknown state"));
     assert_eq!(ops.get("/ops/jobs?createdSince=yesterday").await.0, 400);
+    // Empty values, as HTML forms send them, mean "not given".
+    let (status, all) = ops.get("/ops/jobs?state=&action=&createdSince=&createdUntil=&cursor=&limit=").await;
+    assert_eq!((status, all["jobs"].as_array().unwrap().len()), (200, 8));
     assert_eq!(ops.get("/ops/jobs?cursor=not-a-uuid").await.0, 400);
     assert_eq!(ops.get("/ops/jobs?bogus=1").await.0, 400);
 }

@@ -36,10 +36,28 @@ pub struct ListQuery {
     pub action: Option<String>,
     pub document_id: Option<String>,
     pub requested_by: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub created_since: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub created_until: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub cursor: Option<uuid::Uuid>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub limit: Option<i64>,
+}
+
+/// An empty query value (as HTML forms send for empty fields) means "not given".
+fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 impl ListQuery {

@@ -220,6 +220,8 @@ async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(quer
 <input name="action" id="filter-action" placeholder="action" value="{action}">
 <input name="documentId" id="filter-document" placeholder="document id" value="{document}">
 <input name="requestedBy" id="filter-user" placeholder="requested by" value="{user}">
+<input name="createdSince" id="filter-since" placeholder="created since (2026-11-28T00:00:00Z)" value="{since}">
+<input name="createdUntil" id="filter-until" placeholder="created until" value="{until}">
 <button id="apply-filters">Filter</button></form>"#,
         options = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
             .iter()
@@ -231,6 +233,8 @@ async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(quer
         action = value(&query.action),
         document = value(&query.document_id),
         user = value(&query.requested_by),
+        since = query.created_since.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        until = query.created_until.map(|t| t.to_rfc3339()).unwrap_or_default(),
     );
     match result {
         Err(e) => {
@@ -265,6 +269,11 @@ async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(quer
                 ] {
                     if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                         let _ = write!(link, "&{k}={}", q(v));
+                    }
+                }
+                for (k, v) in [("createdSince", query.created_since), ("createdUntil", query.created_until)] {
+                    if let Some(v) = v {
+                        let _ = write!(link, "&{k}={}", q(&v.to_rfc3339()));
                     }
                 }
                 let _ = write!(body, r#"<p><a id="next-page" href="{}">Next page →</a></p>"#, esc(&link));
