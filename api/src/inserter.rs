@@ -5,12 +5,14 @@
 //! commit (one WAL flush) serves many requests. Every handler still replies only
 //! after its own row is committed.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use docket::db::jobs::{self, NewJob};
+use docket::domain::JobId;
 
 use crate::notifier::Notifier;
 
@@ -19,7 +21,7 @@ pub type StoreError = Arc<sqlx::Error>;
 
 struct Pending {
     job: NewJob,
-    stored: oneshot::Sender<Result<(), StoreError>>,
+    stored: oneshot::Sender<Result<JobId, StoreError>>,
 }
 
 #[derive(Clone)]
@@ -39,8 +41,9 @@ impl Inserter {
         Self { queue }
     }
 
-    /// Stores one job; returns once its row is committed.
-    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+    /// Stores one job; returns once its row is committed, with its id — or, for a
+    /// duplicate trigger, the id of the live job it duplicates.
+    pub async fn insert(&self, job: NewJob) -> Result<JobId, StoreError> {
         let (stored, done) = oneshot::channel();
         let closed = || Arc::new(sqlx::Error::PoolClosed);
         self.queue.send(Pending { job, stored }).await.map_err(|_| closed())?;
@@ -67,22 +70,65 @@ async fn write_batches(
         if result.is_ok() && !inline {
             notifier.wake();
         }
-        for pending in batch.drain(..) {
-            let _ = pending.stored.send(result.clone());
+        for (n, pending) in batch.drain(..).enumerate() {
+            let stored = match &result {
+                Ok(ids) => ids[n].ok_or_else(unsettled),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = pending.stored.send(stored);
         }
     }
 }
 
-/// Inserts the batch; on a broken connection tries once more on a fresh one. The
-/// retry is safe: ids already stored by a first try that did commit are skipped.
-async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<(), sqlx::Error> {
+/// Stores the batch and returns, for each job, the id that stands for it: its own, or
+/// that of the live job it duplicates. A duplicate can finish between the insert and
+/// the look-up; such jobs are inserted again (a few rounds at most).
+async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobId>>, sqlx::Error> {
+    let inserted: HashSet<JobId> = insert(pool, jobs, notify).await?.into_iter().collect();
+    let mut ids: Vec<Option<JobId>> = jobs.iter().map(|j| inserted.contains(&j.id).then_some(j.id)).collect();
+    for _ in 0..3 {
+        let open: Vec<usize> = (0..jobs.len()).filter(|&n| ids[n].is_none()).collect();
+        if open.is_empty() {
+            break;
+        }
+        let subset: Vec<NewJob> = open.iter().map(|&n| jobs[n].clone()).collect();
+        let resolved = jobs::resolve(pool, &subset).await?;
+        let mut again = Vec::new();
+        for (k, id) in resolved.into_iter().enumerate() {
+            match id {
+                Some(id) => ids[open[k]] = Some(id),
+                None => again.push(open[k]),
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        let subset: Vec<NewJob> = again.iter().map(|&n| jobs[n].clone()).collect();
+        let inserted: HashSet<JobId> = insert(pool, &subset, false).await?.into_iter().collect();
+        for n in again {
+            if inserted.contains(&jobs[n].id) {
+                ids[n] = Some(jobs[n].id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Inserts; on a broken connection tries once more on a fresh one. The retry is safe:
+/// ids already stored by a first try that did commit are skipped.
+async fn insert(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<JobId>, sqlx::Error> {
     match jobs::insert_many(pool, jobs, notify).await {
         Err(e) if is_connection_error(&e) => {
             tracing::warn!(error = %e, "connection failed while storing jobs; retrying once");
-            jobs::insert_many(pool, jobs, notify).await.map(drop)
+            jobs::insert_many(pool, jobs, notify).await
         }
-        other => other.map(drop),
+        other => other,
     }
+}
+
+/// A duplicate that kept finishing while its trigger was being stored.
+fn unsettled() -> StoreError {
+    Arc::new(sqlx::Error::Protocol("duplicate trigger did not settle".into()))
 }
 
 fn is_connection_error(error: &sqlx::Error) -> bool {

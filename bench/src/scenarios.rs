@@ -184,6 +184,7 @@ pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency
             document_version_id: version_id.clone(),
             requested_by: None,
             max_attempts: 8,
+            dedupe: false,
         })
         .collect();
     let mut tx = db.pool.begin().await?;

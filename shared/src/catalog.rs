@@ -36,6 +36,9 @@ pub struct Action {
     pub kind: ActionKind,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// A trigger while a job of the same action, document and version is waiting or
+    /// running returns that job instead of creating another.
+    pub dedupe: bool,
 }
 
 /// What running the action does.
@@ -128,6 +131,7 @@ struct RawAction {
     max_attempts: Option<i64>,
     retry_base: Option<String>,
     retry_max: Option<String>,
+    dedupe: Option<bool>,
 }
 
 type FieldError = (String, &'static str, String);
@@ -177,7 +181,8 @@ impl RawAction {
                 format!("must not be shorter than retry_base ({})", humantime::format_duration(base)),
             ));
         }
-        Ok(Action { name, display_name, kind, timeout, retry: RetryPolicy { max_attempts, base, cap } })
+        let dedupe = self.dedupe.unwrap_or(true);
+        Ok(Action { name, display_name, kind, timeout, retry: RetryPolicy { max_attempts, base, cap }, dedupe })
     }
 }
 

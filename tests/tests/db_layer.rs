@@ -16,6 +16,7 @@ fn new_job(action: &str, max_attempts: u32) -> NewJob {
         document_version_id: DocumentVersionId::parse("v1").unwrap(),
         requested_by: None,
         max_attempts,
+        dedupe: false,
     }
 }
 

@@ -46,6 +46,7 @@ impl Ops {
             document_version_id: DocumentVersionId::parse("v1").unwrap(),
             requested_by: user.map(|u| Username::parse(u).unwrap()),
             max_attempts: 4,
+            dedupe: false,
         };
         jobs::insert(&self.db.pool, &job).await.unwrap();
         job.id

@@ -185,6 +185,7 @@ mod tests {
             kind: ActionKind::Noop,
             timeout: Duration::from_millis(100),
             retry: RetryPolicy { max_attempts: 3, base: Duration::from_secs(1), cap: Duration::from_secs(10) },
+            dedupe: true,
         }
     }
 

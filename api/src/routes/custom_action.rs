@@ -42,14 +42,21 @@ async fn custom_action(
         document_version_id: params.document_version_id,
         requested_by,
         max_attempts: action.retry.max_attempts,
+        dedupe: action.dedupe,
     };
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));
     span.record("job.action", job.action.as_str());
-    let (id, document_id, action_name) = (job.id, job.document_id.clone(), job.action.clone());
-    state.inserter.insert(job).await.map_err(ApiError::Store)?;
-    metrics::counter!("docket_jobs_enqueued_total", "action" => action_name).increment(1);
-    tracing::info!(document.id = %document_id, "job queued");
+    let (new_id, document_id, action_name) = (job.id, job.document_id.clone(), job.action.clone());
+    let id = state.inserter.insert(job).await.map_err(ApiError::Store)?;
+    if id == new_id {
+        metrics::counter!("docket_jobs_enqueued_total", "action" => action_name).increment(1);
+        tracing::info!(document.id = %document_id, "job queued");
+    } else {
+        span.record("job.id", tracing::field::display(id));
+        metrics::counter!("docket_jobs_deduplicated_total", "action" => action_name).increment(1);
+        tracing::info!(document.id = %document_id, "duplicate trigger: answering with the live job");
+    }
     Ok(Json(Success { status: "success", job_id: id }))
 }
 

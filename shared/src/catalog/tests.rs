@@ -28,6 +28,9 @@ fn defaults_fill_optional_keys() {
     assert_eq!(action.retry.max_attempts, DEFAULT_MAX_ATTEMPTS);
     assert_eq!(action.retry.base, DEFAULT_RETRY_BASE);
     assert_eq!(action.retry.cap, DEFAULT_RETRY_MAX);
+    assert!(action.dedupe, "dedupe is on by default");
+    let off = parse("[[action]]\nname = \"x\"\nkind = \"noop\"\ndedupe = false\n").unwrap();
+    assert!(!off.get("x").unwrap().dedupe);
 }
 
 #[test]

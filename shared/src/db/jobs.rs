@@ -17,6 +17,8 @@ pub struct NewJob {
     pub document_version_id: DocumentVersionId,
     pub requested_by: Option<Username>,
     pub max_attempts: u32,
+    /// See [`crate::catalog::Action::dedupe`].
+    pub dedupe: bool,
 }
 
 /// A job a worker has just claimed; `attempt` is the number of this attempt (1-based).
@@ -100,7 +102,9 @@ pub async fn insert(executor: impl PgExecutor<'_>, job: &NewJob) -> Result<(), s
 }
 
 /// Inserts many queued jobs in one statement (one round trip, one commit when given
-/// the pool). Existing ids are skipped, so a retried batch stores each job once.
+/// the pool). Rows that conflict are skipped: an existing id (a retried batch stores
+/// each job once) or, for `dedupe` jobs, a live job of the same action, document and
+/// version (see [`resolve`]).
 /// With `notify`, the same statement also notifies workers (delivered at commit; saves
 /// a round trip when the queue was quiet). Returns the ids this call inserted.
 pub async fn insert_many(
@@ -114,6 +118,7 @@ pub async fn insert_many(
     let mut version_ids = Vec::with_capacity(jobs.len());
     let mut requested_by = Vec::with_capacity(jobs.len());
     let mut max_attempts = Vec::with_capacity(jobs.len());
+    let mut dedupe = Vec::with_capacity(jobs.len());
     for job in jobs {
         ids.push(job.id.0);
         actions.push(job.action.as_str());
@@ -121,14 +126,16 @@ pub async fn insert_many(
         version_ids.push(job.document_version_id.as_str());
         requested_by.push(job.requested_by.as_ref().map(Username::as_str));
         max_attempts.push(job.max_attempts as i32);
+        dedupe.push(job.dedupe);
     }
     // `notified` is an uncorrelated subquery: evaluated once, and only if a row was
     // inserted.
     let rows = sqlx::query!(
         r#"with inserted as (
-               insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts)
-               select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[])
-               on conflict (id) do nothing
+               insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts, dedupe)
+               select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[],
+                                    $9::bool[])
+               on conflict do nothing
                returning id
            ), notified as (
                select 1 from (select pg_notify($7, '')) as sent where $8
@@ -142,6 +149,36 @@ pub async fn insert_many(
         &max_attempts,
         crate::JOBS_CHANNEL,
         notify,
+        &dedupe,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// For each job of a batch, the id that stands for it: its own if it is stored, else
+/// the live job it duplicates; `None` if neither (the duplicate finished meanwhile:
+/// insert again).
+pub async fn resolve(executor: impl PgExecutor<'_>, jobs: &[NewJob]) -> Result<Vec<Option<JobId>>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.id.0).collect();
+    let actions: Vec<&str> = jobs.iter().map(|j| j.action.as_str()).collect();
+    let documents: Vec<&str> = jobs.iter().map(|j| j.document_id.as_str()).collect();
+    let versions: Vec<&str> = jobs.iter().map(|j| j.document_version_id.as_str()).collect();
+    let rows = sqlx::query!(
+        r#"select i.n as "n!", coalesce(own.id, live.id) as "id: JobId"
+           from unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) with ordinality as i(id, action, doc, version, n)
+           left join jobs own on own.id = i.id
+           left join lateral (
+               select j.id from jobs j
+               where j.action = i.action and j.document_id = i.doc and j.document_version_id = i.version
+                 and j.dedupe and j.state in ('queued', 'retrying', 'running')
+               limit 1
+           ) live on true
+           order by i.n"#,
+        &ids,
+        &actions as &[&str],
+        &documents as &[&str],
+        &versions as &[&str],
     )
     .fetch_all(executor)
     .await?;
