@@ -26,6 +26,7 @@ create table jobs (
     created_at          timestamptz not null default now(),
     updated_at          timestamptz not null default now(),
     finished_at         timestamptz,
+    cancel_requested_at timestamptz,                      -- an operator asked the running job to stop
     constraint jobs_lease_when_running check (
         (state = 'running') = (lease_owner is not null and lease_expires_at is not null)
     ),

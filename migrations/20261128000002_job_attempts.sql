@@ -7,7 +7,8 @@ create type attempt_outcome as enum (
     'timed_out',        -- ran longer than the action's timeout
     'panicked',         -- the action's code panicked
     'lease_expired',    -- the worker vanished or stalled; another worker rescued the job
-    'interrupted'       -- the worker stopped it (shutdown deadline, lost lease) and released the job
+    'interrupted',      -- the worker stopped it (shutdown deadline, lost lease) and released the job
+    'cancelled'         -- an operator cancelled the job while this attempt ran
 );
 
 create table job_attempts (

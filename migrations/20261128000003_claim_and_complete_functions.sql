@@ -68,7 +68,8 @@ as $$
                           then now() + make_interval(secs => i.delay_seconds) else j.run_at end,
             last_error = coalesce(i.error, j.last_error),
             lease_owner = null, lease_expires_at = null,
-            finished_at = case when i.state in ('succeeded', 'failed') then now() end,
+            finished_at = case when i.state in ('succeeded', 'failed', 'cancelled') then now() end,
+            cancel_requested_at = null,
             updated_at = now()
         from input i
         where j.id = i.id and j.state = 'running' and j.lease_owner = p_worker and j.attempts = i.attempt

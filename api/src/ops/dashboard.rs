@@ -11,8 +11,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use docket::db::ops::Cancelled;
-
 use super::api::{self, ListQuery};
 use super::auth::{session_cookie, Actor, COOKIE, SESSION_SECONDS};
 use super::error::OpsError;
@@ -354,40 +352,40 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     page(&format!("Job {}", j.id), Some(&s), &body)
 }
 
-async fn retry(
+/// What a dashboard button asks for.
+#[derive(Clone, Copy)]
+enum Steer {
+    Retry,
+    Cancel,
+}
+
+async fn retry(state: State<AppState>, headers: HeaderMap, id: Path<String>, form: Form<CsrfForm>) -> Response {
+    steer(state, headers, id, form, Steer::Retry).await
+}
+
+async fn cancel(state: State<AppState>, headers: HeaderMap, id: Path<String>, form: Form<CsrfForm>) -> Response {
+    steer(state, headers, id, form, Steer::Cancel).await
+}
+
+/// Checks session and CSRF token, applies the operator's request (recorded in the
+/// audit trail by the API functions), and shows the job again.
+async fn steer(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
+    what: Steer,
 ) -> Response {
     let Some(s) = checked(&state, &headers, &form) else {
         return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
     };
-    let done = match api::parse_id(&id) {
-        Ok(job) => api::retry_job(&state, &s.actor.0, job).await,
-        Err(e) => Err(e),
+    let done = match (api::parse_id(&id), what) {
+        (Ok(job), Steer::Retry) => api::retry_job(&state, &s.actor.0, job).await,
+        (Ok(job), Steer::Cancel) => api::cancel_job(&state, &s.actor.0, job).await.map(drop),
+        (Err(e), _) => Err(e),
     };
     match done {
         Ok(()) => Redirect::to(&format!("/ops/ui/jobs/{}", q(&id))).into_response(),
-        Err(e) => error_page(&s, e),
-    }
-}
-
-async fn cancel(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let Some(s) = checked(&state, &headers, &form) else {
-        return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
-    };
-    let done: Result<Cancelled, OpsError> = match api::parse_id(&id) {
-        Ok(job) => api::cancel_job(&state, &s.actor.0, job).await,
-        Err(e) => Err(e),
-    };
-    match done {
-        Ok(_) => Redirect::to(&format!("/ops/ui/jobs/{}", q(&id))).into_response(),
         Err(e) => error_page(&s, e),
     }
 }
