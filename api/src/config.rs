@@ -63,6 +63,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub insert_batch: u32,
 
+    /// Most open client connections; further ones are closed at once.
+    #[arg(long, env = "DOCKET_API_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Time a client has to send its request headers before it is disconnected.
+    #[arg(long, env = "DOCKET_API_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
+    pub header_timeout: Duration,
+
     /// Longest time a request may take before it is answered 503.
     #[arg(long, env = "DOCKET_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
     pub request_timeout: Duration,

@@ -11,4 +11,5 @@ pub mod notifier;
 pub mod ops;
 pub mod query;
 pub mod routes;
+pub mod server;
 pub mod startup;

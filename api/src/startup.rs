@@ -47,6 +47,7 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: crate::server::Limits,
 }
 
 impl Application {
@@ -85,7 +86,9 @@ impl Application {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
-        Ok(Self { listener, router })
+        let limits =
+            crate::server::Limits { max_connections: config.max_connections, header_timeout: config.header_timeout };
+        Ok(Self { listener, router, limits })
     }
 
     /// The address actually bound (useful with port 0).
@@ -99,7 +102,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), "docket-api listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        crate::server::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }
 

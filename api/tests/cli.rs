@@ -24,6 +24,11 @@ fn help_documents_every_setting() {
         "DOCKET_API_DB_ACQUIRE_TIMEOUT",
         "DOCKET_DB_STATEMENT_CACHE",
         "DOCKET_API_REQUEST_TIMEOUT",
+        "DOCKET_API_MAX_CONNECTIONS",
+        "DOCKET_API_HEADER_TIMEOUT",
+        "DOCKET_API_INSERT_BATCH",
+        "DOCKET_ADMIN_TOKEN",
+        "DOCKET_DB_TEST_BEFORE_ACQUIRE",
     ] {
         assert!(help.contains(variable), "--help does not mention {variable}");
     }

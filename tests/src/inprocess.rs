@@ -28,6 +28,8 @@ pub async fn start_api(database_url: &str, catalog: &Path) -> String {
         db_test_before_acquire: false,
         insert_batch: 256,
         request_timeout: Duration::from_secs(10),
+        max_connections: 64,
+        header_timeout: Duration::from_secs(2),
     };
     let app = Application::build(config).await.expect("api builds");
     let base = format!("http://{}", app.local_addr());
