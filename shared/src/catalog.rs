@@ -46,8 +46,9 @@ pub struct Action {
 pub enum ActionKind {
     /// Succeeds at once (demos, benchmarks).
     Noop,
-    /// POSTs the job as JSON to `url`.
-    Http { url: String },
+    /// POSTs the job as JSON to `url`, signed the Standard Webhooks way when
+    /// `signing_secret_env` names the environment variable holding the secret.
+    Http { url: String, signing_secret_env: Option<String> },
 }
 
 /// Why a catalog could not be loaded.
@@ -132,6 +133,7 @@ struct RawAction {
     retry_base: Option<String>,
     retry_max: Option<String>,
     dedupe: Option<bool>,
+    signing_secret_env: Option<String>,
 }
 
 type FieldError = (String, &'static str, String);
@@ -158,12 +160,25 @@ impl RawAction {
                 if self.url.is_some() {
                     return Err(fail("url", "is not used by kind \"noop\"; remove it".into()));
                 }
+                if self.signing_secret_env.is_some() {
+                    return Err(fail("signing_secret_env", "is not used by kind \"noop\"; remove it".into()));
+                }
                 ActionKind::Noop
             }
             Some("http") => {
                 let url = self.url.ok_or_else(|| fail("url", "is missing (required for kind \"http\")".into()))?;
                 check_url(&url).map_err(|m| fail("url", m))?;
-                ActionKind::Http { url }
+                let signing_secret_env = match self.signing_secret_env {
+                    Some(name) if is_env_name(&name) => Some(name),
+                    Some(name) => {
+                        return Err(fail(
+                            "signing_secret_env",
+                            format!("{name:?} is not an environment variable name (A-Z, 0-9, _)"),
+                        ))
+                    }
+                    None => None,
+                };
+                ActionKind::Http { url, signing_secret_env }
             }
             Some(other) => return Err(fail("kind", format!("{other:?} is not a kind; use \"http\" or \"noop\""))),
         };
@@ -208,6 +223,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} is longer than 7 days"));
     }
     Ok(parsed)
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn check_url(url: &str) -> Result<(), String> {

@@ -50,6 +50,8 @@ impl Reply {
 pub struct Received {
     pub headers: HeaderMap,
     pub body: serde_json::Value,
+    /// The body exactly as received (signatures cover these bytes).
+    pub raw_body: Vec<u8>,
     pub at: std::time::Instant,
 }
 
@@ -110,10 +112,11 @@ impl Drop for Target {
 }
 
 async fn handle(axum::extract::State(state): axum::extract::State<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let raw_body = body.to_vec();
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let n = {
         let mut received = state.received.lock().unwrap();
-        received.push(Received { headers, body, at: std::time::Instant::now() });
+        received.push(Received { headers, body, raw_body, at: std::time::Instant::now() });
         received.len()
     };
     let reply = (state.script)(n);

@@ -203,3 +203,63 @@ async fn noop_actions_succeed_at_once() {
     let job = finished(&db, id).await;
     assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1));
 }
+
+/// Verifies a Standard Webhooks signature as a receiver would (the specification's
+/// algorithm, written here independently of the worker's code).
+fn verify_standard_webhook(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let id = headers["webhook-id"].to_str().unwrap();
+    let timestamp = headers["webhook-timestamp"].to_str().unwrap();
+    let mut signed = format!("{id}.{timestamp}.").into_bytes();
+    signed.extend_from_slice(body);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(&signed);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
+    let fresh = (-300..=300).contains(&age);
+    headers["webhook-signature"].to_str().unwrap().split(' ').any(|s| s == format!("v1,{expected}")) && fresh
+}
+
+#[tokio::test]
+async fn signed_actions_carry_standard_webhooks_signatures() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let db = TestDb::new().await;
+    let target = Target::start(|n| if n == 1 { Reply::status(503) } else { Reply::status(200) }).await;
+    let dir = http_catalog(&target.url, "retry_base = \"50ms\"\nsigning_secret_env = \"ARCHIVE_SIGNING_SECRET\"");
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-signed", &[("ARCHIVE_SIGNING_SECRET", SECRET.into())]).await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-signed").await;
+    assert_eq!(finished(&db, id).await.state, JobState::Succeeded);
+
+    let received = target.received();
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert!(verify_standard_webhook(SECRET, &request.headers, &request.raw_body), "{:?}", request.headers);
+        assert_eq!(request.headers["webhook-id"], id.to_string().as_str(), "stable across retries");
+    }
+    let tampered = [received[0].raw_body.as_slice(), b" "].concat();
+    assert!(!verify_standard_webhook(SECRET, &received[0].headers, &tampered), "a changed body fails");
+    for line in worker.process.logs() {
+        assert!(!line.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "the secret leaked into a log: {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_without_its_signing_secret_refuses_to_start() {
+    let db = TestDb::new().await;
+    let dir = http_catalog("http://127.0.0.1:9/hook", "signing_secret_env = \"MISSING_SIGNING_SECRET\"");
+    let mut worker = docket_tests::process::Process::spawn(
+        "docket-worker",
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("DOCKET_ACTIONS", catalog_path(&dir).display().to_string()),
+            ("DOCKET_WORKER_ADDR", "127.0.0.1:0".into()),
+        ],
+    );
+    assert_eq!(worker.wait_exit(DEADLINE).await, Some(2));
+    let line = worker.wait_for_log("MISSING_SIGNING_SECRET").await;
+    assert!(line.contains("archive") && line.contains("is not set"), "{line}");
+}

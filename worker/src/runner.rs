@@ -32,8 +32,8 @@ pub enum StartError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Database(#[from] SetupError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::actions::RegistryError),
     #[error("DOCKET_WORKER_ID must be 1-255 characters without control characters")]
     WorkerId,
     #[error("cannot listen on {addr}: {source}")]

@@ -49,7 +49,10 @@ retry_max = "2m"
     )
     .unwrap();
     let a = catalog.get("archive").unwrap();
-    assert_eq!(a.kind, ActionKind::Http { url: "https://dam.example.com/hooks/archive".into() });
+    assert_eq!(
+        a.kind,
+        ActionKind::Http { url: "https://dam.example.com/hooks/archive".into(), signing_secret_env: None }
+    );
     assert_eq!(a.timeout, Duration::from_secs(10));
     assert_eq!(
         a.retry,
@@ -76,6 +79,14 @@ fn errors_name_file_action_and_field() {
             "field `url`: \"http:///p\" is not a valid URL",
         ),
         ("[[action]]\nname = \"x\"\nkind = \"noop\"\nurl = \"http://a\"\n", "field `url`: is not used by kind"),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"noop\"\nsigning_secret_env = \"S\"\n",
+            "field `signing_secret_env`: is not used",
+        ),
+        (
+            "[[action]]\nname = \"x\"\nkind = \"http\"\nurl = \"http://a\"\nsigning_secret_env = \"my-secret\"\n",
+            "field `signing_secret_env`: \"my-secret\" is not an environment variable name",
+        ),
         (
             "[[action]]\nname = \"x\"\nkind = \"noop\"\ntimeout = \"soon\"\n",
             "field `timeout`: \"soon\" is not a duration",

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use docket::db::jobs::ClaimedJob;
 
-use super::ActionOutcome;
+use super::{ActionOutcome, Signer};
 
 /// Most characters of a response body kept in the attempt's error.
 const EXCERPT_CHARS: usize = 200;
@@ -31,6 +31,7 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
 pub struct HttpAction {
     client: reqwest::Client,
     url: String,
+    signer: Option<Signer>,
 }
 
 #[derive(Serialize)]
@@ -45,8 +46,8 @@ struct Payload<'a> {
 }
 
 impl HttpAction {
-    pub fn new(client: reqwest::Client, url: String) -> Self {
-        Self { client, url }
+    pub fn new(client: reqwest::Client, url: String, signer: Option<Signer>) -> Self {
+        Self { client, url, signer }
     }
 
     pub async fn run(&self, job: &ClaimedJob, timeout: Duration) -> ActionOutcome {
@@ -58,14 +59,26 @@ impl HttpAction {
             username: job.requested_by.as_deref(),
             attempt: job.attempt,
         };
-        let sent = self
+        // Serialised here, so that a signature covers exactly the bytes sent.
+        let body = match serde_json::to_vec(&payload) {
+            Ok(body) => body,
+            Err(e) => return ActionOutcome::Permanent { error: format!("cannot encode the request: {e}") },
+        };
+        let id = job.id.to_string();
+        let mut request = self
             .client
             .post(&self.url)
             .timeout(timeout)
-            .header("Idempotency-Key", job.id.to_string())
-            .json(&payload)
-            .send()
-            .await;
+            .header("Idempotency-Key", &id)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(signer) = &self.signer {
+            let timestamp = chrono::Utc::now().timestamp();
+            request = request
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signer.sign(&id, timestamp, &body));
+        }
+        let sent = request.body(body).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(e) if e.is_timeout() => return ActionOutcome::TimedOut,

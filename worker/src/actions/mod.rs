@@ -2,6 +2,7 @@
 //! explicit outcome every action returns.
 
 mod http;
+mod signing;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use docket::catalog::{Action, ActionKind, Catalog};
 use docket::db::jobs::ClaimedJob;
 
 pub use http::HttpAction;
+pub use signing::Signer;
 
 /// How one run of an action ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,15 @@ pub enum ActionOutcome {
     TimedOut,
 }
 
+/// Why the registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    #[error("action {action:?}: signing secret {variable} {problem}")]
+    Secret { action: String, variable: String, problem: String },
+}
+
 /// What the worker knows how to run.
 enum Runner {
     Noop,
@@ -40,20 +51,26 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds the registry. The catalog has already refused duplicates.
-    pub fn from_catalog(catalog: &Catalog) -> Result<Self, reqwest::Error> {
-        let client = http::client()?;
-        let entries = catalog
-            .actions()
-            .iter()
-            .map(|action| {
-                let runner = match &action.kind {
-                    ActionKind::Noop => Runner::Noop,
-                    ActionKind::Http { url } => Runner::Http(HttpAction::new(client.clone(), url.clone())),
-                };
-                (action.name.clone(), (action.clone(), runner))
-            })
-            .collect();
+    /// Builds the registry, reading signing secrets from the environment. The catalog
+    /// has already refused duplicates.
+    pub fn from_catalog(catalog: &Catalog) -> Result<Self, RegistryError> {
+        let client = http::client().map_err(RegistryError::Http)?;
+        let mut entries = HashMap::new();
+        for action in catalog.actions() {
+            let runner = match &action.kind {
+                ActionKind::Noop => Runner::Noop,
+                ActionKind::Http { url, signing_secret_env } => {
+                    let signer = match signing_secret_env {
+                        Some(variable) => Some(Signer::from_env(variable).map_err(|problem| {
+                            RegistryError::Secret { action: action.name.clone(), variable: variable.clone(), problem }
+                        })?),
+                        None => None,
+                    };
+                    Runner::Http(HttpAction::new(client.clone(), url.clone(), signer))
+                }
+            };
+            entries.insert(action.name.clone(), (action.clone(), runner));
+        }
         Ok(Self { entries })
     }
 
