@@ -10,6 +10,9 @@ use tokio::process::{Child, Command};
 
 use crate::wait::{wait_until, DEADLINE};
 
+/// The key of a web element reference in W3C WebDriver answers.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 pub struct Browser {
     base: String,
     session: String,
@@ -97,7 +100,7 @@ impl Browser {
                 .json()
                 .await
                 .ok()?;
-            value["value"].as_object()?.values().next()?.as_str().map(str::to_owned)
+            value["value"][ELEMENT_KEY].as_str().map(str::to_owned)
         })
         .await
     }

@@ -73,9 +73,15 @@ async fn an_operator_retries_a_failed_job_in_a_real_browser() {
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-dashboard", &[]).await;
     let client = reqwest::Client::new();
     let failed = api.enqueue(&client, "archive", "doc-locked").await;
-    api.enqueue(&client, "archive", "doc-other").await;
     wait_until("the first job to fail", DEADLINE, || async {
         jobs::get(&db.pool, failed).await.unwrap().filter(|j| j.state == JobState::Failed)
+    })
+    .await;
+    // Queued only now: the target refuses only its first call, which must be the
+    // locked document's.
+    let other = api.enqueue(&client, "archive", "doc-other").await;
+    wait_until("the other job to succeed", DEADLINE, || async {
+        jobs::get(&db.pool, other).await.unwrap().filter(|j| j.state == JobState::Succeeded)
     })
     .await;
 
