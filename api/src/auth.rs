@@ -44,10 +44,23 @@ impl ApiKeys {
         Ok(Self::Required(keys.iter().map(|k| digest(k.expose().as_bytes())).collect()))
     }
 
-    /// Accepts the request if its `apiKey` header matches one of the keys.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// How many keys there are (rate limits keep a budget per key).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Required(digests) => digests.len(),
+            Self::Disabled => 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Accepts the request if its `apiKey` header matches one of the keys; returns the
+    /// index of the key.
+    pub fn check(&self, headers: &HeaderMap) -> Result<usize, ApiError> {
         let Self::Required(digests) = self else {
-            return Ok(());
+            return Ok(0);
         };
         let mut values = headers.get_all("apikey").iter();
         let (Some(value), None) = (values.next(), values.next()) else {
@@ -55,12 +68,13 @@ impl ApiKeys {
         };
         let offered = digest(value.as_bytes());
         // Compare with every key, without stopping early.
-        let matched = digests.iter().fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&offered));
-        if bool::from(matched) {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthorized)
+        let mut matched = None;
+        for (index, digest) in digests.iter().enumerate() {
+            if bool::from(digest.ct_eq(&offered)) {
+                matched = Some(index);
+            }
         }
+        matched.ok_or(ApiError::Unauthorized)
     }
 }
 

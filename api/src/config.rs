@@ -39,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "DOCKET_INSECURE_DISABLE_AUTH", default_value_t = false)]
     pub insecure_disable_auth: bool,
 
+    /// Optional budget of requests per API key, e.g. `100/1s` or `600/1m` (per api
+    /// process); over it, /customAction answers 429 with Retry-After.
+    #[arg(long, env = "DOCKET_API_RATE_LIMIT")]
+    pub rate_limit: Option<crate::rate_limit::Rate>,
+
     /// Most database connections the api holds.
     #[arg(long, env = "DOCKET_API_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,

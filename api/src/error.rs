@@ -25,6 +25,8 @@ pub enum ApiError {
     Store(#[source] crate::inserter::StoreError),
     #[error("request timed out")]
     Timeout,
+    #[error("rate limit of the API key reached")]
+    TooManyRequests { retry_after: std::time::Duration },
 }
 
 /// Workfront's failure body.
@@ -43,6 +45,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::Store(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -63,6 +66,9 @@ impl ApiError {
             Self::Store(_) | Self::Timeout => {
                 "Docket could not record this request right now. Please try again in a minute.".into()
             }
+            Self::TooManyRequests { .. } => {
+                "Docket is receiving too many requests from this integration. Please try again in a moment.".into()
+            }
         }
     }
 }
@@ -75,6 +81,11 @@ impl IntoResponse for ApiError {
             other => tracing::info!(reason = %other, "request refused"),
         }
         let body = Failure { status: "failure", error: self.user_message() };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after } = self {
+            let seconds = retry_after.as_secs().max(1).to_string();
+            response.headers_mut().insert("retry-after", seconds.parse().expect("digits are a valid header"));
+        }
+        response
     }
 }

@@ -10,6 +10,7 @@ pub mod inserter;
 pub mod notifier;
 pub mod ops;
 pub mod query;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod startup;

@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::inserter::Inserter;
 use crate::notifier::Notifier;
 use crate::ops::auth::{AdminTokenError, AdminTokens};
+use crate::rate_limit::RateLimiter;
 use crate::routes::{self, AppState};
 
 /// The request id header, set on every request and response.
@@ -74,7 +75,8 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(pool.clone());
         let inserter = Inserter::spawn(pool.clone(), notifier, config.db_connections as usize, config.insert_batch);
-        let state = AppState { pool, catalog: Arc::new(catalog), keys, inserter, admin };
+        let rate_limit = config.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate, keys.len())));
+        let state = AppState { pool, catalog: Arc::new(catalog), keys, inserter, admin, rate_limit };
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
             .layer(

@@ -25,6 +25,7 @@ fn help_documents_every_setting() {
         "DOCKET_DB_STATEMENT_CACHE",
         "DOCKET_API_REQUEST_TIMEOUT",
         "DOCKET_API_MAX_CONNECTIONS",
+        "DOCKET_API_RATE_LIMIT",
         "DOCKET_API_HEADER_TIMEOUT",
         "DOCKET_API_INSERT_BATCH",
         "DOCKET_ADMIN_TOKEN",

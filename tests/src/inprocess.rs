@@ -15,7 +15,12 @@ pub const SECOND_KEY: &str = "second-key-for-rotation";
 
 /// Starts the api in-process and returns its base URL.
 pub async fn start_api(database_url: &str, catalog: &Path) -> String {
-    let config = Config {
+    start_api_with(database_url, catalog, |_| {}).await
+}
+
+/// Starts the api in-process with `adjust` applied to the test configuration.
+pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnOnce(&mut Config)) -> String {
+    let mut config = Config {
         database_url: database_url.to_owned(),
         addr: "127.0.0.1:0".parse().expect("address"),
         actions: catalog.to_owned(),
@@ -30,7 +35,9 @@ pub async fn start_api(database_url: &str, catalog: &Path) -> String {
         request_timeout: Duration::from_secs(10),
         max_connections: 64,
         header_timeout: Duration::from_secs(2),
+        rate_limit: None,
     };
+    adjust(&mut config);
     let app = Application::build(config).await.expect("api builds");
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -31,7 +31,10 @@ async fn custom_action(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Success>, ApiError> {
-    state.keys.check(&headers)?;
+    let key = state.keys.check(&headers)?;
+    if let Some(limiter) = &state.rate_limit {
+        limiter.take(key).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    }
     let params = CustomActionParams::parse(query.as_deref().unwrap_or(""))?;
     let requested_by = username(&headers)?;
     let action = state.catalog.get(&params.name).ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;

@@ -26,6 +26,7 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub inserter: Inserter,
     pub admin: AdminTokens,
+    pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
 }
 
 /// All routes, with their state applied.

@@ -1,0 +1,111 @@
+//! Security properties: a per-key request budget, and secrets (API keys, admin tokens,
+//! signing secrets, even wrong keys a client tried) never appearing in logs, metrics,
+//! replies or the database.
+
+use docket_tests::inprocess::{start_api_with, ADMIN_TOKEN, SECOND_KEY};
+use docket_tests::wait::DEADLINE;
+use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker, API_KEY};
+
+#[tokio::test]
+async fn each_api_key_has_its_own_request_budget() {
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\ndedupe = false\n");
+    let base = start_api_with(&db.url, &catalog_path(&dir), |c| c.rate_limit = Some("2/1h".parse().unwrap())).await;
+    let client = reqwest::Client::new();
+    let call = |key: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/customAction?name=noop&documentId=d&documentVersionId=v");
+        async move { client.get(url).header("apiKey", key).send().await.unwrap() }
+    };
+    assert_eq!(call(API_KEY).await.status(), 200);
+    assert_eq!(call(API_KEY).await.status(), 200);
+    let limited = call(API_KEY).await;
+    assert_eq!(limited.status(), 429);
+    let wait: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait > 60, "Retry-After {wait}");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["status"], "failure");
+    assert!(body["error"].as_str().unwrap().contains("too many requests"));
+    assert_eq!(call(SECOND_KEY).await.status(), 200, "the other key has its own budget");
+    let stored: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(stored, 3, "the refused request stored nothing");
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_logs_metrics_replies_or_the_database() {
+    const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const WRONG_KEY: &str = "attacker-guess-0123456789-xyz";
+    let secrets = [API_KEY, ADMIN_TOKEN, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", WRONG_KEY];
+    let db = TestDb::new().await;
+    let target = Target::start(|n| if n == 1 { Reply::status(500).body("oops") } else { Reply::status(200) }).await;
+    let dir = catalog(&format!(
+        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nretry_base = \"50ms\"\nsigning_secret_env = \"SIGNING\"\n",
+        target.url
+    ));
+    let api = Api::start(&db.url, &catalog_path(&dir), &[("DOCKET_ADMIN_TOKEN", format!("ops:{ADMIN_TOKEN}"))]).await;
+    let worker = Worker::start(&db.url, &catalog_path(&dir), "w-secrets", &[("SIGNING", SIGNING.into())]).await;
+    let client = reqwest::Client::new();
+    let mut replies = Vec::new();
+
+    let id = api.enqueue(&client, "archive", "doc-s").await;
+    let wrong = client
+        .get(format!("{}/customAction?name=archive&documentId=d&documentVersionId=v", api.base))
+        .header("apiKey", WRONG_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    replies.push(wrong.text().await.unwrap());
+    let ops_wrong = client.get(format!("{}/ops/jobs", api.base)).bearer_auth(WRONG_KEY).send().await.unwrap();
+    replies.push(ops_wrong.text().await.unwrap());
+    wait_until("the job to succeed after a retry", DEADLINE, || async {
+        let job = docket::db::jobs::get(&db.pool, id).await.unwrap()?;
+        (job.state == docket::domain::JobState::Succeeded).then_some(())
+    })
+    .await;
+    for path in [format!("/ops/jobs/{id}"), "/ops/stats".into(), "/ops/audit".into()] {
+        let reply = client.get(format!("{}{path}", api.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        replies.push(reply.text().await.unwrap());
+    }
+    let conflict =
+        client.post(format!("{}/ops/jobs/{id}/retry", api.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    replies.push(conflict.text().await.unwrap());
+    let bulk = client
+        .post(format!("{}/ops/actions/archive/retry-failed", api.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bulk.status(), 200);
+    replies.push(bulk.text().await.unwrap());
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/ops/login", api.base))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    replies.push(format!("{:?}", login.headers()));
+    replies.push(reqwest::get(format!("{}/metrics", api.base)).await.unwrap().text().await.unwrap());
+    replies.push(reqwest::get(format!("{}/metrics", worker.health)).await.unwrap().text().await.unwrap());
+    replies.push(reqwest::get(format!("{}/openapi.json", api.base)).await.unwrap().text().await.unwrap());
+
+    let database: Vec<String> = sqlx::query_scalar(
+        "select t::text from jobs t union all select t::text from job_attempts t
+         union all select t::text from operator_actions t union all select t::text from workers t",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(database.len() >= 5, "the scenario wrote rows: {database:?}");
+
+    let everything = [api.process.logs(), worker.process.logs(), replies, database].concat();
+    assert!(everything.len() > 20);
+    for text in &everything {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret appeared in: {text}");
+        }
+    }
+}
