@@ -114,23 +114,13 @@ async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<Optio
     Ok(ids)
 }
 
-/// Inserts; on a broken connection tries once more on a fresh one. The retry is safe:
-/// ids already stored by a first try that did commit are skipped.
+/// Inserts, retrying on dead pooled connections and serialization failures. Safe to
+/// repeat: ids already stored by a try that did commit are skipped.
 async fn insert(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<JobId>, sqlx::Error> {
-    match jobs::insert_many(pool, jobs, notify).await {
-        Err(e) if is_connection_error(&e) => {
-            tracing::warn!(error = %e, "connection failed while storing jobs; retrying once");
-            jobs::insert_many(pool, jobs, notify).await
-        }
-        other => other,
-    }
+    docket::db::retry_transient(|| jobs::insert_many(pool, jobs, notify)).await
 }
 
 /// A duplicate that kept finishing while its trigger was being stored.
 fn unsettled() -> StoreError {
     Arc::new(sqlx::Error::Protocol("duplicate trigger did not settle".into()))
-}
-
-fn is_connection_error(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_))
 }

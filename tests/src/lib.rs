@@ -2,6 +2,7 @@
 //! binaries as child processes, a scriptable HTTP target, a TCP proxy that can cut
 //! the database off, and polling with generous deadlines.
 
+pub mod cluster;
 pub mod db;
 pub mod inprocess;
 pub mod process;

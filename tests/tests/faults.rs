@@ -172,3 +172,112 @@ async fn every_acknowledged_job_survives_api_kills_and_runs() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_database_restart_under_load_loses_no_acknowledged_job() {
+    let cluster = docket_tests::cluster::Cluster::start();
+    let url = cluster.url("docket");
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\ndedupe = false\n");
+    let api = Api::start(&url, &catalog_path(&dir), &[("DOCKET_API_DB_ACQUIRE_TIMEOUT", "1s".into())]).await;
+    // Polling every 10 minutes: only a notification (or a reconnect) starts a job.
+    let quiet = || vec![("DOCKET_WORKER_POLL_INTERVAL", "10m".to_owned())];
+    let workers = [
+        Worker::start(&url, &catalog_path(&dir), "w-db-1", &quiet()).await,
+        Worker::start(&url, &catalog_path(&dir), "w-db-2", &quiet()).await,
+    ];
+
+    let acknowledged: Arc<Mutex<HashSet<JobId>>> = Arc::default();
+    let statuses: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|c| {
+            let (acknowledged, statuses, stop) = (acknowledged.clone(), statuses.clone(), stop.clone());
+            let url = format!("{}/customAction", api.base);
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let document = format!("doc-{c}-{n}");
+                    let response = client
+                        .get(&url)
+                        .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
+                        .header("apiKey", docket_tests::API_KEY)
+                        .send()
+                        .await
+                        .expect("the api stays up");
+                    let status = response.status().as_u16();
+                    *statuses.lock().unwrap().entry(status).or_default() += 1;
+                    let body: serde_json::Value = response.json().await.expect("always JSON");
+                    if status == 200 {
+                        acknowledged.lock().unwrap().insert(JobId(body["jobId"].as_str().unwrap().parse().unwrap()));
+                    } else {
+                        assert_eq!((status, body["status"].as_str()), (503, Some("failure")));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.stop_immediately();
+    wait_until("the api to answer 503 during the outage", Duration::from_secs(60), || async {
+        statuses.lock().unwrap().get(&503).copied().filter(|n| *n > 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.restart();
+    let before = statuses.lock().unwrap().get(&200).copied().unwrap_or(0);
+    wait_until("the api to store jobs again without a restart", Duration::from_secs(60), || async {
+        let now = statuses.lock().unwrap().get(&200).copied().unwrap_or(0);
+        (now > before + 20).then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+
+    // Both workers listen again; a job queued now starts within a second.
+    for worker in &workers {
+        wait_until("the worker to LISTEN again", Duration::from_secs(60), || async {
+            (worker.process.logs().iter().filter(|l| l.contains("listening for new jobs")).count() >= 2).then_some(())
+        })
+        .await;
+    }
+    let db = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default()).await.unwrap();
+    let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
+    let waited: f64 = wait_until("the probe job to start", Duration::from_secs(60), || async {
+        sqlx::query_scalar::<_, f64>(
+            "select extract(epoch from a.started_at - j.created_at)::float8
+             from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 where j.id = $1",
+        )
+        .bind(probe.0)
+        .fetch_optional(&db)
+        .await
+        .ok()
+        .flatten()
+    })
+    .await;
+    assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|id| id.0).collect();
+    wait_until("every acknowledged job to succeed", Duration::from_secs(120), || async {
+        let done: i64 = sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'succeeded'")
+            .bind(&ids)
+            .fetch_one(&db)
+            .await
+            .ok()?;
+        (done == ids.len() as i64).then_some(())
+    })
+    .await;
+    let statuses = statuses.lock().unwrap().clone();
+    eprintln!(
+        "database restarted under load: replies {statuses:?}; acknowledged {} jobs, all succeeded; \
+         a job queued after recovery started {waited:.3} s after it was queued",
+        acknowledged.len()
+    );
+    assert!(statuses.keys().all(|s| *s == 200 || *s == 503), "only 200 and 503: {statuses:?}");
+}

@@ -173,8 +173,11 @@ impl Worker {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in = ?error_backoff, "could not claim jobs");
+                        // A notification (or the listener's reconnect) means the database
+                        // is back: claim at once rather than at the end of the backoff.
                         tokio::select! {
                             _ = tokio::time::sleep(error_backoff) => {}
+                            _ = wake.notified() => {}
                             _ = shutdown.cancelled() => {}
                         }
                         error_backoff = (error_backoff * 2).min(Duration::from_secs(5));

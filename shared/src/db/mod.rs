@@ -150,20 +150,26 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     matches!(sqlstate(error).as_deref(), Some("40001" | "40P01"))
 }
 
-/// Runs `op`, retrying it (up to 5 times, with a short pause) when Postgres reports a
-/// serialization failure or deadlock.
+/// Runs `op`, retrying it when Postgres reports a serialization failure or deadlock
+/// (up to 5 times, with a short pause), and at once when a pooled connection turns out
+/// to be dead (up to 8 times: after a database restart every idle connection in the
+/// pool is; each failed one is dropped, and a fresh one is opened).
 pub async fn retry_transient<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut tries = 0u32;
+    let (mut tries, mut reconnects) = (0u32, 0u32);
     loop {
         match op().await {
             Err(e) if is_transient(&e) && tries < 5 => {
                 tries += 1;
                 tracing::debug!(error = %e, tries, "transient database error; retrying");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
+            }
+            Err(sqlx::Error::Io(e)) if reconnects < 8 => {
+                reconnects += 1;
+                tracing::debug!(error = %e, reconnects, "database connection lost; retrying on another");
             }
             other => return other,
         }
