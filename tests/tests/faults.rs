@@ -281,3 +281,104 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
     );
     assert!(statuses.keys().all(|s| *s == 200 || *s == 503), "only 200 and 503: {statuses:?}");
 }
+
+/// 60 s at a fixed 500 requests/s against the api and two workers: no 5xx, no lost
+/// job, reply p99 under 50 ms, memory flat. Runs alone, on the release build (it
+/// measures time): `cargo build --release --workspace && cargo test --release -p
+/// docket-tests --test faults -- --ignored --nocapture soak`.
+#[tokio::test]
+#[ignore = "60 s soak; CI runs it on its own, after the other tests"]
+async fn soak_500_requests_per_second_for_60_seconds() {
+    const RATE: u64 = 500;
+    const SECONDS: u64 = 60;
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\ndedupe = false\n");
+    let api = Api::start(&db.url, &catalog_path(&dir), &[("RUST_LOG", "warn,docket_api::startup=info".into())]).await;
+    let quiet = || vec![("RUST_LOG", "warn,docket_worker::runner=info,docket_worker::listener=info".to_owned())];
+    let workers = [
+        Worker::start(&db.url, &catalog_path(&dir), "w-soak-1", &quiet()).await,
+        Worker::start(&db.url, &catalog_path(&dir), "w-soak-2", &quiet()).await,
+    ];
+    let rss = |pid: nix::unistd::Pid| -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1));
+        kib.and_then(|k| k.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    };
+    let pids: Vec<_> = std::iter::once(api.process.pid()).chain(workers.iter().map(|w| w.process.pid())).collect();
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let url = format!("{}/customAction", api.base);
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let statuses: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
+    let ids: Arc<Mutex<Vec<uuid::Uuid>>> = Arc::default();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let mut requests = Vec::new();
+    let mut rss_early = Vec::new();
+    let started = tokio::time::Instant::now();
+    for n in 0..RATE * SECONDS {
+        ticker.tick().await;
+        if n == RATE * 15 {
+            rss_early = pids.iter().map(|p| rss(*p)).collect();
+        }
+        let (client, url, latencies, statuses, ids) =
+            (client.clone(), url.clone(), latencies.clone(), statuses.clone(), ids.clone());
+        requests.push(tokio::spawn(async move {
+            let sent = std::time::Instant::now();
+            let document = format!("soak-{n}");
+            let response = client
+                .get(&url)
+                .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
+                .header("apiKey", docket_tests::API_KEY)
+                .send()
+                .await;
+            let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+            if let Ok(r) = response {
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                if let Some(id) = body["jobId"].as_str() {
+                    ids.lock().unwrap().push(id.parse().unwrap());
+                }
+            }
+            latencies.lock().unwrap().push(sent.elapsed().as_secs_f64() * 1000.0);
+            *statuses.lock().unwrap().entry(status).or_default() += 1;
+        }));
+    }
+    for request in requests {
+        request.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss_late: Vec<f64> = pids.iter().map(|p| rss(*p)).collect();
+    let ids = ids.lock().unwrap().clone();
+    wait_until("every soak job to succeed", Duration::from_secs(120), || async {
+        let done: i64 = sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'succeeded'")
+            .bind(&ids)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (done == ids.len() as i64).then_some(())
+    })
+    .await;
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    let statuses = statuses.lock().unwrap().clone();
+    eprintln!(
+        "soak: {} requests in {elapsed:.1} s ({:.0}/s); replies {statuses:?}; latency p50 {:.1} ms, p99 {:.1} ms, \
+         max {:.1} ms; jobs acknowledged and succeeded: {}; RSS MiB at 15 s {rss_early:.1?}, at the end {rss_late:.1?}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        p(0.5),
+        p(0.99),
+        p(1.0),
+        ids.len()
+    );
+    assert_eq!(
+        statuses.get(&200).copied(),
+        Some((RATE * SECONDS) as usize),
+        "every request answered 200: {statuses:?}"
+    );
+    assert_eq!(ids.len(), (RATE * SECONDS) as usize, "no lost job");
+    assert!(p(0.99) < 50.0, "reply p99 {:.1} ms", p(0.99));
+    for (early, late) in rss_early.iter().zip(&rss_late) {
+        assert!(*late <= early * 1.25 + 4.0, "memory grew from {early:.1} to {late:.1} MiB");
+    }
+}
