@@ -52,8 +52,9 @@ pub struct Config {
     #[arg(long, env = "DOCKET_API_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime_duration)]
     pub db_acquire_timeout: Duration,
 
-    /// Prepared statements cached per connection; set 0 behind PgBouncer < 1.21 in
-    /// transaction mode.
+    /// Prepared statements cached per connection. (Behind a transaction-mode pooler,
+    /// use one that tracks prepared statements, e.g. PgBouncer >= 1.21: sqlx names its
+    /// statements even with the cache off.)
     #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
     pub db_statement_cache: usize,
 

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod db;
 pub mod inprocess;
+pub mod pooler;
 pub mod process;
 pub mod proxy;
 pub mod target;

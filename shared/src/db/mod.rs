@@ -22,8 +22,7 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a caller waits for a connection before the request fails.
     pub acquire_timeout: Duration,
-    /// Prepared statements cached per connection; 0 behind PgBouncer older than 1.21
-    /// in transaction mode.
+    /// Prepared statements cached per connection.
     pub statement_cache_capacity: usize,
     /// Ping each connection before handing it out. Off saves a round trip per query;
     /// sqlx still pings every connection when it is returned, so broken ones are

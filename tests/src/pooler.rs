@@ -1,0 +1,70 @@
+//! A PgBouncer of the test's own, in transaction mode, in front of the test server:
+//! Docket must work through a transaction-mode pooler (with the LISTEN connection
+//! going to Postgres directly).
+
+use std::process::Command;
+
+pub struct PgBouncer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PgBouncer {
+    /// Starts `pgbouncer` (Debian package `pgbouncer`) forwarding every database to
+    /// `upstream_host:upstream_port`, trust authentication, transaction pooling.
+    pub fn start(upstream_host: &str, upstream_port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let config = format!(
+            "[databases]\n* = host={upstream_host} port={upstream_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+             listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = transaction\nmax_client_conn = 500\n\
+             default_pool_size = 20\nunix_socket_dir =\nlogfile = {}\npidfile = {}\n\
+             ignore_startup_parameters = extra_float_digits\n",
+            path("userlist.txt"),
+            path("pgbouncer.log"),
+            path("pgbouncer.pid"),
+        );
+        std::fs::write(path("pgbouncer.ini"), config).unwrap();
+        std::fs::write(path("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            // PgBouncer refuses to run as root.
+            let status = Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()).status().unwrap();
+            assert!(status.success());
+        }
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c
+        } else {
+            Command::new("pgbouncer")
+        };
+        let output = command.arg("-d").arg(path("pgbouncer.ini")).output().expect("pgbouncer is installed");
+        assert!(output.status.success(), "pgbouncer: {}", String::from_utf8_lossy(&output.stderr));
+        let bouncer = Self { dir, port };
+        // Wait until it accepts connections.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return bouncer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("pgbouncer did not start listening");
+    }
+
+    /// A URL for `database` through the pooler.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pgbouncer.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+    }
+}
