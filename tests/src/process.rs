@@ -141,6 +141,17 @@ impl Api {
             .expect("request to api")
     }
 
+    /// Queues `n` jobs (documents `doc-0` … `doc-{n-1}`) through the api, 16 requests
+    /// at a time; returns their ids.
+    pub async fn enqueue_many(&self, client: &reqwest::Client, name: &str, n: usize) -> Vec<docket::domain::JobId> {
+        use futures::StreamExt;
+        futures::stream::iter(0..n)
+            .map(|i| async move { self.enqueue(client, name, &format!("doc-{i}")).await })
+            .buffer_unordered(16)
+            .collect()
+            .await
+    }
+
     /// Queues a job through the api and returns its id.
     pub async fn enqueue(&self, client: &reqwest::Client, name: &str, document_id: &str) -> docket::domain::JobId {
         let response = self.custom_action(client, name, document_id).await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use docket::domain::JobId;
 use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker};
-use futures::StreamExt;
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
@@ -23,6 +22,89 @@ impl Lcg {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n
     }
+}
+
+/// Clients sending `/customAction` (noop, a new document each time) until stopped.
+/// Every reply must be JSON: `success` with a job id (recorded), or `failure`.
+/// Transport errors (the api is down) count under status 0.
+struct Load {
+    acknowledged: Arc<Mutex<HashSet<JobId>>>,
+    statuses: Arc<Mutex<HashMap<u16, usize>>>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(base: &str, clients: usize) -> Self {
+        let acknowledged: Arc<Mutex<HashSet<JobId>>> = Arc::default();
+        let statuses: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|c| {
+                let (acknowledged, statuses, stop) = (acknowledged.clone(), statuses.clone(), stop.clone());
+                let url = format!("{base}/customAction");
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let document = format!("doc-{c}-{n}");
+                        let response = client
+                            .get(&url)
+                            .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
+                            .header("apiKey", docket_tests::API_KEY)
+                            .send()
+                            .await;
+                        let Ok(response) = response else {
+                            *statuses.lock().unwrap().entry(0).or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        };
+                        let status = response.status().as_u16();
+                        *statuses.lock().unwrap().entry(status).or_default() += 1;
+                        let body: serde_json::Value = response.json().await.expect("replies are JSON");
+                        if status == 200 {
+                            let id = JobId(body["jobId"].as_str().unwrap().parse().unwrap());
+                            acknowledged.lock().unwrap().insert(id);
+                        } else {
+                            assert_eq!(body["status"], "failure", "{status}: {body}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { acknowledged, statuses, stop, clients }
+    }
+
+    fn count(&self, status: u16) -> usize {
+        self.statuses.lock().unwrap().get(&status).copied().unwrap_or(0)
+    }
+
+    /// Stops the clients; returns the acknowledged jobs and the count of each status.
+    async fn finish(self) -> (HashSet<JobId>, HashMap<u16, usize>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            client.await.unwrap();
+        }
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        let statuses = self.statuses.lock().unwrap().clone();
+        (acknowledged, statuses)
+    }
+}
+
+/// Waits until every job in `ids` has succeeded.
+async fn all_succeed(pool: &sqlx::PgPool, ids: &HashSet<JobId>) {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    wait_until("every acknowledged job to succeed", Duration::from_secs(120), || async {
+        let done: i64 = sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'succeeded'")
+            .bind(&ids)
+            .fetch_one(pool)
+            .await
+            .ok()?;
+        (done == ids.len() as i64).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -50,15 +132,7 @@ async fn workers_killed_at_random_lose_no_job() {
         workers.push(Worker::start(&db.url, &catalog_path(&dir), &format!("w-{started}"), &settings()).await);
         started += 1;
     }
-    let client = reqwest::Client::new();
-    let _: Vec<JobId> = futures::stream::iter(0..JOBS)
-        .map(|i| {
-            let (api, client) = (&api, &client);
-            async move { api.enqueue(client, "archive", &format!("doc-{i}")).await }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    api.enqueue_many(&reqwest::Client::new(), "archive", JOBS).await;
 
     let mut random = Lcg(7);
     let mut kills = 0;
@@ -105,72 +179,21 @@ async fn every_acknowledged_job_survives_api_kills_and_runs() {
     let mut api = Api::start(&db.url, &catalog_path(&dir), &addr).await;
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-api-kills", &[]).await;
 
-    let acknowledged: Arc<Mutex<HashSet<JobId>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..4)
-        .map(|c| {
-            let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
-            let url = format!("http://127.0.0.1:{port}/customAction");
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-                let (mut sent, mut failed) = (0usize, 0usize);
-                while !stop.load(Ordering::Relaxed) {
-                    sent += 1;
-                    let document = format!("doc-{c}-{sent}");
-                    let response = client
-                        .get(&url)
-                        .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
-                        .header("apiKey", docket_tests::API_KEY)
-                        .send()
-                        .await;
-                    match response {
-                        Ok(r) if r.status() == 200 => {
-                            let body: serde_json::Value = r.json().await.unwrap();
-                            let id = JobId(body["jobId"].as_str().unwrap().parse().unwrap());
-                            acknowledged.lock().unwrap().insert(id);
-                        }
-                        Ok(r) => assert!(r.status() != 500, "a 500 under load"),
-                        Err(_) => {
-                            failed += 1;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    }
-                }
-                (sent, failed)
-            })
-        })
-        .collect();
-
+    let load = Load::start(&api.base, 4);
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         api.process.kill().await;
         api = Api::start(&db.url, &catalog_path(&dir), &addr).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut sent, mut failed) = (0, 0);
-    for task in load {
-        let (s, f) = task.await.unwrap();
-        sent += s;
-        failed += f;
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let (acknowledged, statuses) = load.finish().await;
     eprintln!(
-        "api killed 5 times; requests sent: {sent}, acknowledged: {}, failed in transit: {failed}",
+        "api killed 5 times; replies by status (0: failed in transit) {statuses:?}; acknowledged {}",
         acknowledged.len()
     );
+    assert!(statuses.keys().all(|s| *s == 200 || *s == 0), "only successes and dropped connections: {statuses:?}");
     assert!(acknowledged.len() > 50, "the load got through between kills");
-    let pool = db.pool.clone();
-    let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|id| id.0).collect();
-    wait_until("every acknowledged job to succeed", Duration::from_secs(120), || async {
-        let done: i64 = sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'succeeded'")
-            .bind(&ids)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        (done == ids.len() as i64).then_some(())
-    })
-    .await;
+    all_succeed(&db.pool, &acknowledged).await;
 }
 
 #[tokio::test]
@@ -186,58 +209,21 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
         Worker::start(&url, &catalog_path(&dir), "w-db-2", &quiet()).await,
     ];
 
-    let acknowledged: Arc<Mutex<HashSet<JobId>>> = Arc::default();
-    let statuses: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..4)
-        .map(|c| {
-            let (acknowledged, statuses, stop) = (acknowledged.clone(), statuses.clone(), stop.clone());
-            let url = format!("{}/customAction", api.base);
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let document = format!("doc-{c}-{n}");
-                    let response = client
-                        .get(&url)
-                        .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
-                        .header("apiKey", docket_tests::API_KEY)
-                        .send()
-                        .await
-                        .expect("the api stays up");
-                    let status = response.status().as_u16();
-                    *statuses.lock().unwrap().entry(status).or_default() += 1;
-                    let body: serde_json::Value = response.json().await.expect("always JSON");
-                    if status == 200 {
-                        acknowledged.lock().unwrap().insert(JobId(body["jobId"].as_str().unwrap().parse().unwrap()));
-                    } else {
-                        assert_eq!((status, body["status"].as_str()), (503, Some("failure")));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            })
-        })
-        .collect();
-
+    let load = Load::start(&api.base, 4);
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.stop_immediately();
     wait_until("the api to answer 503 during the outage", Duration::from_secs(60), || async {
-        statuses.lock().unwrap().get(&503).copied().filter(|n| *n > 0)
+        (load.count(503) > 0).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.restart();
-    let before = statuses.lock().unwrap().get(&200).copied().unwrap_or(0);
+    let before = load.count(200);
     wait_until("the api to store jobs again without a restart", Duration::from_secs(60), || async {
-        let now = statuses.lock().unwrap().get(&200).copied().unwrap_or(0);
-        (now > before + 20).then_some(())
+        (load.count(200) > before + 20).then_some(())
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    let (acknowledged, statuses) = load.finish().await;
 
     // Both workers listen again; a job queued now starts within a second.
     for worker in &workers {
@@ -262,24 +248,13 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
     .await;
     assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
 
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|id| id.0).collect();
-    wait_until("every acknowledged job to succeed", Duration::from_secs(120), || async {
-        let done: i64 = sqlx::query_scalar("select count(*) from jobs where id = any($1) and state = 'succeeded'")
-            .bind(&ids)
-            .fetch_one(&db)
-            .await
-            .ok()?;
-        (done == ids.len() as i64).then_some(())
-    })
-    .await;
-    let statuses = statuses.lock().unwrap().clone();
+    all_succeed(&db, &acknowledged).await;
     eprintln!(
         "database restarted under load: replies {statuses:?}; acknowledged {} jobs, all succeeded; \
          a job queued after recovery started {waited:.3} s after it was queued",
         acknowledged.len()
     );
-    assert!(statuses.keys().all(|s| *s == 200 || *s == 503), "only 200 and 503: {statuses:?}");
+    assert!(statuses.keys().all(|s| *s == 200 || *s == 503), "only 200 and 503 (the api stayed up): {statuses:?}");
 }
 
 /// 60 s at a fixed 500 requests/s against the api and two workers: no 5xx, no lost

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
 use nix::sys::signal::Signal;
 
 use docket::db::{attempts, jobs};
@@ -48,15 +47,7 @@ async fn two_workers_run_hundreds_of_jobs_each_exactly_once() {
     let a = Worker::start(&db.url, &catalog_path(&dir), "w-a", &[("DOCKET_WORKER_CONCURRENCY", "8".into())]).await;
     let b = Worker::start(&db.url, &catalog_path(&dir), "w-b", &[("DOCKET_WORKER_CONCURRENCY", "8".into())]).await;
 
-    let client = reqwest::Client::new();
-    let ids: Vec<JobId> = futures::stream::iter(0..N)
-        .map(|i| {
-            let (api, client) = (&api, &client);
-            async move { api.enqueue(client, "archive", &format!("doc-{i}")).await }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    let ids = api.enqueue_many(&reqwest::Client::new(), "archive", N).await;
 
     wait_until("all jobs to succeed", DEADLINE, || async {
         (count_in_state(&db, "succeeded").await == N as i64).then_some(())
