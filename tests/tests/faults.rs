@@ -24,6 +24,14 @@ impl Lcg {
     }
 }
 
+/// `GET /customAction` of the noop action for `document`.
+fn noop_request(client: &reqwest::Client, url: &str, document: &str) -> reqwest::RequestBuilder {
+    client
+        .get(url)
+        .query(&[("name", "noop"), ("documentId", document), ("documentVersionId", "v")])
+        .header("apiKey", docket_tests::API_KEY)
+}
+
 /// Clients sending `/customAction` (noop, a new document each time) until stopped.
 /// Every reply must be JSON: `success` with a job id (recorded), or `failure`.
 /// Transport errors (the api is down) count under status 0.
@@ -49,13 +57,7 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
                         let document = format!("doc-{c}-{n}");
-                        let response = client
-                            .get(&url)
-                            .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
-                            .header("apiKey", docket_tests::API_KEY)
-                            .send()
-                            .await;
-                        let Ok(response) = response else {
+                        let Ok(response) = noop_request(&client, &url, &document).send().await else {
                             *statuses.lock().unwrap().entry(0).or_default() += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
@@ -300,12 +302,7 @@ async fn soak_500_requests_per_second_for_60_seconds() {
         requests.push(tokio::spawn(async move {
             let sent = std::time::Instant::now();
             let document = format!("soak-{n}");
-            let response = client
-                .get(&url)
-                .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v")])
-                .header("apiKey", docket_tests::API_KEY)
-                .send()
-                .await;
+            let response = noop_request(&client, &url, &document).send().await;
             let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
             if let Ok(r) = response {
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
