@@ -66,12 +66,11 @@ impl ListQuery {
             None => None,
             Some(text) => Some(parse_state(text)?),
         };
-        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Ok(JobFilter {
             state,
-            action: nonempty(&self.action),
-            document_id: nonempty(&self.document_id),
-            requested_by: nonempty(&self.requested_by),
+            action: text_filter("action", &self.action)?,
+            document_id: text_filter("documentId", &self.document_id)?,
+            requested_by: text_filter("requestedBy", &self.requested_by)?,
             created_since: self.created_since,
             created_until: self.created_until,
         })
@@ -79,6 +78,17 @@ impl ListQuery {
 
     pub fn limit(&self) -> i64 {
         self.limit.unwrap_or(50).clamp(1, PAGE_CAP)
+    }
+}
+
+/// An optional text filter: empty means not given; otherwise it must be a value Docket
+/// could have stored (1–255 characters, no control characters).
+fn text_filter(name: &str, value: &Option<String>) -> Result<Option<String>, OpsError> {
+    match value.as_deref().filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => docket::domain::check_text(v, docket::domain::MAX_ID_CHARS)
+            .map(|()| Some(v.to_owned()))
+            .map_err(|e| OpsError::BadRequest(format!("the {name} filter {e}"))),
     }
 }
 
@@ -312,8 +322,9 @@ struct AuditQuery {
 async fn audit(
     _: Operator,
     State(state): State<AppState>,
-    Query(query): Query<AuditQuery>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, OpsError> {
+    let Query(query) = query.map_err(|e| OpsError::BadRequest(e.body_text()))?;
     let rows = ops::audit_list(&state.pool, query.job_id.map(JobId), query.limit.unwrap_or(100).clamp(1, 1000)).await?;
     Ok(Json(json!({ "operatorActions": rows })))
 }

@@ -29,7 +29,11 @@ fn job_id_param() -> Value {
 
 pub fn document() -> Value {
     let ops_security = json!([{"adminToken": []}]);
-    let text = |max: u32| json!({"type": "string", "minLength": 1, "maxLength": max});
+    // 1–255 characters, no control characters (Unicode category Cc), as validated.
+    let text = |max: u32| json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"});
+    // A filter: the same, or empty (an empty value, as HTML forms send, means "any").
+    let filter = || json!({"type": "string", "maxLength": 255, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
+    let int64 = || json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX});
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Docket", "version": docket::VERSION,
@@ -62,14 +66,15 @@ pub fn document() -> Value {
             "/ops/jobs": {"get": {
                 "summary": "Jobs, newest first, filtered; keyset pagination", "operationId": "listJobs", "security": ops_security,
                 "parameters": [
-                    {"name": "state", "in": "query", "schema": {"$ref": "#/components/schemas/JobState"}},
-                    {"name": "action", "in": "query", "schema": {"type": "string"}},
-                    {"name": "documentId", "in": "query", "schema": {"type": "string"}},
-                    {"name": "requestedBy", "in": "query", "schema": {"type": "string"}},
-                    {"name": "createdSince", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "createdUntil", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string", "format": "uuid"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}
+                    {"name": "state", "in": "query", "allowEmptyValue": true, "schema": {"$ref": "#/components/schemas/JobState"}},
+                    {"name": "action", "in": "query", "schema": filter()},
+                    {"name": "documentId", "in": "query", "schema": filter()},
+                    {"name": "requestedBy", "in": "query", "schema": filter()},
+                    {"name": "createdSince", "in": "query", "allowEmptyValue": true, "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "createdUntil", "in": "query", "allowEmptyValue": true, "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "cursor", "in": "query", "allowEmptyValue": true, "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "limit", "in": "query", "allowEmptyValue": true, "description": "page size (default 50), clamped to 1..200",
+                     "schema": int64()}
                 ],
                 "responses": {"200": ok("JobPage"), "400": ops_error("Bad filter"), "401": ops_error("Missing or wrong admin token")}}},
             "/ops/jobs/{id}": {"get": {
@@ -79,11 +84,11 @@ pub fn document() -> Value {
             "/ops/jobs/{id}/retry": {"post": {
                 "summary": "Run a failed or cancelled job again with a fresh attempt budget", "operationId": "retryJob",
                 "security": ops_security, "parameters": [job_id_param()],
-                "responses": {"200": {"description": "queued again"}, "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job is not failed or cancelled")}}},
+                "responses": {"200": {"description": "queued again"}, "400": ops_error("Not a job id"), "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job is not failed or cancelled")}}},
             "/ops/jobs/{id}/cancel": {"post": {
                 "summary": "Cancel a waiting job, or ask the worker of a running job to stop it", "operationId": "cancelJob",
                 "security": ops_security, "parameters": [job_id_param()],
-                "responses": {"200": {"description": "cancelled or cancel_requested"}, "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job already finished")}}},
+                "responses": {"200": {"description": "cancelled or cancel_requested"}, "400": ops_error("Not a job id"), "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job already finished")}}},
             "/ops/actions/{action}/retry-failed": {"post": {
                 "summary": "Retry every failed job of one action", "operationId": "retryFailed", "security": ops_security,
                 "parameters": [{"name": "action", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -92,8 +97,8 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "figures"}, "401": ops_error("Unauthorized")}}},
             "/ops/audit": {"get": {"summary": "Operator actions, newest first", "operationId": "audit", "security": ops_security,
                 "parameters": [{"name": "jobId", "in": "query", "schema": {"type": "string", "format": "uuid"}},
-                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-                "responses": {"200": {"description": "operator actions"}, "401": ops_error("Unauthorized")}}}
+                               {"name": "limit", "in": "query", "description": "clamped to 1..1000", "schema": int64()}],
+                "responses": {"200": {"description": "operator actions"}, "400": ops_error("Bad parameter"), "401": ops_error("Unauthorized")}}}
         },
         "components": {
             "securitySchemes": {
