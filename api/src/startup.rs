@@ -126,17 +126,6 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    docket::shutdown::signal().await;
     tracing::info!("shutdown signal received");
 }

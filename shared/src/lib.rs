@@ -9,6 +9,7 @@ pub mod domain;
 pub mod metrics;
 pub mod retry;
 pub mod secret;
+pub mod shutdown;
 pub mod telemetry;
 
 /// The Postgres channel on which the api announces new jobs to workers.

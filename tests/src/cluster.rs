@@ -2,7 +2,7 @@
 //! in a temporary directory, on a free port), so that a test can stop and restart
 //! the database without disturbing the others.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 pub struct Cluster {
@@ -86,10 +86,6 @@ impl Cluster {
     /// A URL for `database` on this cluster.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

@@ -100,10 +100,6 @@ impl Worker {
         })
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Runs until `shutdown` is cancelled, then drains: no new claims, running jobs get
     /// the grace period, whatever still runs after it is released to other workers.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
