@@ -8,10 +8,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use docket::db::jobs::{self, NewJob};
+use docket::db::Db;
 use docket::domain::JobId;
 
 use crate::notifier::Notifier;
@@ -31,12 +31,12 @@ pub struct Inserter {
 
 impl Inserter {
     /// Starts `writers` writer tasks (one database connection each while writing).
-    pub fn spawn(pool: PgPool, notifier: Notifier, writers: usize, max_batch: u32) -> Self {
+    pub fn spawn(db: Db, notifier: Notifier, writers: usize, max_batch: u32) -> Self {
         let max_batch = max_batch.max(1) as usize;
         let (queue, receiver) = mpsc::channel(max_batch * writers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(pool.clone(), notifier.clone(), receiver.clone(), max_batch));
+            tokio::spawn(write_batches(db.clone(), notifier.clone(), receiver.clone(), max_batch));
         }
         Self { queue }
     }
@@ -51,12 +51,7 @@ impl Inserter {
     }
 }
 
-async fn write_batches(
-    pool: PgPool,
-    notifier: Notifier,
-    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
-    max_batch: usize,
-) {
+async fn write_batches(db: Db, notifier: Notifier, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     loop {
         // Only the gathering holds the lock: another writer gathers while this one writes.
@@ -66,7 +61,7 @@ async fn write_batches(
         }
         let jobs: Vec<NewJob> = batch.iter().map(|p| p.job.clone()).collect();
         let inline = notifier.take_quiet();
-        let result = store(&pool, &jobs, inline).await.map_err(Arc::new);
+        let result = store(&db, &jobs, inline).await.map_err(Arc::new);
         if result.is_ok() && !inline {
             notifier.wake();
         }
@@ -83,8 +78,8 @@ async fn write_batches(
 /// Stores the batch and returns, for each job, the id that stands for it: its own, or
 /// that of the live job it duplicates. A duplicate can finish between the insert and
 /// the look-up; such jobs are inserted again (a few rounds at most).
-async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobId>>, sqlx::Error> {
-    let inserted: HashSet<JobId> = insert(pool, jobs, notify).await?.into_iter().collect();
+async fn store(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobId>>, sqlx::Error> {
+    let inserted: HashSet<JobId> = insert(db, jobs, notify).await?.into_iter().collect();
     let mut ids: Vec<Option<JobId>> = jobs.iter().map(|j| inserted.contains(&j.id).then_some(j.id)).collect();
     for _ in 0..3 {
         let open: Vec<usize> = (0..jobs.len()).filter(|&n| ids[n].is_none()).collect();
@@ -92,7 +87,7 @@ async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<Optio
             break;
         }
         let subset: Vec<NewJob> = open.iter().map(|&n| jobs[n].clone()).collect();
-        let resolved = jobs::resolve(pool, &subset).await?;
+        let resolved = db.run(async |c| jobs::resolve(c, &subset).await).await?;
         let mut again = Vec::new();
         for (k, id) in resolved.into_iter().enumerate() {
             match id {
@@ -104,7 +99,7 @@ async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<Optio
             break;
         }
         let subset: Vec<NewJob> = again.iter().map(|&n| jobs[n].clone()).collect();
-        let inserted: HashSet<JobId> = insert(pool, &subset, false).await?.into_iter().collect();
+        let inserted: HashSet<JobId> = insert(db, &subset, false).await?.into_iter().collect();
         for n in again {
             if inserted.contains(&jobs[n].id) {
                 ids[n] = Some(jobs[n].id);
@@ -116,8 +111,8 @@ async fn store(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<Optio
 
 /// Inserts, retrying on dead pooled connections and serialization failures. Safe to
 /// repeat: ids already stored by a try that did commit are skipped.
-async fn insert(pool: &PgPool, jobs: &[NewJob], notify: bool) -> Result<Vec<JobId>, sqlx::Error> {
-    docket::db::retry_transient(|| jobs::insert_many(pool, jobs, notify)).await
+async fn insert(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<JobId>, sqlx::Error> {
+    docket::db::retry_transient(|| db.run(async |c| jobs::insert_many(c, jobs, notify).await)).await
 }
 
 /// A duplicate that kept finishing while its trigger was being stored.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use docket::db::Db;
 use tokio::sync::Notify;
 
 /// Shortest time between two notifications.
@@ -23,7 +23,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts the background task that sends the notifications.
-    pub fn spawn(pool: PgPool) -> Self {
+    pub fn spawn(db: Db) -> Self {
         let pending = Arc::new(Notify::new());
         let notifier = Self { pending: pending.clone(), last_sent: Arc::new(AtomicU64::new(0)), epoch: Instant::now() };
         let waiter = pending;
@@ -34,7 +34,7 @@ impl Notifier {
                 // fold into a single next notification.
                 waiter.notified().await;
                 sender.last_sent.store(sender.now_micros(), Ordering::Relaxed);
-                if let Err(e) = docket::db::jobs::notify(&pool).await {
+                if let Err(e) = db.run(async |c| docket::db::jobs::notify(c).await).await {
                     // Workers fall back to polling; a lost wake-up only delays a job.
                     tracing::warn!(error = %e, "could not notify workers");
                 }

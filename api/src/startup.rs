@@ -71,12 +71,13 @@ impl Application {
             acquire_timeout: config.db_acquire_timeout,
             statement_cache_capacity: config.db_statement_cache,
             test_before_acquire: config.db_test_before_acquire,
+            pooler: config.db_pooler,
         };
-        let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
-        let notifier = Notifier::spawn(pool.clone());
-        let inserter = Inserter::spawn(pool.clone(), notifier, config.db_connections as usize, config.insert_batch);
+        let db = db::connect_and_migrate(&config.database_url, &settings).await?;
+        let notifier = Notifier::spawn(db.clone());
+        let inserter = Inserter::spawn(db.clone(), notifier, config.db_connections as usize, config.insert_batch);
         let rate_limit = config.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate, keys.len())));
-        let state = AppState { pool, catalog: Arc::new(catalog), keys, inserter, admin, rate_limit };
+        let state = AppState { db, catalog: Arc::new(catalog), keys, inserter, admin, rate_limit };
         let router = routes::router(state)
             .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
             .layer(

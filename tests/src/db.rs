@@ -27,7 +27,9 @@ impl TestDb {
         let url = format!("{server}/{name}");
         let pool = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default())
             .await
-            .expect("create and migrate the test database");
+            .expect("create and migrate the test database")
+            .pool()
+            .clone();
         Self { server: server.to_owned(), name, url, pool }
     }
 

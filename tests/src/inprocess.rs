@@ -31,6 +31,7 @@ pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnO
         db_acquire_timeout: Duration::from_secs(3),
         db_statement_cache: 100,
         db_test_before_acquire: false,
+        db_pooler: docket::db::Pooler::None,
         insert_batch: 256,
         request_timeout: Duration::from_secs(10),
         max_connections: 64,

@@ -11,15 +11,18 @@ pub struct PgBouncer {
 
 impl PgBouncer {
     /// Starts `pgbouncer` (Debian package `pgbouncer`) forwarding every database to
-    /// `upstream_host:upstream_port`, trust authentication, transaction pooling.
-    pub fn start(upstream_host: &str, upstream_port: u16) -> Self {
+    /// `upstream_host:upstream_port`, trust authentication, transaction pooling, at
+    /// most `server_connections` server connections per database — fewer than the
+    /// clients hold, so that clients share them. Otherwise PgBouncer's defaults (no
+    /// reset query in transaction mode).
+    pub fn start(upstream_host: &str, upstream_port: u16, server_connections: u32) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let path = |name: &str| dir.path().join(name).display().to_string();
         let config = format!(
             "[databases]\n* = host={upstream_host} port={upstream_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = transaction\nmax_client_conn = 500\n\
-             default_pool_size = 20\nunix_socket_dir =\nlogfile = {}\npidfile = {}\n\
+             default_pool_size = {server_connections}\nunix_socket_dir =\nlogfile = {}\npidfile = {}\n\
              ignore_startup_parameters = extra_float_digits\n",
             path("userlist.txt"),
             path("pgbouncer.log"),
@@ -35,10 +38,10 @@ impl PgBouncer {
         }
         let mut command = if root {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c.args(["-u", "postgres", "--", &program()]);
             c
         } else {
-            Command::new("pgbouncer")
+            Command::new(program())
         };
         let output = command.arg("-d").arg(path("pgbouncer.ini")).output().expect("pgbouncer is installed");
         assert!(output.status.success(), "pgbouncer: {}", String::from_utf8_lossy(&output.stderr));
@@ -51,6 +54,11 @@ impl PgBouncer {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("pgbouncer did not start listening");
+    }
+
+    /// What PgBouncer wrote to its log (errors it saw from clients and servers).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
     }
 
     /// A URL for `database` through the pooler.
@@ -66,5 +74,16 @@ impl Drop for PgBouncer {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
             }
         }
+    }
+}
+
+/// The pgbouncer binary: on the PATH, or where Debian puts it (`/usr/sbin`, which is
+/// not on every user's PATH).
+fn program() -> String {
+    let sbin = "/usr/sbin/pgbouncer";
+    if std::path::Path::new(sbin).exists() {
+        sbin.to_owned()
+    } else {
+        "pgbouncer".to_owned()
     }
 }

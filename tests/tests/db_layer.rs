@@ -44,13 +44,17 @@ async fn database_is_created_and_migrated_by_concurrent_starters() {
     for result in futures::future::join_all(starts).await {
         result.expect("every concurrent start succeeds");
     }
-    let pool = docket::db::pool(docket::db::connect_options(&url, 0).unwrap(), &PoolSettings::default());
+    let pool = docket::db::pool(
+        docket::db::connect_options(&url, &PoolSettings::default()).unwrap(),
+        &PoolSettings::default(),
+    );
     let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations").fetch_one(&pool).await.unwrap();
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations")).unwrap().count() as i64;
     assert_eq!(applied, files, "every migration applied exactly once");
     pool.close().await;
     let admin = docket::db::pool(
-        docket::db::connect_options(&format!("{}/postgres", docket_tests::db::server_url()), 0).unwrap(),
+        docket::db::connect_options(&format!("{}/postgres", docket_tests::db::server_url()), &PoolSettings::default())
+            .unwrap(),
         &PoolSettings::default(),
     );
     sqlx::raw_sql(&format!("drop database \"{name}\" with (force)")).execute(&admin).await.unwrap();

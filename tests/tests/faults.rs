@@ -234,7 +234,7 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
         })
         .await;
     }
-    let db = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default()).await.unwrap();
+    let db = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default()).await.unwrap().pool().clone();
     let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
     let waited: f64 = wait_until("the probe job to start", Duration::from_secs(60), || async {
         sqlx::query_scalar::<_, f64>(

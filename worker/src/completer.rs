@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use docket::db::{self, jobs};
+use docket::db::jobs::NextState;
+use docket::db::{self, jobs, Db};
+use std::sync::Arc;
+
+use crate::due::Due;
 use docket::domain::JobId;
 
 /// Most completions written in one statement.
@@ -29,7 +32,8 @@ pub enum Finished {
 }
 
 /// Writes until every sender is dropped and the channel is empty.
-pub async fn record(pool: PgPool, worker_id: String, mut rx: mpsc::UnboundedReceiver<Finished>) {
+/// Retries it recorded are remembered in `due`, so that the claim loop wakes for them.
+pub async fn record(db: Db, worker_id: String, due: Arc<Due>, mut rx: mpsc::UnboundedReceiver<Finished>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut completions = Vec::new();
@@ -45,11 +49,11 @@ pub async fn record(pool: PgPool, worker_id: String, mut rx: mpsc::UnboundedRece
             }
         }
         if !completions.is_empty() {
-            write_completions(&pool, &worker_id, &completions, &actions).await;
+            write_completions(&db, &worker_id, &due, &completions, &actions).await;
         }
         for (held, action, reason) in releases {
             let one = [held];
-            let result = persist(|| jobs::release(&pool, &worker_id, &one, &reason)).await;
+            let result = persist(|| db.run(async |c| jobs::release(c, &worker_id, &one, &reason).await)).await;
             if let Ok(released) = result {
                 if released.is_empty() {
                     tracing::warn!(job.id = %held.0, job.action = %action, "not released: the lease was already lost");
@@ -61,10 +65,16 @@ pub async fn record(pool: PgPool, worker_id: String, mut rx: mpsc::UnboundedRece
     }
 }
 
-async fn write_completions(pool: &PgPool, worker_id: &str, completions: &[jobs::Completion], actions: &[String]) {
-    let Ok(applied) = persist(|| jobs::complete(pool, worker_id, completions)).await else {
+async fn write_completions(db: &Db, worker_id: &str, due: &Due, completions: &[jobs::Completion], actions: &[String]) {
+    let Ok(applied) = persist(|| db.run(async |c| jobs::complete(c, worker_id, completions).await)).await else {
         return;
     };
+    let written = tokio::time::Instant::now();
+    for c in completions.iter().filter(|c| applied.contains(&c.id)) {
+        if let NextState::Retry(delay) = c.next {
+            due.schedule(written + delay);
+        }
+    }
     if applied.len() < completions.len() {
         for (c, action) in completions.iter().zip(actions).filter(|(c, _)| !applied.contains(&c.id)) {
             tracing::warn!(

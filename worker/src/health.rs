@@ -7,25 +7,25 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use docket::db::Db;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub async fn serve(listener: TcpListener, pool: PgPool, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, db: Db, stop: CancellationToken) {
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { docket::metrics::handle().render() }))
-        .with_state(pool);
+        .with_state(db);
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "health server stopped");
     }
 }
 
-async fn readyz(State(pool): State<PgPool>) -> (StatusCode, Json<Value>) {
-    match docket::db::readiness(&pool).await {
+async fn readyz(State(db): State<Db>) -> (StatusCode, Json<Value>) {
+    match docket::db::readiness(&db).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");

@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use docket::db::jobs;
+use docket::db::{jobs, Db};
 use docket::domain::JobId;
 
 /// Why a running action was stopped.
@@ -117,7 +116,7 @@ impl Running {
 }
 
 /// Renews leases every fifth of the lease until `stop` is cancelled.
-pub async fn keep_leases(pool: PgPool, worker_id: String, running: Running, lease: Duration, stop: CancellationToken) {
+pub async fn keep_leases(db: Db, worker_id: String, running: Running, lease: Duration, stop: CancellationToken) {
     let tick = (lease / 5).max(Duration::from_millis(100));
     // Abort when less than this is left: two failed renewals' worth.
     let margin = tick * 2;
@@ -133,7 +132,8 @@ pub async fn keep_leases(pool: PgPool, worker_id: String, running: Running, leas
             continue;
         }
         let sent_at = Instant::now();
-        let renewed = tokio::time::timeout(tick, jobs::renew_leases(&pool, &worker_id, &ids, lease)).await;
+        let renewed =
+            tokio::time::timeout(tick, db.run(async |c| jobs::renew_leases(c, &worker_id, &ids, lease).await)).await;
         let mut map = running.lock();
         match renewed {
             Ok(Ok(held)) => {

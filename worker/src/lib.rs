@@ -7,6 +7,7 @@
 pub mod actions;
 mod completer;
 pub mod config;
+mod due;
 mod execute;
 mod health;
 mod lease;

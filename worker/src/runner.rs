@@ -1,11 +1,10 @@
 //! The worker's main loop: claim as many due jobs as there are free slots, run each in
-//! its own task, hand results to the completer; wake on NOTIFY, a freed slot or the
-//! poll interval; rescue expired leases; stop gracefully.
+//! its own task, hand results to the completer; wake on NOTIFY, a freed slot, a retry
+//! of its own coming due or the poll interval; rescue expired leases; stop gracefully.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -14,12 +13,13 @@ use tracing::Instrument;
 
 use docket::catalog::{Catalog, CatalogError};
 use docket::db::jobs;
-use docket::db::{self, PoolSettings, SetupError};
+use docket::db::{self, Db, PoolSettings, Pooler, SetupError};
 use docket::domain::JobState;
 
 use crate::actions::Registry;
 use crate::completer::{self, Finished};
 use crate::config::{default_worker_id, Config};
+use crate::due::Due;
 use crate::execute;
 use crate::lease::{self, AbortReason, Running};
 use crate::listener;
@@ -36,13 +36,18 @@ pub enum StartError {
     Registry(#[from] crate::actions::RegistryError),
     #[error("DOCKET_WORKER_ID must be 1-255 characters without control characters")]
     WorkerId,
+    #[error(
+        "DOCKET_DB_POOLER=transaction needs DOCKET_LISTEN_DATABASE_URL: a transaction-mode pooler cannot \
+         LISTEN, so notifications must come over a direct connection to Postgres"
+    )]
+    ListenUrl,
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// A worker, connected and migrated, not yet running.
 pub struct Worker {
-    pool: PgPool,
+    db: Db,
     listen_url: String,
     id: String,
     concurrency: usize,
@@ -74,14 +79,18 @@ impl Worker {
             max_connections: config.db_connections,
             statement_cache_capacity: config.db_statement_cache,
             test_before_acquire: config.db_test_before_acquire,
+            pooler: config.db_pooler,
             ..PoolSettings::default()
         };
-        let pool = db::connect_and_migrate(&config.database_url, &settings).await?;
+        if config.db_pooler == Pooler::Transaction && config.listen_database_url.is_none() {
+            return Err(StartError::ListenUrl);
+        }
+        let db = db::connect_and_migrate(&config.database_url, &settings).await?;
         let health = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind { addr: config.addr, source })?;
         Ok(Self {
-            pool,
+            db,
             listen_url: config.listen_database_url.unwrap_or(config.database_url),
             id,
             concurrency: config.concurrency as usize,
@@ -111,17 +120,18 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         let running = Running::default();
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(completer::record(self.pool.clone(), self.id.clone(), finished_rx));
+        let due = Arc::new(Due::default());
+        let completer = tokio::spawn(completer::record(self.db.clone(), self.id.clone(), due.clone(), finished_rx));
         let helpers = TaskTracker::new();
         helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), running.clone(), background.clone()));
         helpers.spawn(lease::keep_leases(
-            self.pool.clone(),
+            self.db.clone(),
             self.id.clone(),
             running.clone(),
             self.lease,
             background.clone(),
         ));
-        helpers.spawn(crate::health::serve(self.health, self.pool.clone(), background.clone()));
+        helpers.spawn(crate::health::serve(self.health, self.db.clone(), background.clone()));
         let me = docket::db::workers::NewWorker {
             id: self.id.clone(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -130,9 +140,9 @@ impl Worker {
             actions: actions.clone(),
             concurrency: self.concurrency as i32,
         };
-        helpers.spawn(upkeep::heartbeat(self.pool.clone(), me, self.heartbeat, background.clone()));
-        helpers.spawn(upkeep::prune(self.pool.clone(), self.retention, background.clone()));
-        helpers.spawn(rescue_loop(self.pool.clone(), self.rescue_interval, wake.clone(), background.clone()));
+        helpers.spawn(upkeep::heartbeat(self.db.clone(), me, self.heartbeat, background.clone()));
+        helpers.spawn(upkeep::prune(self.db.clone(), self.retention, background.clone()));
+        helpers.spawn(rescue_loop(self.db.clone(), self.rescue_interval, wake.clone(), background.clone()));
 
         let shared = Arc::new(Shared {
             registry: self.registry.clone(),
@@ -148,8 +158,9 @@ impl Worker {
             let free = slots.available_permits();
             if free > 0 {
                 let claimed_at = Instant::now();
-                let claim =
-                    db::retry_transient(|| jobs::claim(&self.pool, &self.id, &actions, free as i64, self.lease));
+                let claim = db::retry_transient(|| {
+                    self.db.run(async |c| jobs::claim(c, &self.id, &actions, free as i64, self.lease).await)
+                });
                 match claim.await {
                     Ok(claimed) => {
                         error_backoff = Duration::from_millis(100);
@@ -182,11 +193,13 @@ impl Worker {
                 }
             }
             // With a backlog, claim again as soon as a slot frees; otherwise wait for
-            // a notification or the poll interval.
+            // a notification, a retry this worker scheduled coming due, or the poll
+            // interval.
             let want_slot = backlog || slots.available_permits() == 0;
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = shared.slot_freed.notified(), if want_slot => {}
+                _ = due.passed() => {}
                 _ = tokio::time::sleep(self.poll_interval) => {}
                 _ = shutdown.cancelled() => {}
             }
@@ -204,20 +217,20 @@ impl Worker {
         helpers.close();
         helpers.wait().await;
         let _ = completer.await;
-        self.pool.close().await;
+        self.db.close().await;
         tracing::info!("docket-worker stopped");
     }
 }
 
 /// Takes back jobs whose lease expired, every `interval`, and wakes the claim loop
 /// when it did.
-async fn rescue_loop(pool: PgPool, interval: Duration, wake: Arc<Notify>, stop: CancellationToken) {
+async fn rescue_loop(db: Db, interval: Duration, wake: Arc<Notify>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => return,
         }
-        match db::retry_transient(|| jobs::rescue_expired(&pool, 1000)).await {
+        match db::retry_transient(|| db.run(async |c| jobs::rescue_expired(c, 1000).await)).await {
             Ok(rescued) => {
                 metrics::counter!("docket_jobs_rescued_total").increment(rescued.len() as u64);
                 for job in &rescued {

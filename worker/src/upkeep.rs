@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use docket::db::{ops, workers};
+use docket::db::{ops, workers, Db};
 use docket::domain::JobState;
 
 /// Workers whose heartbeat is older than this are deleted by any other worker.
@@ -16,8 +15,8 @@ pub const PRUNE_BATCH: i64 = 1000;
 
 /// Registers the worker, then refreshes its heartbeat every `interval` until `stop`;
 /// deregisters on the way out.
-pub async fn heartbeat(pool: PgPool, me: workers::NewWorker, interval: Duration, stop: CancellationToken) {
-    if let Err(e) = workers::register(&pool, &me).await {
+pub async fn heartbeat(db: Db, me: workers::NewWorker, interval: Duration, stop: CancellationToken) {
+    if let Err(e) = db.run(async |c| workers::register(c, &me).await).await {
         tracing::warn!(error = %e, "could not register the worker; will retry");
     }
     loop {
@@ -25,22 +24,22 @@ pub async fn heartbeat(pool: PgPool, me: workers::NewWorker, interval: Duration,
             _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => break,
         }
-        match workers::heartbeat(&pool, &me.id).await {
+        match db.run(async |c| workers::heartbeat(c, &me.id).await).await {
             Ok(true) => {}
             Ok(false) => {
-                if let Err(e) = workers::register(&pool, &me).await {
+                if let Err(e) = db.run(async |c| workers::register(c, &me).await).await {
                     tracing::warn!(error = %e, "could not re-register the worker");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not refresh the heartbeat"),
         }
-        match workers::delete_stale(&pool, STALE_AFTER).await {
+        match db.run(async |c| workers::delete_stale(c, STALE_AFTER).await).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed stale worker registrations"),
             Err(e) => tracing::warn!(error = %e, "could not remove stale workers"),
         }
     }
-    if let Err(e) = workers::deregister(&pool, &me.id).await {
+    if let Err(e) = db.run(async |c| workers::deregister(c, &me.id).await).await {
         tracing::warn!(error = %e, "could not deregister the worker");
     }
 }
@@ -56,7 +55,7 @@ pub struct Retention {
 /// Every `interval`, deletes finished jobs past their retention in small batches.
 /// Only one worker prunes at a time; pruning never locks rows a claim wants (it only
 /// touches finished jobs).
-pub async fn prune(pool: PgPool, retention: Retention, stop: CancellationToken) {
+pub async fn prune(db: Db, retention: Retention, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(retention.interval) => {}
@@ -71,7 +70,7 @@ pub async fn prune(pool: PgPool, retention: Retention, stop: CancellationToken) 
                 if stop.is_cancelled() {
                     return;
                 }
-                match ops::jobs_prune(&pool, states, age, PRUNE_BATCH).await {
+                match db.run(async |c| ops::jobs_prune(c, states, age, PRUNE_BATCH).await).await {
                     Ok(n) => {
                         total += n;
                         if n < PRUNE_BATCH as u64 {

@@ -157,7 +157,7 @@ impl From<JobRow> for JobJson {
 pub async fn list_page(state: &AppState, query: &ListQuery) -> Result<Page, OpsError> {
     let filter = query.filter()?;
     let limit = query.limit();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
     let rows = ops::jobs_list(&mut *tx, &filter, query.cursor.map(JobId), limit).await?;
     tx.commit().await?;
@@ -183,10 +183,19 @@ pub struct Detail {
 }
 
 pub async fn load_detail(state: &AppState, id: JobId) -> Result<Detail, OpsError> {
-    let job = jobs::get(&state.pool, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
-    let attempts = attempts::list(&state.pool, id).await?;
-    let live = workers::list_live(&state.pool).await?;
-    let audit = ops::audit_list(&state.pool, Some(id), 50).await?;
+    let (job, attempts, live, audit) = state
+        .db
+        .run(async |c| {
+            let Some(job) = jobs::get(&mut *c, id).await? else {
+                return Ok((None, vec![], vec![], vec![]));
+            };
+            let attempts = attempts::list(&mut *c, id).await?;
+            let live = workers::list_live(&mut *c).await?;
+            let audit = ops::audit_list(&mut *c, Some(id), 50).await?;
+            Ok((Some(job), attempts, live, audit))
+        })
+        .await?;
+    let job = job.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
     let explanation = explain::explain(&job, &attempts, &live, Utc::now());
     Ok(Detail { job, attempts, explanation, audit })
 }
@@ -217,8 +226,8 @@ pub fn parse_id(text: &str) -> Result<JobId, OpsError> {
 
 /// Retries a failed or cancelled job; records who did it.
 pub async fn retry_job(state: &AppState, actor: &str, id: JobId) -> Result<(), OpsError> {
-    let job = jobs::get(&state.pool, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
+    let job = jobs::get(&mut *tx, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
     if !ops::job_retry(&mut *tx, id, retry_budget(state, &job.action)).await? {
         return Err(OpsError::Conflict(format!(
             "job {id} is {}; only failed or cancelled jobs can be retried",
@@ -244,8 +253,8 @@ async fn retry(
 
 /// Cancels a job (or asks its worker to stop it); records who did it.
 pub async fn cancel_job(state: &AppState, actor: &str, id: JobId) -> Result<Cancelled, OpsError> {
-    let job = jobs::get(&state.pool, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
+    let job = jobs::get(&mut *tx, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
     let outcome = ops::job_cancel(&mut tx, id).await?;
     if outcome == Cancelled::NotCancellable {
         return Err(OpsError::Conflict(format!(
@@ -278,7 +287,7 @@ async fn retry_failed(
     Path(action): Path<String>,
 ) -> Result<Json<Value>, OpsError> {
     let budget = retry_budget(&state, &action);
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let ids = ops::jobs_retry_failed(&mut *tx, &action, budget).await?;
     ops::audit_record(&mut *tx, &actor.0, "retry_failed", &ids, Some(&format!("action={action}"))).await?;
     jobs::notify(&mut *tx).await?;
@@ -298,7 +307,7 @@ pub struct Stats {
 }
 
 pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
     let counts = ops::state_counts(&mut *tx, std::time::Duration::from_secs(3600)).await?;
     let lag = ops::lag_per_action(&mut *tx).await?;
@@ -325,6 +334,7 @@ async fn audit(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, OpsError> {
     let Query(query) = query.map_err(|e| OpsError::BadRequest(e.body_text()))?;
-    let rows = ops::audit_list(&state.pool, query.job_id.map(JobId), query.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    let (job_id, limit) = (query.job_id.map(JobId), query.limit.unwrap_or(100).clamp(1, 1000));
+    let rows = state.db.run(async |c| ops::audit_list(c, job_id, limit).await).await?;
     Ok(Json(json!({ "operatorActions": rows })))
 }

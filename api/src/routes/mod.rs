@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use docket::catalog::Catalog;
-use sqlx::PgPool;
+use docket::db::Db;
 
 use crate::auth::ApiKeys;
 use crate::error::ApiError;
@@ -21,7 +21,7 @@ use crate::ops::auth::AdminTokens;
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub db: Db,
     pub catalog: Arc<Catalog>,
     pub keys: ApiKeys,
     pub inserter: Inserter,

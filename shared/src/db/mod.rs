@@ -5,9 +5,12 @@
 
 pub mod admin;
 pub mod attempts;
+mod handle;
 pub mod jobs;
 pub mod ops;
 pub mod workers;
+
+pub use handle::{Db, Pooler};
 
 use std::future::Future;
 use std::str::FromStr;
@@ -28,6 +31,9 @@ pub struct PoolSettings {
     /// sqlx still pings every connection when it is returned, so broken ones are
     /// dropped there.
     pub test_before_acquire: bool,
+    /// What sits between Docket and Postgres; a transaction-mode pooler turns the
+    /// statement cache off and runs every unit of work in a transaction ([`Db`]).
+    pub pooler: Pooler,
 }
 
 impl Default for PoolSettings {
@@ -37,6 +43,7 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(3),
             statement_cache_capacity: 100,
             test_before_acquire: true,
+            pooler: Pooler::None,
         }
     }
 }
@@ -56,10 +63,15 @@ pub enum SetupError {
     MigrateSql(#[source] sqlx::Error),
 }
 
-/// Parses a database URL, with the statement cache set as asked.
-pub fn connect_options(url: &str, statement_cache_capacity: usize) -> Result<PgConnectOptions, SetupError> {
+/// Parses a database URL, with the statement cache set as asked (off behind a
+/// transaction-mode pooler).
+pub fn connect_options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, SetupError> {
     let options = PgConnectOptions::from_str(url).map_err(SetupError::Url)?;
-    Ok(options.statement_cache_capacity(statement_cache_capacity).application_name("docket"))
+    let cache = match settings.pooler {
+        Pooler::None => settings.statement_cache_capacity,
+        Pooler::Transaction => 0,
+    };
+    Ok(options.statement_cache_capacity(cache).application_name("docket"))
 }
 
 /// Creates the database named in `options` if it does not exist yet. Safe when several
@@ -90,13 +102,13 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()
     }
 }
 
-/// Creates the database if needed, applies migrations and returns a pool.
-pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<PgPool, SetupError> {
-    let options = connect_options(url, settings.statement_cache_capacity)?;
+/// Creates the database if needed, applies migrations and returns the handle.
+pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<Db, SetupError> {
+    let options = connect_options(url, settings)?;
     create_database_if_missing(&options).await?;
-    let pool = pool(options, settings);
-    migrate(&pool).await?;
-    Ok(pool)
+    let db = Db::new(pool(options, settings), settings.pooler);
+    migrate(&db).await?;
+    Ok(db)
 }
 
 /// A lazily connecting pool: it keeps working (and recovers) when the database is
@@ -114,8 +126,8 @@ pub fn pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
 /// Applies pending migrations. Serialised by a transaction-level advisory lock, so it
 /// is safe when several processes start at once and works behind a transaction-mode
 /// pooler (no session-level lock).
-pub async fn migrate(pool: &PgPool) -> Result<(), SetupError> {
-    let mut tx = pool.begin().await.map_err(SetupError::Connect)?;
+pub async fn migrate(db: &Db) -> Result<(), SetupError> {
+    let mut tx = db.begin().await.map_err(SetupError::Connect)?;
     admin::migration_lock(&mut tx).await.map_err(SetupError::MigrateSql)?;
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.set_locking(false);
@@ -131,8 +143,8 @@ pub fn expected_schema_version() -> i64 {
 
 /// Whether the database answers and carries this build's schema. `Err` says why not,
 /// in words for an operator.
-pub async fn readiness(pool: &PgPool) -> Result<(), String> {
-    match admin::schema_version(pool).await {
+pub async fn readiness(db: &Db) -> Result<(), String> {
+    match db.run(async |c| admin::schema_version(c).await).await {
         Ok(Some(v)) if v >= expected_schema_version() => Ok(()),
         Ok(v) => Err(format!("schema is at migration {v:?}, this build needs {}", expected_schema_version())),
         Err(e) => Err(format!("database unreachable: {e}")),
