@@ -97,6 +97,46 @@ async fn a_killed_workers_job_is_rescued_and_run_by_another() {
 }
 
 #[tokio::test]
+async fn a_rescued_job_wakes_the_workers_that_run_its_action_not_only_the_rescuer() {
+    let db = TestDb::new().await;
+    let target = Target::start(|n| if n == 1 { Reply::status(200).gated() } else { Reply::status(200) }).await;
+    let dir = http_catalog(&target.url);
+    let other = catalog("[[action]]\nname = \"other\"\nkind = \"noop\"\n");
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    // Neither archive worker polls or rescues within the test's deadline: only a
+    // notification can start the rescued job.
+    let never = |lease: &str| {
+        vec![
+            ("DOCKET_WORKER_LEASE", lease.to_owned()),
+            ("DOCKET_WORKER_POLL_INTERVAL", "10m".to_owned()),
+            ("DOCKET_WORKER_RESCUE_INTERVAL", "10m".to_owned()),
+        ]
+    };
+    let mut doomed = Worker::start(&db.url, &catalog_path(&dir), "w-doomed", &never("2s")).await;
+    let id = api.enqueue(&reqwest::Client::new(), "archive", "doc-rescue-wake").await;
+    wait_until("the first worker to call the target", DEADLINE, || async { (target.count() == 1).then_some(()) }).await;
+    // Started while the job is still held: its start-up claim finds nothing.
+    let runner = Worker::start(&db.url, &catalog_path(&dir), "w-runner", &never("30s")).await;
+    doomed.process.kill().await;
+    // The rescuer runs a different catalog: it cannot run the job itself.
+    let _rescuer = Worker::start(
+        &db.url,
+        &catalog_path(&other),
+        "w-rescuer",
+        &[("DOCKET_WORKER_RESCUE_INTERVAL", "200ms".to_owned())],
+    )
+    .await;
+
+    let done =
+        wait_until("the job to finish", DEADLINE, || async { Some(job(&db, id).await).filter(|j| j.state.is_final()) })
+            .await;
+    assert_eq!(done.state, JobState::Succeeded);
+    let rows = attempts::list(&db.pool, id).await.unwrap();
+    assert_eq!(rows[0].outcome, Some(AttemptOutcome::LeaseExpired));
+    assert_eq!((rows[1].worker_id.as_str(), rows[1].outcome), (runner.id.as_str(), Some(AttemptOutcome::Succeeded)));
+}
+
+#[tokio::test]
 async fn a_stalled_worker_cannot_overwrite_the_new_owners_result() {
     let db = TestDb::new().await;
     // The stalled worker's call is held and then refused with 400: if its result were

@@ -222,8 +222,8 @@ impl Worker {
     }
 }
 
-/// Takes back jobs whose lease expired, every `interval`, and wakes the claim loop
-/// when it did.
+/// Takes back jobs whose lease expired, every `interval`, and wakes every worker's
+/// claim loop when it did.
 async fn rescue_loop(db: Db, interval: Duration, wake: Arc<Notify>, stop: CancellationToken) {
     loop {
         tokio::select! {
@@ -237,7 +237,12 @@ async fn rescue_loop(db: Db, interval: Duration, wake: Arc<Notify>, stop: Cancel
                     let next = if job.state == JobState::Failed { "failed (no attempts left)" } else { "retrying" };
                     tracing::warn!(job.id = %job.id, job.action = %job.action, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");
                 }
-                if !rescued.is_empty() {
+                if rescued.iter().any(|job| job.state == JobState::Retrying) {
+                    // Every worker, not only this one: workers with other catalogs may be
+                    // the ones that run these actions.
+                    if let Err(e) = db.run(async |c| jobs::notify(c).await).await {
+                        tracing::warn!(error = %e, "could not notify workers of rescued jobs");
+                    }
                     wake.notify_one();
                 }
             }
