@@ -6,6 +6,7 @@ mod procfs;
 mod scenarios;
 mod stats;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
@@ -59,6 +60,11 @@ struct Args {
     /// compare settings, e.g. --env DOCKET_API_INSERT_BATCH=1.
     #[arg(long = "env", value_parser = key_value)]
     env: Vec<(String, String)>,
+    /// Run api and workers through a PgBouncer of the benchmark's own (Debian package
+    /// `pgbouncer`, transaction mode, this many server connections) with
+    /// DOCKET_DB_POOLER=transaction; the workers LISTEN directly. 0: no pooler.
+    #[arg(long, default_value_t = 0)]
+    pgbouncer: u32,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -117,7 +123,11 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let catalog = dir.join("actions.toml");
     std::fs::write(&catalog, scenarios::CATALOG)?;
-    let setup = Setup { server: args.server.clone(), catalog, env: args.env.clone() };
+    let bouncer = (args.pgbouncer > 0).then(|| {
+        let server = sqlx::postgres::PgConnectOptions::from_str(&args.server).expect("--server is a Postgres URL");
+        docket_tests::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
+    });
+    let setup = Setup { server: args.server.clone(), catalog, env: args.env.clone(), bouncer };
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let mut report = Report::default();
 
@@ -186,12 +196,18 @@ fn print_report(args: &Args, figures: &[Figure]) -> anyhow::Result<()> {
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "runs": args.runs,
             "quick": args.quick,
+            "pgbouncer_server_connections": args.pgbouncer,
             "figures": figures,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("docket-bench, {} run(s), {}", args.runs, chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    let via = if args.pgbouncer > 0 {
+        format!(", through PgBouncer (transaction mode, {} server connections)", args.pgbouncer)
+    } else {
+        String::new()
+    };
+    println!("docket-bench, {} run(s){via}, {}", args.runs, chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
     println!("{:<42} {:>12} {:>12} {:>12}  unit", "figure", "median", "min", "max");
     for f in figures {
         println!(

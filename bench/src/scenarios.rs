@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use docket::db::jobs::{self, NewJob};
 use docket::domain::{DocumentId, DocumentVersionId, JobId};
+use docket_tests::pooler::PgBouncer;
 use docket_tests::{Api, TestDb, Worker};
 use sqlx::postgres::PgPoolOptions;
 
@@ -26,14 +27,30 @@ pub struct Setup {
     pub catalog: std::path::PathBuf,
     /// Extra environment for the processes (e.g. settings under comparison).
     pub env: Vec<(String, String)>,
+    /// When set, api and workers reach Postgres through this PgBouncer (transaction
+    /// mode, `DOCKET_DB_POOLER=transaction`); the workers LISTEN directly.
+    pub bouncer: Option<PgBouncer>,
 }
 
 impl Setup {
-    fn env(&self, more: &[(&'static str, String)]) -> Vec<(&str, String)> {
+    /// The environment of a process on `db`.
+    fn env(&self, db: &TestDb, more: &[(&'static str, String)]) -> Vec<(&str, String)> {
         let mut env: Vec<(&str, String)> = vec![("RUST_LOG", QUIET.to_owned())];
+        if self.bouncer.is_some() {
+            env.push(("DOCKET_DB_POOLER", "transaction".to_owned()));
+            env.push(("DOCKET_LISTEN_DATABASE_URL", db.url.clone()));
+        }
         env.extend(more.iter().cloned());
         env.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         env
+    }
+
+    /// The `DATABASE_URL` of the api and workers: the pooler's when there is one.
+    fn url(&self, db: &TestDb) -> String {
+        match &self.bouncer {
+            Some(bouncer) => bouncer.url(&db.name),
+            None => db.url.clone(),
+        }
     }
 
     async fn database(&self) -> anyhow::Result<TestDb> {
@@ -102,7 +119,7 @@ pub struct Enqueue {
 /// exactly that many rows exist afterwards.
 pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyhow::Result<Enqueue> {
     let db = setup.database().await?;
-    let api = Api::start(&db.url, &setup.catalog, &setup.env(&[])).await;
+    let api = Api::start(&setup.url(&db), &setup.catalog, &setup.env(&db, &[])).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let url = format!("{}/customAction", api.base);
     let wal_before = probe::wal_position(&db.pool).await?;
@@ -171,8 +188,8 @@ pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency
     let db = setup.database().await?;
     let mut running = Vec::new();
     for i in 0..workers {
-        let env = setup.env(&[("DOCKET_WORKER_CONCURRENCY", concurrency.to_string())]);
-        running.push(Worker::start(&db.url, &setup.catalog, &format!("bench-{i}"), &env).await);
+        let env = setup.env(&db, &[("DOCKET_WORKER_CONCURRENCY", concurrency.to_string())]);
+        running.push(Worker::start(&setup.url(&db), &setup.catalog, &format!("bench-{i}"), &env).await);
     }
     let document_id = DocumentId::parse("doc").expect("valid");
     let version_id = DocumentVersionId::parse("v1").expect("valid");
@@ -233,8 +250,8 @@ pub struct Latency {
 /// Jobs queued one at a time to an idle worker; then the worker's CPU while idle.
 pub async fn latency(setup: &Setup, jobs_count: usize, idle: Duration) -> anyhow::Result<Latency> {
     let db = setup.database().await?;
-    let api = Api::start(&db.url, &setup.catalog, &setup.env(&[])).await;
-    let worker = Worker::start(&db.url, &setup.catalog, "bench-latency", &setup.env(&[])).await;
+    let api = Api::start(&setup.url(&db), &setup.catalog, &setup.env(&db, &[])).await;
+    let worker = Worker::start(&setup.url(&db), &setup.catalog, "bench-latency", &setup.env(&db, &[])).await;
     let client = reqwest::Client::new();
     let mut replies = std::collections::HashMap::new();
     for i in 0..jobs_count {
