@@ -33,6 +33,8 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct Process {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The task that collects `logs`; done once the process closed its stderr.
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Process {
@@ -55,7 +57,7 @@ impl Process {
         let sink = logs.clone();
         let echo = std::env::var_os("TEST_LOG").is_some();
         let label = binary_name.to_owned();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if echo {
@@ -64,7 +66,7 @@ impl Process {
                 sink.lock().unwrap().push(line);
             }
         });
-        Self { child, logs }
+        Self { child, logs, reader: Some(reader) }
     }
 
     pub fn pid(&self) -> Pid {
@@ -80,9 +82,13 @@ impl Process {
         self.child.kill().await.expect("kill child");
     }
 
-    /// Waits for the process to exit and returns its exit code.
+    /// Waits for the process to exit and returns its exit code; by then [`logs`](Self::logs)
+    /// holds every line it wrote.
     pub async fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
         let status = tokio::time::timeout(deadline, self.child.wait()).await.expect("process did not exit in time");
+        if let Some(reader) = self.reader.take() {
+            tokio::time::timeout(deadline, reader).await.expect("stderr closed after exit").expect("log reader");
+        }
         status.expect("wait for child").code()
     }
 
