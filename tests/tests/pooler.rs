@@ -258,3 +258,28 @@ async fn a_pooled_worker_without_a_direct_listen_url_refuses_to_start() {
     let logs = api.logs().join("\n");
     assert!(logs.contains("\"statement\" is not a pooler mode"), "the error names the bad value: {logs}");
 }
+
+#[tokio::test]
+async fn through_pgbouncer_a_missing_database_is_named_in_a_clear_start_up_error() {
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let bouncer = bouncer();
+    let missing = format!("docket_missing_{}", uuid::Uuid::new_v4().simple());
+    let mut api = docket_tests::process::Process::spawn(
+        "docket-api",
+        &[
+            ("DATABASE_URL", bouncer.url(&missing)),
+            ("DOCKET_ACTIONS", catalog_path(&dir).display().to_string()),
+            ("DOCKET_API_KEYS", docket_tests::API_KEY.into()),
+            ("DOCKET_API_ADDR", "127.0.0.1:0".into()),
+            ("DOCKET_DB_POOLER", "transaction".into()),
+        ],
+    );
+    let code = api.wait_exit(Duration::from_secs(60)).await;
+    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}");
+    let logs = api.logs().join("\n");
+    assert!(
+        logs.contains(&format!("database \\\"{missing}\\\" does not exist"))
+            && logs.contains("create it first, or start once with DATABASE_URL pointing at Postgres itself"),
+        "the error names the database and what to do: {logs}"
+    );
+}

@@ -55,6 +55,11 @@ pub enum SetupError {
     Url(#[source] sqlx::Error),
     #[error("cannot connect to Postgres: {0}")]
     Connect(#[source] sqlx::Error),
+    #[error(
+        "database {name:?} does not exist, and it cannot be created through a transaction-mode pooler: \
+         create it first, or start once with DATABASE_URL pointing at Postgres itself"
+    )]
+    MissingBehindPooler { name: String },
     #[error("cannot create database {name:?}: {source}")]
     Create { name: String, source: sqlx::Error },
     #[error("cannot apply migrations: {0}")]
@@ -102,10 +107,38 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()
     }
 }
 
+/// Behind a pooler: fails with a clear error when the database is missing (PgBouncer
+/// reports it as 08P01, not 3D000, and cannot run CREATE DATABASE on our behalf
+/// without caching the failed login for `server_login_retry`).
+async fn check_database_exists(options: &PgConnectOptions) -> Result<(), SetupError> {
+    match PgConnection::connect_with(options).await {
+        Ok(mut conn) => {
+            // A protocol-level ping: no statement that a pooler could split.
+            let answered = conn.ping().await;
+            let _ = conn.close().await;
+            answered.map_err(|e| missing_or(options, e))
+        }
+        Err(e) => Err(missing_or(options, e)),
+    }
+}
+
+fn missing_or(options: &PgConnectOptions, error: sqlx::Error) -> SetupError {
+    let missing = sqlstate(&error).as_deref() == Some("3D000")
+        || error.as_database_error().is_some_and(|e| e.message().ends_with("does not exist"));
+    if missing {
+        SetupError::MissingBehindPooler { name: options.get_database().unwrap_or("postgres").to_owned() }
+    } else {
+        SetupError::Connect(error)
+    }
+}
+
 /// Creates the database if needed, applies migrations and returns the handle.
 pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<Db, SetupError> {
     let options = connect_options(url, settings)?;
-    create_database_if_missing(&options).await?;
+    match settings.pooler {
+        Pooler::None => create_database_if_missing(&options).await?,
+        Pooler::Transaction => check_database_exists(&options).await?,
+    }
     let db = Db::new(pool(options, settings), settings.pooler);
     migrate(&db).await?;
     Ok(db)
