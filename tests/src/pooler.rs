@@ -30,30 +30,64 @@ impl PgBouncer {
         );
         std::fs::write(path("pgbouncer.ini"), config).unwrap();
         std::fs::write(path("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
-        let root = nix::unistd::geteuid().is_root();
-        if root {
+        if nix::unistd::geteuid().is_root() {
             // PgBouncer refuses to run as root.
             let status = Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()).status().unwrap();
             assert!(status.success());
         }
-        let mut command = if root {
+        let bouncer = Self { dir, port };
+        bouncer.run();
+        bouncer
+    }
+
+    /// Starts the daemon with this directory's configuration and waits until it
+    /// accepts connections.
+    fn run(&self) {
+        let mut command = if nix::unistd::geteuid().is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--", &program()]);
             c
         } else {
             Command::new(program())
         };
-        let output = command.arg("-d").arg(path("pgbouncer.ini")).output().expect("pgbouncer is installed");
+        let output =
+            command.arg("-d").arg(self.dir.path().join("pgbouncer.ini")).output().expect("pgbouncer is installed");
         assert!(output.status.success(), "pgbouncer: {}", String::from_utf8_lossy(&output.stderr));
-        let bouncer = Self { dir, port };
-        // Wait until it accepts connections.
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return bouncer;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("pgbouncer did not start listening");
+    }
+
+    /// SIGKILLs PgBouncer: every client and server connection through it breaks.
+    pub fn kill(&self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        let pidfile = self.dir.path().join("pgbouncer.pid");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                // Left behind by the killed daemon; a new one would refuse to start.
+                let _ = std::fs::remove_file(pidfile);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("pgbouncer still accepts connections after SIGKILL");
+    }
+
+    /// Starts PgBouncer again on the same port, after [`kill`](Self::kill).
+    pub fn restart(&self) {
+        self.run();
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pgbouncer.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+        }
     }
 
     /// What PgBouncer wrote to its log (errors it saw from clients and servers).
@@ -69,11 +103,7 @@ impl PgBouncer {
 
 impl Drop for PgBouncer {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pgbouncer.pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-            }
-        }
+        self.signal(nix::sys::signal::Signal::SIGTERM);
     }
 }
 

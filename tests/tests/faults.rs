@@ -1,8 +1,10 @@
 //! Fault scenarios under load, bounded in time: workers killed at random while they
-//! run jobs, and the api killed and restarted while requests arrive. Each reports its
+//! run jobs, the api killed and restarted while requests arrive, the database and a
+//! transaction-mode pooler in front of it stopped and restarted. Each reports its
 //! counts and fails on any loss.
 
 use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -253,6 +255,69 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
     all_succeed(&db, &acknowledged).await;
     eprintln!(
         "database restarted under load: replies {statuses:?}; acknowledged {} jobs, all succeeded; \
+         a job queued after recovery started {waited:.3} s after it was queued",
+        acknowledged.len()
+    );
+    assert!(statuses.keys().all(|s| *s == 200 || *s == 503), "only 200 and 503 (the api stayed up): {statuses:?}");
+}
+
+#[tokio::test]
+async fn a_pooler_restart_under_load_loses_no_acknowledged_job() {
+    let db = TestDb::new().await;
+    let server = sqlx::postgres::PgConnectOptions::from_str(&docket_tests::db::server_url()).unwrap();
+    let bouncer = docket_tests::pooler::PgBouncer::start(server.get_host(), server.get_port(), 4);
+    let via = bouncer.url(&db.name);
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\ndedupe = false\n");
+    let pooled = || vec![("DOCKET_DB_POOLER", "transaction".to_owned())];
+    let mut api_env = pooled();
+    api_env.push(("DOCKET_API_DB_ACQUIRE_TIMEOUT", "1s".into()));
+    let api = Api::start(&via, &catalog_path(&dir), &api_env).await;
+    // Polling every 10 minutes: only a notification starts a job; LISTEN is direct.
+    let worker_env = || {
+        let mut env = pooled();
+        env.push(("DOCKET_WORKER_POLL_INTERVAL", "10m".to_owned()));
+        env.push(("DOCKET_LISTEN_DATABASE_URL", db.url.clone()));
+        env
+    };
+    let _workers = [
+        Worker::start(&via, &catalog_path(&dir), "w-pgb-1", &worker_env()).await,
+        Worker::start(&via, &catalog_path(&dir), "w-pgb-2", &worker_env()).await,
+    ];
+
+    let load = Load::start(&api.base, 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bouncer.kill();
+    wait_until("the api to answer 503 while the pooler is down", Duration::from_secs(60), || async {
+        (load.count(503) > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bouncer.restart();
+    let before = load.count(200);
+    wait_until("the api to store jobs again without a restart", Duration::from_secs(60), || async {
+        (load.count(200) > before + 20).then_some(())
+    })
+    .await;
+    let (acknowledged, statuses) = load.finish().await;
+
+    let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
+    let waited: f64 = wait_until("the probe job to start", Duration::from_secs(60), || async {
+        sqlx::query_scalar::<_, f64>(
+            "select extract(epoch from a.started_at - j.created_at)::float8
+             from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 where j.id = $1",
+        )
+        .bind(probe.0)
+        .fetch_optional(&db.pool)
+        .await
+        .ok()
+        .flatten()
+    })
+    .await;
+    assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
+
+    all_succeed(&db.pool, &acknowledged).await;
+    eprintln!(
+        "pooler killed and restarted under load: replies {statuses:?}; acknowledged {} jobs, all succeeded; \
          a job queued after recovery started {waited:.3} s after it was queued",
         acknowledged.len()
     );
