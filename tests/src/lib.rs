@@ -1,5 +1,5 @@
 //! Helpers for Docket's end-to-end tests: a fresh database per test, the real
-//! binaries as child processes, a scriptable HTTP target, a TCP proxy that can cut
+//! binaries as child processes, a scriptable HTTP target (and an HTTPS one), a TCP proxy that can cut
 //! the database off, and polling with generous deadlines.
 
 pub mod cluster;
@@ -9,6 +9,7 @@ pub mod pooler;
 pub mod process;
 pub mod proxy;
 pub mod target;
+pub mod tls;
 pub mod wait;
 pub mod webdriver;
 

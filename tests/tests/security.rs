@@ -1,6 +1,6 @@
-//! Security properties: a per-key request budget, and secrets (API keys, admin tokens,
+//! Security properties: a per-key request budget; secrets (API keys, admin tokens,
 //! signing secrets, even wrong keys a client tried) never appearing in logs, metrics,
-//! replies or the database.
+//! replies or the database; HTTPS targets verified against trusted roots.
 
 use docket_tests::inprocess::{start_api_with, ADMIN_TOKEN, SECOND_KEY};
 use docket_tests::wait::DEADLINE;
@@ -108,4 +108,48 @@ async fn secrets_never_appear_in_logs_metrics_replies_or_the_database() {
             assert!(!text.contains(secret), "a secret appeared in: {text}");
         }
     }
+}
+
+#[tokio::test]
+async fn https_targets_are_reached_only_with_a_trusted_certificate() {
+    let db = TestDb::new().await;
+    let target = docket_tests::tls::TlsTarget::start().await;
+    let dir = catalog(&format!(
+        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nmax_attempts = 1\n",
+        target.url
+    ));
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let client = reqwest::Client::new();
+    let finished = |id: docket::domain::JobId| {
+        let pool = db.pool.clone();
+        async move {
+            wait_until("the job to finish", DEADLINE, || async {
+                docket::db::jobs::get(&pool, id).await.unwrap().filter(|j| j.state.is_final())
+            })
+            .await
+        }
+    };
+
+    // The certificate's CA is in no root store the worker uses: the handshake fails,
+    // nothing is sent, and the attempt says why.
+    let mut untrusting = Worker::start(&db.url, &catalog_path(&dir), "w-untrusting", &[]).await;
+    let refused = finished(api.enqueue(&client, "archive", "doc-untrusted").await).await;
+    assert_eq!(refused.state, docket::domain::JobState::Failed);
+    let error = refused.last_error.unwrap_or_default();
+    assert!(error.contains("certificate") && error.contains("UnknownIssuer"), "{error}");
+    assert_eq!(target.count(), 0, "no request went out over an unverified connection");
+    untrusting.process.kill().await;
+
+    // Trusted through the system roots (SSL_CERT_FILE stands in for the system store):
+    // the same target is reached.
+    let _trusting = Worker::start(
+        &db.url,
+        &catalog_path(&dir),
+        "w-trusting",
+        &[("SSL_CERT_FILE", target.ca_file.display().to_string())],
+    )
+    .await;
+    let done = finished(api.enqueue(&client, "archive", "doc-trusted").await).await;
+    assert_eq!(done.state, docket::domain::JobState::Succeeded, "{:?}", done.last_error);
+    assert_eq!(target.count(), 1);
 }
