@@ -83,6 +83,11 @@ impl Cluster {
         self.pg_ctl_start();
     }
 
+    /// The cluster's URL without a database name (for [`crate::TestDb::on_server`]).
+    pub fn server_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
     /// A URL for `database` on this cluster.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
