@@ -4,7 +4,6 @@
 //! counts and fails on any loss.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -263,9 +262,11 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
 
 #[tokio::test]
 async fn a_pooler_restart_under_load_loses_no_acknowledged_job() {
-    let db = TestDb::new().await;
-    let server = sqlx::postgres::PgConnectOptions::from_str(&docket_tests::db::server_url()).unwrap();
-    let bouncer = docket_tests::pooler::PgBouncer::start(server.get_host(), server.get_port(), 4);
+    // Its own cluster, like the database-restart scenario: the wake-up time measures
+    // notifications, not this machine's fsyncs.
+    let cluster = docket_tests::cluster::Cluster::start();
+    let db = TestDb::on_server(&cluster.server_url(), "docket_test").await;
+    let bouncer = docket_tests::pooler::PgBouncer::start("127.0.0.1", cluster.port, 4);
     let via = bouncer.url(&db.name);
     let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\ndedupe = false\n");
     let pooled = || vec![("DOCKET_DB_POOLER", "transaction".to_owned())];

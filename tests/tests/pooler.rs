@@ -3,22 +3,33 @@
 //! that clients share them), with `DOCKET_DB_POOLER=transaction`; the workers' LISTEN
 //! connection goes to Postgres directly. The happy path, retries, the ops API, rescue
 //! and dedupe must work, and wake-ups must stay fast (the workers' poll interval is
-//! ten minutes here, so only a notification can start a job quickly).
+//! ten minutes here, so only a notification can start a job quickly). Each test runs
+//! on a Postgres cluster of its own.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use docket::db::{attempts, jobs};
 use docket::domain::{AttemptOutcome, JobId, JobState};
+use docket_tests::cluster::Cluster;
 use docket_tests::pooler::PgBouncer;
 use docket_tests::wait::DEADLINE;
 use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker};
 
-/// A PgBouncer in front of the test server, sharing 3 server connections per database.
-fn bouncer() -> PgBouncer {
-    let server = sqlx::postgres::PgConnectOptions::from_str(&docket_tests::db::server_url()).expect("server URL");
-    PgBouncer::start(server.get_host(), server.get_port(), 3)
+/// A Postgres cluster of the test's own (fsync off: the wake-up times below measure
+/// notifications, not this machine's disk, whose fsyncs now and then take up to a
+/// second), a database on it, and a PgBouncer in front sharing 3 server connections.
+struct Pooled {
+    cluster: Cluster,
+    db: TestDb,
+    bouncer: PgBouncer,
+}
+
+async fn pooled_setup() -> Pooled {
+    let cluster = Cluster::start();
+    let db = TestDb::on_server(&cluster.server_url(), "docket_test").await;
+    let bouncer = PgBouncer::start("127.0.0.1", cluster.port, 3);
+    Pooled { cluster, db, bouncer }
 }
 
 fn pooled() -> Vec<(&'static str, String)> {
@@ -75,7 +86,7 @@ fn assert_no_pooler_errors(bouncer: &PgBouncer, logs: &[String]) {
 #[tokio::test]
 async fn through_pgbouncer_jobs_run_retry_and_wake_up_fast() {
     const LOAD: usize = 300;
-    let db = TestDb::new().await;
+    let Pooled { cluster: _cluster, db, bouncer } = pooled_setup().await;
     let ok = Target::always(200).await;
     // Two refusals, then success: retried with backoff.
     let flaky = Target::start(|n| if n <= 2 { Reply::status(503) } else { Reply::status(200) }).await;
@@ -87,7 +98,6 @@ async fn through_pgbouncer_jobs_run_retry_and_wake_up_fast() {
          [[action]]\nname = \"refused\"\nkind = \"http\"\nurl = \"{}\"\nmax_attempts = 3\n",
         ok.url, flaky.url, refusing.url
     ));
-    let bouncer = bouncer();
     let via = bouncer.url(&db.name);
     let mut api_env = pooled();
     api_env.push(("DOCKET_ADMIN_TOKEN", format!("tester:{}", docket_tests::inprocess::ADMIN_TOKEN)));
@@ -174,11 +184,10 @@ async fn through_pgbouncer_jobs_run_retry_and_wake_up_fast() {
 
 #[tokio::test]
 async fn through_pgbouncer_duplicate_triggers_make_one_job() {
-    let db = TestDb::new().await;
+    let Pooled { cluster: _cluster, db, bouncer } = pooled_setup().await;
     // Held until the triggers are in, so the job stays live meanwhile.
     let target = Target::start(|_| Reply::status(200).gated()).await;
     let dir = catalog(&format!("[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\n", target.url));
-    let bouncer = bouncer();
     let via = bouncer.url(&db.name);
     let api = Api::start(&via, &catalog_path(&dir), &pooled()).await;
     let worker = Worker::start(&via, &catalog_path(&dir), "w-pooled-dedupe", &pooled_worker(&db)).await;
@@ -199,14 +208,13 @@ async fn through_pgbouncer_duplicate_triggers_make_one_job() {
 
 #[tokio::test]
 async fn through_pgbouncer_a_killed_workers_job_is_rescued() {
-    let db = TestDb::new().await;
+    let Pooled { cluster: _cluster, db, bouncer } = pooled_setup().await;
     // The first call never answers: its worker dies holding it.
     let target = Target::start(|n| if n == 1 { Reply::status(200).gated() } else { Reply::status(200) }).await;
     let dir = catalog(&format!(
         "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nmax_attempts = 5\nretry_base = \"50ms\"\n",
         target.url
     ));
-    let bouncer = bouncer();
     let via = bouncer.url(&db.name);
     let api = Api::start(&via, &catalog_path(&dir), &pooled()).await;
     let mut doomed = Worker::start(&via, &catalog_path(&dir), "w-pooled-doomed", &pooled_worker(&db)).await;
@@ -262,7 +270,8 @@ async fn a_pooled_worker_without_a_direct_listen_url_refuses_to_start() {
 #[tokio::test]
 async fn through_pgbouncer_a_missing_database_is_named_in_a_clear_start_up_error() {
     let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
-    let bouncer = bouncer();
+    // The cluster's own database stands; the one asked for does not.
+    let Pooled { cluster: _cluster, db: _db, bouncer } = pooled_setup().await;
     let missing = format!("docket_missing_{}", uuid::Uuid::new_v4().simple());
     let mut api = docket_tests::process::Process::spawn(
         "docket-api",
