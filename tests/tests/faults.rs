@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use docket::domain::JobId;
+use docket_tests::db::seconds_to_first_start;
 use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker};
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
@@ -94,6 +95,31 @@ impl Load {
         let statuses = self.statuses.lock().unwrap().clone();
         (acknowledged, statuses)
     }
+}
+
+/// Load from 4 clients; after a second `fault()`; once the api answers 503, 2 s more,
+/// then `recover()`; the load goes on until the api has stored 20 more jobs without
+/// being restarted. Returns the acknowledged jobs and the count of each status.
+async fn outage_under_load(
+    base: &str,
+    fault: impl FnOnce(),
+    recover: impl FnOnce(),
+) -> (HashSet<JobId>, HashMap<u16, usize>) {
+    let load = Load::start(base, 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fault();
+    wait_until("the api to answer 503 during the outage", Duration::from_secs(60), || async {
+        (load.count(503) > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    recover();
+    let before = load.count(200);
+    wait_until("the api to store jobs again without a restart", Duration::from_secs(60), || async {
+        (load.count(200) > before + 20).then_some(())
+    })
+    .await;
+    load.finish().await
 }
 
 /// Waits until every job in `ids` has succeeded.
@@ -212,21 +238,8 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
         Worker::start(&url, &catalog_path(&dir), "w-db-2", &quiet()).await,
     ];
 
-    let load = Load::start(&api.base, 4);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    cluster.stop_immediately();
-    wait_until("the api to answer 503 during the outage", Duration::from_secs(60), || async {
-        (load.count(503) > 0).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster.restart();
-    let before = load.count(200);
-    wait_until("the api to store jobs again without a restart", Duration::from_secs(60), || async {
-        (load.count(200) > before + 20).then_some(())
-    })
-    .await;
-    let (acknowledged, statuses) = load.finish().await;
+    let (acknowledged, statuses) =
+        outage_under_load(&api.base, || cluster.stop_immediately(), || cluster.restart()).await;
 
     // Both workers listen again; a job queued now starts within a second.
     for worker in &workers {
@@ -237,18 +250,7 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
     }
     let db = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default()).await.unwrap().pool().clone();
     let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
-    let waited: f64 = wait_until("the probe job to start", Duration::from_secs(60), || async {
-        sqlx::query_scalar::<_, f64>(
-            "select extract(epoch from a.started_at - j.created_at)::float8
-             from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 where j.id = $1",
-        )
-        .bind(probe.0)
-        .fetch_optional(&db)
-        .await
-        .ok()
-        .flatten()
-    })
-    .await;
+    let waited = seconds_to_first_start(&db, probe).await;
     assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
 
     all_succeed(&db, &acknowledged).await;
@@ -285,35 +287,10 @@ async fn a_pooler_restart_under_load_loses_no_acknowledged_job() {
         Worker::start(&via, &catalog_path(&dir), "w-pgb-2", &worker_env()).await,
     ];
 
-    let load = Load::start(&api.base, 4);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    bouncer.kill();
-    wait_until("the api to answer 503 while the pooler is down", Duration::from_secs(60), || async {
-        (load.count(503) > 0).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    bouncer.restart();
-    let before = load.count(200);
-    wait_until("the api to store jobs again without a restart", Duration::from_secs(60), || async {
-        (load.count(200) > before + 20).then_some(())
-    })
-    .await;
-    let (acknowledged, statuses) = load.finish().await;
+    let (acknowledged, statuses) = outage_under_load(&api.base, || bouncer.kill(), || bouncer.restart()).await;
 
     let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
-    let waited: f64 = wait_until("the probe job to start", Duration::from_secs(60), || async {
-        sqlx::query_scalar::<_, f64>(
-            "select extract(epoch from a.started_at - j.created_at)::float8
-             from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 where j.id = $1",
-        )
-        .bind(probe.0)
-        .fetch_optional(&db.pool)
-        .await
-        .ok()
-        .flatten()
-    })
-    .await;
+    let waited = seconds_to_first_start(&db.pool, probe).await;
     assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
 
     all_succeed(&db.pool, &acknowledged).await;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use docket::db::{attempts, jobs};
 use docket::domain::{AttemptOutcome, JobId, JobState};
 use docket_tests::cluster::Cluster;
+use docket_tests::db::seconds_to_first_start;
 use docket_tests::pooler::PgBouncer;
 use docket_tests::wait::DEADLINE;
 use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker};
@@ -57,18 +58,6 @@ async fn finished(db: &TestDb, id: JobId) -> jobs::JobRow {
     .await
 }
 
-/// Seconds from queued to the start of the first attempt.
-async fn wake_up(db: &TestDb, id: JobId) -> f64 {
-    sqlx::query_scalar(
-        "select extract(epoch from a.started_at - j.created_at)::float8
-         from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 where j.id = $1",
-    )
-    .bind(id.0)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap()
-}
-
 /// No process and not PgBouncer saw a protocol or prepared-statement error: the
 /// failures sqlx behind a transaction-mode pooler shows without Docket's pooled mode.
 fn assert_no_pooler_errors(bouncer: &PgBouncer, logs: &[String]) {
@@ -112,7 +101,7 @@ async fn through_pgbouncer_jobs_run_retry_and_wake_up_fast() {
         let id = api.enqueue(&client, "archive", &format!("single-{n}")).await;
         let job = finished(&db, id).await;
         assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1));
-        waits.push(wake_up(&db, id).await);
+        waits.push(seconds_to_first_start(&db.pool, id).await);
     }
     waits.sort_by(f64::total_cmp);
     let (median, slowest) = (waits[waits.len() / 2], waits[waits.len() - 1]);
