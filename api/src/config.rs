@@ -52,21 +52,9 @@ pub struct Config {
     #[arg(long, env = "DOCKET_API_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime_duration)]
     pub db_acquire_timeout: Duration,
 
-    /// Prepared statements cached per connection (ignored with DOCKET_DB_POOLER=transaction).
-    #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
-    pub db_statement_cache: usize,
-
-    /// What DATABASE_URL points at: `none` (Postgres, or a session-mode pooler) or
-    /// `transaction` (a transaction-mode pooler such as PgBouncer `pool_mode =
-    /// transaction`): every unit of work then runs in its own transaction, so that it
-    /// stays on one server connection, and the statement cache is off.
-    #[arg(long, env = "DOCKET_DB_POOLER", default_value = "none")]
-    pub db_pooler: docket::db::Pooler,
-
-    /// Ping each pooled connection before use (one more round trip per query). Broken
-    /// connections are dropped anyway when they are returned to the pool.
-    #[arg(long, env = "DOCKET_DB_TEST_BEFORE_ACQUIRE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub db_test_before_acquire: bool,
+    /// Database settings both binaries share.
+    #[command(flatten)]
+    pub db: docket::db::DbFlags,
 
     /// Most jobs stored by one INSERT when requests arrive together (group commit);
     /// 1 stores each request on its own.

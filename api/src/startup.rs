@@ -67,11 +67,8 @@ impl Application {
             );
         }
         let settings = PoolSettings {
-            max_connections: config.db_connections,
             acquire_timeout: config.db_acquire_timeout,
-            statement_cache_capacity: config.db_statement_cache,
-            test_before_acquire: config.db_test_before_acquire,
-            pooler: config.db_pooler,
+            ..config.db.pool_settings(config.db_connections)
         };
         let db = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(db.clone());

@@ -74,22 +74,9 @@ pub struct Config {
     #[arg(long, env = "DOCKET_WORKER_DB_CONNECTIONS", default_value_t = 4)]
     pub db_connections: u32,
 
-    /// Prepared statements cached per connection (ignored with DOCKET_DB_POOLER=transaction).
-    #[arg(long, env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
-    pub db_statement_cache: usize,
-
-    /// What DATABASE_URL points at: `none` (Postgres, or a session-mode pooler) or
-    /// `transaction` (a transaction-mode pooler such as PgBouncer `pool_mode =
-    /// transaction`): every unit of work then runs in its own transaction, so that it
-    /// stays on one server connection, and the statement cache is off. The worker
-    /// then needs DOCKET_LISTEN_DATABASE_URL pointing at Postgres itself.
-    #[arg(long, env = "DOCKET_DB_POOLER", default_value = "none")]
-    pub db_pooler: docket::db::Pooler,
-
-    /// Ping each pooled connection before use (one more round trip per query). Broken
-    /// connections are dropped anyway when they are returned to the pool.
-    #[arg(long, env = "DOCKET_DB_TEST_BEFORE_ACQUIRE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub db_test_before_acquire: bool,
+    /// Database settings both binaries share.
+    #[command(flatten)]
+    pub db: docket::db::DbFlags,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

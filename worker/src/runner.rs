@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use docket::catalog::{Catalog, CatalogError};
 use docket::db::jobs;
-use docket::db::{self, Db, PoolSettings, Pooler, SetupError};
+use docket::db::{self, Db, Pooler, SetupError};
 use docket::domain::JobState;
 
 use crate::actions::Registry;
@@ -75,14 +75,8 @@ impl Worker {
         let registry = Registry::from_catalog(&catalog)?;
         let id = config.worker_id.clone().unwrap_or_else(default_worker_id);
         docket::domain::check_text(&id, 255).map_err(|_| StartError::WorkerId)?;
-        let settings = PoolSettings {
-            max_connections: config.db_connections,
-            statement_cache_capacity: config.db_statement_cache,
-            test_before_acquire: config.db_test_before_acquire,
-            pooler: config.db_pooler,
-            ..PoolSettings::default()
-        };
-        if config.db_pooler == Pooler::Transaction && config.listen_database_url.is_none() {
+        let settings = config.db.pool_settings(config.db_connections);
+        if settings.pooler == Pooler::Transaction && config.listen_database_url.is_none() {
             return Err(StartError::ListenUrl);
         }
         let db = db::connect_and_migrate(&config.database_url, &settings).await?;

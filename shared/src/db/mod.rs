@@ -5,11 +5,13 @@
 
 pub mod admin;
 pub mod attempts;
+mod flags;
 mod handle;
 pub mod jobs;
 pub mod ops;
 pub mod workers;
 
+pub use flags::DbFlags;
 pub use handle::{Db, Pooler};
 
 use std::future::Future;

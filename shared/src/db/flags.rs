@@ -1,0 +1,40 @@
+//! [`DbFlags`]: the database settings the api and the worker share, as flags and
+//! environment variables (flattened into each binary's configuration), and how they
+//! become [`PoolSettings`].
+
+use super::{PoolSettings, Pooler};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbFlags {
+    /// Prepared statements cached per connection (ignored with DOCKET_DB_POOLER=transaction).
+    #[arg(long = "db-statement-cache", env = "DOCKET_DB_STATEMENT_CACHE", default_value_t = 100)]
+    pub statement_cache: usize,
+
+    /// What DATABASE_URL points at: `none` (Postgres, or a session-mode pooler) or
+    /// `transaction` (a transaction-mode pooler such as PgBouncer `pool_mode =
+    /// transaction`): every unit of work then runs in its own transaction, so that it
+    /// stays on one server connection, and the statement cache is off. The worker
+    /// then needs DOCKET_LISTEN_DATABASE_URL pointing at Postgres itself.
+    #[arg(long = "db-pooler", env = "DOCKET_DB_POOLER", default_value = "none")]
+    pub pooler: Pooler,
+
+    /// Ping each pooled connection before use (one more round trip per query). Broken
+    /// connections are dropped anyway when they are returned to the pool.
+    #[arg(long = "db-test-before-acquire", env = "DOCKET_DB_TEST_BEFORE_ACQUIRE", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub test_before_acquire: bool,
+}
+
+impl DbFlags {
+    /// Pool settings with at most `max_connections` connections (the acquire timeout
+    /// stays the default).
+    pub fn pool_settings(&self, max_connections: u32) -> PoolSettings {
+        PoolSettings {
+            max_connections,
+            statement_cache_capacity: self.statement_cache,
+            test_before_acquire: self.test_before_acquire,
+            pooler: self.pooler,
+            ..PoolSettings::default()
+        }
+    }
+}
