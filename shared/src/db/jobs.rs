@@ -230,7 +230,8 @@ pub async fn claim(
 
 /// Ends attempts in one statement. Fenced: a completion applies only while the job
 /// is still `running` under `worker_id` in the same attempt, so a worker that lost
-/// its lease changes nothing. Returns the ids that were applied.
+/// its lease changes nothing. A job bound for `retrying` whose cancel was requested
+/// meanwhile ends `cancelled` instead. Returns the ids that were applied.
 pub async fn complete(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
@@ -256,8 +257,8 @@ pub async fn complete(
         outcomes.push(c.outcome.as_str());
         errors.push(c.error.clone());
     }
-    // The statement itself is the function `docket_complete` (migration 3), which
-    // pins its plan to primary-key lookups.
+    // The statement itself is the function `docket_complete` (migration 3, replaced
+    // by the cancel-flag migration), which pins its plan to primary-key lookups.
     let rows = sqlx::query!(
         r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7)"#,
         worker_id,
@@ -303,8 +304,9 @@ pub async fn renew_leases(
 }
 
 /// Gives jobs that `worker_id` holds back to the queue at once (shutdown deadline,
-/// an action aborted before its lease ran out). The attempt is recorded as
-/// `interrupted`. Fenced like [`complete`]. Returns the ids released.
+/// an action aborted before its lease ran out), or ends them `cancelled` if an
+/// operator asked for that meanwhile. The attempt is recorded as `interrupted`.
+/// Fenced like [`complete`]. Returns the ids released.
 pub async fn release(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
@@ -318,8 +320,13 @@ pub async fn release(
                select * from unnest($2::uuid[], $3::int4[]) as t(id, attempt)
            ), released as (
                update jobs j
-               set state = 'retrying', run_at = now(), last_error = $4,
-                   lease_owner = null, lease_expires_at = null, updated_at = now()
+               set state = case when j.cancel_requested_at is not null then 'cancelled'::job_state
+                                else 'retrying'::job_state end,
+                   run_at = now(),
+                   last_error = case when j.cancel_requested_at is not null
+                                     then concat_ws('; ', 'cancelled by an operator', $4::text) else $4 end,
+                   finished_at = case when j.cancel_requested_at is not null then now() end,
+                   lease_owner = null, lease_expires_at = null, cancel_requested_at = null, updated_at = now()
                from input i
                where j.id = i.id and j.state = 'running' and j.lease_owner = $1 and j.attempts = i.attempt
                returning j.id, j.attempts
@@ -338,8 +345,10 @@ pub async fn release(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// Takes back up to `limit` running jobs whose lease expired: `retrying` at once, or
-/// `failed` if that was their last attempt. Their open attempt becomes `lease_expired`.
+/// Takes back up to `limit` running jobs whose lease expired: `retrying` at once,
+/// `failed` if that was their last attempt, or `cancelled` if an operator asked for
+/// it to stop (a cancelled job never starts again). Their open attempt becomes
+/// `lease_expired`.
 pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RescuedJob>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"with expired as (
@@ -350,13 +359,17 @@ pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result
                for update skip locked
            ), rescued as (
                update jobs j
-               set state = case when j.attempts >= j.max_attempts then 'failed'::job_state
+               set state = case when j.cancel_requested_at is not null then 'cancelled'::job_state
+                                when j.attempts >= j.max_attempts then 'failed'::job_state
                                 else 'retrying'::job_state end,
                    run_at = now(),
-                   last_error = format('lease expired: worker %s stopped renewing it during attempt %s',
-                                       j.lease_owner, j.attempts),
-                   finished_at = case when j.attempts >= j.max_attempts then now() end,
-                   lease_owner = null, lease_expires_at = null, updated_at = now()
+                   last_error = concat_ws('; ',
+                       case when j.cancel_requested_at is not null then 'cancelled by an operator' end,
+                       format('lease expired: worker %s stopped renewing it during attempt %s',
+                              j.lease_owner, j.attempts)),
+                   finished_at = case when j.cancel_requested_at is not null or j.attempts >= j.max_attempts
+                                      then now() end,
+                   lease_owner = null, lease_expires_at = null, cancel_requested_at = null, updated_at = now()
                from expired e
                where j.id = e.id
                returning j.id, j.action, j.attempts, j.state, j.last_error

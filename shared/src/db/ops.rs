@@ -126,7 +126,7 @@ pub async fn jobs_retry_failed(
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
-                          updated_at = now()
+                          cancel_requested_at = null, updated_at = now()
            where action = $1 and state = 'failed'
            returning id as "id: JobId""#,
         action,
