@@ -70,12 +70,37 @@ pub struct Config {
     #[arg(long, env = "DOCKET_API_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
     pub header_timeout: Duration,
 
-    /// Longest time a request may take before it is answered 503.
+    /// The URL operators open the api at, when it differs from DOCKET_API_ADDR (behind
+    /// a reverse proxy that terminates TLS, say). With `https://`, the dashboard's
+    /// cookies are `Secure`.
+    #[arg(long, env = "DOCKET_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<url::Url>,
+
+    /// Longest time a request may take before it is answered 503. For /customAction
+    /// it runs out only while the job waits to be written: a job being written waits
+    /// for the write's outcome (see DOCKET_API_COMMIT_WAIT), so that a 503 never
+    /// hides a stored job.
     #[arg(long, env = "DOCKET_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
     pub request_timeout: Duration,
+
+    /// How long a /customAction request whose job is being written waits to learn
+    /// whether the write committed, when the database stalls or the connection breaks
+    /// during it (the write is repeated meanwhile; it is idempotent). Only after this
+    /// is the outcome unknown: the reply is then 503 and the job may still exist.
+    #[arg(long, env = "DOCKET_API_COMMIT_WAIT", default_value = "30s", value_parser = humantime_duration)]
+    pub commit_wait: Duration,
 }
 
 /// Parses "250ms", "10s", "5m" and the like.
 pub fn humantime_duration(text: &str) -> Result<Duration, String> {
     docket::catalog::parse_duration(text)
+}
+
+/// An absolute `http://` or `https://` URL.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.has_host() => Ok(url),
+        _ => Err("must be an http:// or https:// URL with a host".into()),
+    }
 }

@@ -76,6 +76,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
+            Self::Store(cause @ crate::inserter::StoreError::NotWritten) => {
+                tracing::warn!(error = %cause, "request timed out")
+            }
             Self::Store(cause) => tracing::error!(error = %cause, "could not store job"),
             Self::Timeout => tracing::warn!("request timed out"),
             other => tracing::info!(reason = %other, "request refused"),

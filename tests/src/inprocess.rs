@@ -32,6 +32,8 @@ pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnO
         db: docket::db::DbFlags { statement_cache: 100, pooler: docket::db::Pooler::None, test_before_acquire: false },
         insert_batch: 256,
         request_timeout: Duration::from_secs(10),
+        commit_wait: Duration::from_secs(30),
+        public_url: None,
         max_connections: 64,
         header_timeout: Duration::from_secs(2),
         rate_limit: None,

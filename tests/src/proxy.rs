@@ -1,15 +1,17 @@
-//! A TCP proxy in front of Postgres that a test can cut and restore, so a database
-//! outage can be simulated for one process without disturbing other tests.
+//! A TCP proxy in front of Postgres that a test can cut and restore, or pause and
+//! resume, so a database outage or stall can be simulated for some processes without
+//! disturbing other tests.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub struct Proxy {
     pub addr: SocketAddr,
     up: watch::Sender<bool>,
+    flowing: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -19,27 +21,30 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().unwrap();
         let (up, up_rx) = watch::channel(true);
-        let up_rx = Arc::new(up_rx);
+        let (flowing, flowing_rx) = watch::channel(true);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let mut state = (*up_rx).clone();
+                let mut state = up_rx.clone();
                 if !*state.borrow() {
                     drop(client); // refused while cut
                     continue;
                 }
+                let flowing = flowing_rx.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
-                    let (mut client, mut server) = (client, server);
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = pump(client_read, server_write, flowing.clone()) => {}
+                        _ = pump(server_read, client_write, flowing) => {}
                         _ = state.wait_for(|up| !*up) => {} // cut: drop both ends
                     }
                 });
             }
         });
-        Self { addr, up, task }
+        Self { addr, up, flowing, task }
     }
 
     /// Closes every connection and refuses new ones.
@@ -50,6 +55,34 @@ impl Proxy {
     /// Accepts connections again.
     pub fn restore(&self) {
         let _ = self.up.send(true);
+    }
+
+    /// Holds every byte in both directions (connections stay open): a stalled database.
+    pub fn pause(&self) {
+        let _ = self.flowing.send(false);
+    }
+
+    /// Delivers what was held, and forwards again.
+    pub fn resume(&self) {
+        let _ = self.flowing.send(true);
+    }
+}
+
+/// Copies `from` to `to`, holding each chunk while the proxy is paused.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut flowing: watch::Receiver<bool>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if flowing.wait_for(|flowing| *flowing).await.is_err() || to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -51,7 +51,8 @@ async fn custom_action(
     span.record("job.id", tracing::field::display(job.id));
     span.record("job.action", job.action.as_str());
     let (new_id, document_id, action_name) = (job.id, job.document_id.clone(), job.action.clone());
-    let id = state.inserter.insert(job).await.map_err(ApiError::Store)?;
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let id = state.inserter.insert(job, deadline).await.map_err(ApiError::Store)?;
     if id == new_id {
         metrics::counter!("docket_jobs_enqueued_total", "action" => action_name).increment(1);
         tracing::info!(document.id = %document_id, "job queued");

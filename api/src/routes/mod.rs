@@ -8,7 +8,11 @@ pub mod openapi;
 mod service_info;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use docket::catalog::Catalog;
 use docket::db::Db;
@@ -27,19 +31,39 @@ pub struct AppState {
     pub inserter: Inserter,
     pub admin: AdminTokens,
     pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
+    /// `DOCKET_API_REQUEST_TIMEOUT`.
+    pub request_timeout: Duration,
+    /// Failed sign-ins and wrong admin tokens per client address.
+    pub sign_in_throttle: crate::ops::throttle::FailureThrottle,
+    /// Whether the dashboard is served over HTTPS (`DOCKET_PUBLIC_URL`): its cookies
+    /// are then `Secure`.
+    pub https: bool,
 }
 
 /// All routes, with their state applied.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // /customAction keeps its own deadline (it runs out only before the job is
+    // handed to a writer); every other route is cut at the request timeout.
+    let time_limited = Router::new()
         .merge(service_info::router())
-        .merge(custom_action::router())
         .merge(health::router())
         .merge(metrics::router())
         .merge(openapi::router())
         .merge(crate::ops::router())
+        .layer(axum::middleware::from_fn_with_state(state.request_timeout, time_limit));
+    Router::new()
+        .merge(time_limited)
+        .merge(custom_action::router())
         .fallback(|| async { ApiError::NoSuchEndpoint })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// Answers 503 with the failure JSON when a request takes longer than the limit.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
 }
