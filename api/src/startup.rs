@@ -2,12 +2,9 @@
 //! `run_until_stopped`, so tests start exactly what the binary starts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderName;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -19,7 +16,6 @@ use docket::db::{self, PoolSettings, SetupError};
 
 use crate::auth::{ApiKeys, KeyConfigError};
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::inserter::Inserter;
 use crate::notifier::Notifier;
 use crate::ops::auth::{AdminTokenError, AdminTokens};
@@ -59,7 +55,7 @@ impl Application {
         if admin.is_empty() {
             tracing::warn!("DOCKET_ADMIN_TOKEN is not set: the ops API and dashboard refuse every request");
         }
-        docket::metrics::handle();
+        publish_zero_metrics(&catalog);
         if matches!(keys, ApiKeys::Disabled) {
             tracing::warn!(
                 "DOCKET_INSECURE_DISABLE_AUTH is set: /customAction accepts requests WITHOUT an API key. \
@@ -72,11 +68,26 @@ impl Application {
         };
         let db = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(db.clone());
-        let inserter = Inserter::spawn(db.clone(), notifier, config.db_connections as usize, config.insert_batch);
+        let inserter = Inserter::spawn(
+            db.clone(),
+            notifier,
+            config.db_connections as usize,
+            config.insert_batch,
+            config.commit_wait,
+        );
         let rate_limit = config.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate, keys.len())));
-        let state = AppState { db, catalog: Arc::new(catalog), keys, inserter, admin, rate_limit };
+        let state = AppState {
+            db,
+            catalog: Arc::new(catalog),
+            keys,
+            inserter,
+            admin,
+            rate_limit,
+            request_timeout: config.request_timeout,
+            sign_in_throttle: Default::default(),
+            https: config.public_url.as_ref().is_some_and(|url| url.scheme() == "https"),
+        };
         let router = routes::router(state)
-            .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -114,16 +125,19 @@ fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", request.id = %request_id, method = %request.method(), path = %request.uri().path())
 }
 
-/// Answers 503 with the failure JSON when a request takes longer than the limit.
-async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
-    }
-}
-
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     docket::shutdown::signal().await;
     tracing::info!("shutdown signal received");
+}
+
+/// The api's own series with their starting values, so that they exist from the
+/// first scrape (the job figures of `/metrics` are read from the database then).
+fn publish_zero_metrics(catalog: &Catalog) {
+    docket::metrics::handle();
+    docket::metrics::publish_build_info();
+    for action in catalog.names() {
+        metrics::counter!("docket_jobs_enqueued_total", "action" => action.clone()).absolute(0);
+        metrics::counter!("docket_jobs_deduplicated_total", "action" => action).absolute(0);
+    }
 }

@@ -75,6 +75,18 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    /// Every outcome, in the order of the type's declaration.
+    pub const ALL: [Self; 8] = [
+        Self::Succeeded,
+        Self::RetryableError,
+        Self::PermanentError,
+        Self::TimedOut,
+        Self::Panicked,
+        Self::LeaseExpired,
+        Self::Interrupted,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",

@@ -23,3 +23,9 @@ pub fn handle() -> &'static PrometheusHandle {
         handle
     })
 }
+
+/// Publishes `docket_build_info{version}` = 1, so that dashboards see which build
+/// runs (and that the process is up) from its first scrape.
+pub fn publish_build_info() {
+    metrics::gauge!("docket_build_info", "version" => crate::VERSION).set(1.0);
+}

@@ -190,3 +190,37 @@ async fn worker_metrics_count_attempts_by_action_and_outcome() {
         assert!(line.contains("job.action"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn every_series_is_published_from_the_first_scrape() {
+    let db = TestDb::new().await;
+    let dir =
+        catalog("[[action]]\nname = \"archive\"\nkind = \"noop\"\n[[action]]\nname = \"print\"\nkind = \"noop\"\n");
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-fresh", &[("DOCKET_WORKER_CONCURRENCY", "7".into())]).await;
+    let version = env!("CARGO_PKG_VERSION");
+
+    // Before any job ran.
+    let text = reqwest::get(format!("{}/metrics", worker.health)).await.unwrap().text().await.unwrap();
+    for series in [
+        format!("docket_build_info{{version=\"{version}\"}} 1"),
+        "docket_worker_running_jobs 0".to_owned(),
+        "docket_worker_concurrency 7".to_owned(),
+        "docket_jobs_rescued_total 0".to_owned(),
+        "docket_attempts_total{action=\"archive\",outcome=\"succeeded\"} 0".to_owned(),
+        "docket_attempts_total{action=\"print\",outcome=\"retryable_error\"} 0".to_owned(),
+        "docket_attempts_total{action=\"print\",outcome=\"lease_expired\"} 0".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == series), "worker: no line {series:?} in\n{text}");
+    }
+    let text = reqwest::get(format!("{}/metrics", api.base)).await.unwrap().text().await.unwrap();
+    for series in [
+        format!("docket_build_info{{version=\"{version}\"}} 1"),
+        "docket_jobs_enqueued_total{action=\"archive\"} 0".to_owned(),
+        "docket_jobs_deduplicated_total{action=\"print\"} 0".to_owned(),
+        "docket_jobs{action=\"print\",state=\"queued\"} 0".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == series), "api: no line {series:?} in\n{text}");
+    }
+}

@@ -1,16 +1,19 @@
 //! Records the ends of attempts in batches: every completion and release waiting in
-//! the channel goes to Postgres in one fenced statement.
+//! the channel goes to Postgres in one fenced statement. A job's lease is renewed
+//! until its result is written.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use docket::db::jobs::NextState;
-use docket::db::{self, jobs, Db};
 use std::sync::Arc;
 
-use crate::due::Due;
+use docket::db::jobs::NextState;
+use docket::db::{self, jobs, Db};
 use docket::domain::JobId;
+
+use crate::due::Due;
+use crate::lease::Running;
 
 /// Most completions written in one statement.
 const BATCH: usize = 512;
@@ -31,78 +34,117 @@ pub enum Finished {
     },
 }
 
-/// Writes until every sender is dropped and the channel is empty.
-/// Retries it recorded are remembered in `due`, so that the claim loop wakes for them.
-pub async fn record(db: Db, worker_id: String, due: Arc<Due>, mut rx: mpsc::UnboundedReceiver<Finished>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut completions = Vec::new();
-        let mut actions = Vec::new();
-        let mut releases: Vec<((JobId, i32), String, String)> = Vec::new();
-        for finished in batch.drain(..) {
-            match finished {
-                Finished::Completed { completion, action } => {
-                    completions.push(completion);
-                    actions.push(action);
-                }
-                Finished::Released { id, attempt, action, reason } => releases.push(((id, attempt), action, reason)),
-            }
-        }
-        if !completions.is_empty() {
-            write_completions(&db, &worker_id, &due, &completions, &actions).await;
-        }
-        for (held, action, reason) in releases {
-            let one = [held];
-            let result = persist(|| db.run(async |c| jobs::release(c, &worker_id, &one, &reason).await)).await;
-            if let Ok(released) = result {
-                if released.is_empty() {
-                    tracing::warn!(job.id = %held.0, job.action = %action, "not released: the lease was already lost");
-                } else {
-                    tracing::info!(job.id = %held.0, job.action = %action, reason = %reason, "job released to other workers");
-                }
-            }
-        }
-    }
+/// Where results are written, and the jobs whose leases are kept until they are.
+pub struct Completer {
+    pub db: Db,
+    pub worker_id: String,
+    /// Retries it recorded, so that the claim loop wakes for them.
+    pub due: Arc<Due>,
+    /// A job leaves `running` (and its lease stops being renewed) only once its result
+    /// is written, rejected, or given up.
+    pub running: Running,
+    pub lease: Duration,
 }
 
-async fn write_completions(db: &Db, worker_id: &str, due: &Due, completions: &[jobs::Completion], actions: &[String]) {
-    let Ok(applied) = persist(|| db.run(async |c| jobs::complete(c, worker_id, completions).await)).await else {
-        return;
-    };
-    let written = tokio::time::Instant::now();
-    for c in completions.iter().filter(|c| applied.contains(&c.id)) {
-        if let NextState::Retry(delay) = c.next {
-            due.schedule(written + delay);
-        }
-    }
-    if applied.len() < completions.len() {
-        for (c, action) in completions.iter().zip(actions).filter(|(c, _)| !applied.contains(&c.id)) {
-            tracing::warn!(
-                job.id = %c.id, job.action = %action, attempt = c.attempt, outcome = c.outcome.as_str(),
-                "result rejected: this worker no longer holds the job's lease (another worker took it over)"
-            );
-        }
-    }
-}
-
-/// Retries a write while the database is unreachable, for up to about a minute;
-/// after that the lease has expired anyway and another worker reruns the job.
-async fn persist<T, F, Fut>(mut op: F) -> Result<T, ()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
-{
-    let mut wait = Duration::from_millis(50);
-    for _ in 0..12 {
-        match db::retry_transient(&mut op).await {
-            Ok(value) => return Ok(value),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?wait, "could not record attempt results");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
+impl Completer {
+    /// Writes until every sender is dropped and the channel is empty.
+    pub async fn record(self, mut rx: mpsc::UnboundedReceiver<Finished>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let mut completions = Vec::new();
+            let mut actions = Vec::new();
+            let mut releases: Vec<((JobId, i32), String, String)> = Vec::new();
+            for finished in batch.drain(..) {
+                match finished {
+                    Finished::Completed { completion, action } => {
+                        completions.push(completion);
+                        actions.push(action);
+                    }
+                    Finished::Released { id, attempt, action, reason } => {
+                        releases.push(((id, attempt), action, reason))
+                    }
+                }
+            }
+            if !completions.is_empty() {
+                self.write_completions(&completions, &actions).await;
+            }
+            for (held, action, reason) in releases {
+                self.release(held, &action, &reason).await;
             }
         }
     }
-    tracing::error!("gave up recording attempt results; the jobs will be rescued when their leases expire");
-    Err(())
+
+    async fn write_completions(&self, completions: &[jobs::Completion], actions: &[String]) {
+        let ids: Vec<JobId> = completions.iter().map(|c| c.id).collect();
+        let (db, worker_id) = (&self.db, self.worker_id.as_str());
+        let written = self.persist(&ids, || db.run(async |c| jobs::complete(c, worker_id, completions).await)).await;
+        if let Ok(applied) = written {
+            let now = tokio::time::Instant::now();
+            for c in completions.iter().filter(|c| applied.contains(&c.id)) {
+                if let NextState::Retry(delay) = c.next {
+                    self.due.schedule(now + delay);
+                }
+            }
+            for (c, action) in completions.iter().zip(actions).filter(|(c, _)| !applied.contains(&c.id)) {
+                tracing::warn!(
+                    job.id = %c.id, job.action = %action, attempt = c.attempt, outcome = c.outcome.as_str(),
+                    "result rejected: this worker no longer holds the job's lease (another worker took it over)"
+                );
+            }
+        }
+        for id in ids {
+            self.running.remove(id);
+        }
+    }
+
+    async fn release(&self, held: (JobId, i32), action: &str, reason: &str) {
+        let one = [held];
+        let (db, worker_id) = (&self.db, self.worker_id.as_str());
+        let result =
+            self.persist(&[held.0], || db.run(async |c| jobs::release(c, worker_id, &one, reason).await)).await;
+        match result {
+            Ok(released) if released.is_empty() => {
+                tracing::warn!(job.id = %held.0, job.action = %action, "not released: the lease was already lost")
+            }
+            Ok(_) => {
+                tracing::info!(job.id = %held.0, job.action = %action, reason = %reason, "job released to other workers")
+            }
+            Err(()) => {}
+        }
+        self.running.remove(held.0);
+    }
+
+    /// Retries a write while the database is unreachable, every second at most, so
+    /// that it lands soon after the database is back. The jobs' leases are renewed
+    /// meanwhile; the write is fenced, so trying after a lease ran out is harmless
+    /// (and wins if no other worker has rescued the job yet). Gives up one lease
+    /// length after the last of the jobs' leases ran out, saying so for each job.
+    async fn persist<T, F, Fut>(&self, ids: &[JobId], mut op: F) -> Result<T, ()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let now = tokio::time::Instant::now();
+        let lease_end = ids.iter().filter_map(|id| self.running.valid_until(*id)).max().unwrap_or(now);
+        let give_up_at = lease_end.max(now) + self.lease;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match db::retry_transient(&mut op).await {
+                Ok(value) => return Ok(value),
+                Err(e) if tokio::time::Instant::now() + wait < give_up_at => {
+                    tracing::warn!(error = %e, retry_in = ?wait, jobs = ids.len(), "could not record attempt results");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    for id in ids {
+                        tracing::error!(job.id = %id, error = %e,
+                            "gave up recording this job's result: the database stayed unreachable past its lease; \
+                             another worker will rescue the job and run it again");
+                    }
+                    return Err(());
+                }
+            }
+        }
+    }
 }

@@ -24,12 +24,12 @@ pub enum Ended {
     Aborted(AbortReason),
 }
 
-/// Runs one claimed job to its end and hands the result to the completer.
+/// Runs one claimed job to its end and hands the result to the completer, which
+/// takes the job out of `running` once the result is written.
 pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
     let abort = shared.running.insert(job.id, job.attempt, &job.action, valid_until);
     let Some(action) = shared.registry.action(&job.action).cloned() else {
         // Cannot happen: workers claim only the actions they know.
-        shared.running.remove(job.id);
         let reason = format!("worker has no action named '{}'", job.action);
         let action = job.action.clone();
         let _ = shared.finished.send(Finished::Released { id: job.id, attempt: job.attempt, action, reason });
@@ -39,7 +39,8 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
     let task_job = job.clone();
     let started = Instant::now();
     let ended = run_guarded(async move { registry.run(&task_job).await }, action.timeout, &abort).await;
-    shared.running.remove(job.id);
+    // The job stays in `running` (its lease renewed) until the completer has written
+    // the result: a slow database must not let the lease of a finished job run out.
     let finished = match ended {
         Ended::Outcome(outcome) => {
             Finished::Completed { completion: completion(&job, &action, outcome), action: job.action.clone() }
@@ -65,6 +66,7 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
         },
         Ended::Aborted(AbortReason::LeaseLost) => {
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
+            shared.running.remove(job.id);
             return;
         }
         Ended::Aborted(reason) => {

@@ -85,6 +85,12 @@ impl Running {
         metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
     }
 
+    /// Until when this worker can count on holding the job's lease (its last renewal
+    /// plus the lease), if it holds the job.
+    pub fn valid_until(&self, id: JobId) -> Option<Instant> {
+        self.lock().get(&id).map(|e| e.valid_until)
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -115,9 +121,14 @@ impl Running {
     }
 }
 
-/// Renews leases every fifth of the lease until `stop` is cancelled.
+/// How often leases are renewed: every fifth of the lease.
+pub fn renewal_period(lease: Duration) -> Duration {
+    (lease / 5).max(Duration::from_millis(100))
+}
+
+/// Renews leases every [`renewal_period`] until `stop` is cancelled.
 pub async fn keep_leases(db: Db, worker_id: String, running: Running, lease: Duration, stop: CancellationToken) {
-    let tick = (lease / 5).max(Duration::from_millis(100));
+    let tick = renewal_period(lease);
     // Abort when less than this is left: two failed renewals' worth.
     let margin = tick * 2;
     let mut interval = tokio::time::interval(tick);

@@ -107,7 +107,7 @@ impl Worker {
     /// the grace period, whatever still runs after it is released to other workers.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let actions = self.registry.names();
-        docket::metrics::handle();
+        publish_zero_metrics(&actions, self.concurrency);
         let health_addr = self.health.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, health.addr = %health_addr, "docket-worker started");
         let background = CancellationToken::new();
@@ -115,7 +115,14 @@ impl Worker {
         let running = Running::default();
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let due = Arc::new(Due::default());
-        let completer = tokio::spawn(completer::record(self.db.clone(), self.id.clone(), due.clone(), finished_rx));
+        let completer = completer::Completer {
+            db: self.db.clone(),
+            worker_id: self.id.clone(),
+            due: due.clone(),
+            running: running.clone(),
+            lease: self.lease,
+        };
+        let completer = tokio::spawn(completer.record(finished_rx));
         let helpers = TaskTracker::new();
         helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), running.clone(), background.clone()));
         helpers.spawn(lease::keep_leases(
@@ -136,7 +143,13 @@ impl Worker {
         };
         helpers.spawn(upkeep::heartbeat(self.db.clone(), me, self.heartbeat, background.clone()));
         helpers.spawn(upkeep::prune(self.db.clone(), self.retention, background.clone()));
-        helpers.spawn(rescue_loop(self.db.clone(), self.rescue_interval, wake.clone(), background.clone()));
+        helpers.spawn(rescue_loop(
+            self.db.clone(),
+            self.rescue_interval,
+            lease::renewal_period(self.lease) * 2,
+            wake.clone(),
+            background.clone(),
+        ));
 
         let shared = Arc::new(Shared {
             registry: self.registry.clone(),
@@ -207,10 +220,11 @@ impl Worker {
             jobs_tasks.wait().await;
         }
         drop(shared);
+        // Results are written while the lease keeper still renews their leases.
+        let _ = completer.await;
         background.cancel();
         helpers.close();
         helpers.wait().await;
-        let _ = completer.await;
         self.db.close().await;
         tracing::info!("docket-worker stopped");
     }
@@ -218,17 +232,39 @@ impl Worker {
 
 /// Takes back jobs whose lease expired, every `interval`, and wakes every worker's
 /// claim loop when it did.
-async fn rescue_loop(db: Db, interval: Duration, wake: Arc<Notify>, stop: CancellationToken) {
+///
+/// After this worker could not reach the database, it waits `after_outage` (two
+/// lease renewals) from the moment the database answers again before it rescues:
+/// the outage may have stopped every worker's renewals, and a live owner then gets
+/// the time to renew its leases or write its results instead of having its
+/// finished jobs taken from it and run again.
+async fn rescue_loop(db: Db, interval: Duration, after_outage: Duration, wake: Arc<Notify>, stop: CancellationToken) {
+    let mut unreachable = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => return,
         }
+        if unreachable {
+            if db.run(async |c| docket::db::admin::ping(c).await).await.is_err() {
+                continue;
+            }
+            tracing::info!(wait = ?after_outage, "database reachable again; giving lease owners time to renew before rescuing");
+            tokio::select! {
+                _ = tokio::time::sleep(after_outage) => {}
+                _ = stop.cancelled() => return,
+            }
+            unreachable = false;
+        }
         match db::retry_transient(|| db.run(async |c| jobs::rescue_expired(c, 1000).await)).await {
             Ok(rescued) => {
                 metrics::counter!("docket_jobs_rescued_total").increment(rescued.len() as u64);
                 for job in &rescued {
-                    let next = if job.state == JobState::Failed { "failed (no attempts left)" } else { "retrying" };
+                    let next = match job.state {
+                        JobState::Failed => "failed (no attempts left)",
+                        JobState::Cancelled => "cancelled (an operator had asked it to stop)",
+                        _ => "retrying",
+                    };
                     tracing::warn!(job.id = %job.id, job.action = %job.action, previous_owner = %job.previous_owner, next, "rescued job with an expired lease");
                 }
                 if rescued.iter().any(|job| job.state == JobState::Retrying) {
@@ -240,7 +276,26 @@ async fn rescue_loop(db: Db, interval: Duration, wake: Arc<Notify>, stop: Cancel
                     wake.notify_one();
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not rescue expired leases"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rescue expired leases");
+                unreachable = !db::is_transient(&e);
+            }
+        }
+    }
+}
+
+/// Every series the worker publishes, with its starting value, so that dashboards and
+/// `absent()`/`rate()` alerts see them from the first scrape, before any job ran.
+fn publish_zero_metrics(actions: &[String], concurrency: usize) {
+    docket::metrics::handle();
+    docket::metrics::publish_build_info();
+    metrics::gauge!("docket_worker_running_jobs").set(0.0);
+    metrics::gauge!("docket_worker_concurrency").set(concurrency as f64);
+    metrics::counter!("docket_jobs_rescued_total").absolute(0);
+    for action in actions {
+        for outcome in docket::domain::AttemptOutcome::ALL {
+            metrics::counter!("docket_attempts_total", "action" => action.clone(), "outcome" => outcome.as_str())
+                .absolute(0);
         }
     }
 }
