@@ -13,8 +13,10 @@ impl PgBouncer {
     /// Starts `pgbouncer` (Debian package `pgbouncer`) forwarding every database to
     /// `upstream_host:upstream_port`, trust authentication, transaction pooling, at
     /// most `server_connections` server connections per database — fewer than the
-    /// clients hold, so that clients share them. Otherwise PgBouncer's defaults (no
-    /// reset query in transaction mode).
+    /// clients hold, so that clients share them. Otherwise PgBouncer's defaults: no
+    /// reset query in transaction mode, and no `ignore_startup_parameters` (a stock
+    /// PgBouncer refuses start-up parameters it does not know, such as
+    /// `extra_float_digits`, and managed poolers often cannot be told otherwise).
     pub fn start(upstream_host: &str, upstream_port: u16, server_connections: u32) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -22,8 +24,7 @@ impl PgBouncer {
         let config = format!(
             "[databases]\n* = host={upstream_host} port={upstream_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nauth_type = trust\nauth_file = {}\npool_mode = transaction\nmax_client_conn = 500\n\
-             default_pool_size = {server_connections}\nunix_socket_dir =\nlogfile = {}\npidfile = {}\n\
-             ignore_startup_parameters = extra_float_digits\n",
+             default_pool_size = {server_connections}\nunix_socket_dir =\nlogfile = {}\npidfile = {}\n",
             path("userlist.txt"),
             path("pgbouncer.log"),
             path("pgbouncer.pid"),

@@ -105,7 +105,10 @@ async fn through_pgbouncer_jobs_run_retry_and_wake_up_fast() {
     }
     waits.sort_by(f64::total_cmp);
     let (median, slowest) = (waits[waits.len() / 2], waits[waits.len() - 1]);
-    assert!(slowest < 1.0, "a job waited {slowest:.3} s to start: not woken by its notification");
+    // Workers poll every 10 minutes: a start well under that came from a notification.
+    // Generous for a busy 2-core CI; the wake-up time itself is printed, and measured
+    // by docket-bench, not asserted.
+    assert!(slowest < 30.0, "a job waited {slowest:.3} s to start: not woken by its notification");
 
     // Retries: two 503s, then success, every attempt recorded.
     let id = api.enqueue(&client, "flaky", "doc-flaky").await;

@@ -70,15 +70,17 @@ pub enum SetupError {
     MigrateSql(#[source] sqlx::Error),
 }
 
-/// Parses a database URL, with the statement cache set as asked (off behind a
-/// transaction-mode pooler).
+/// Parses a database URL, with the statement cache set as asked. Behind a
+/// transaction-mode pooler the cache is off, and the start-up parameter
+/// `extra_float_digits` is not sent: a stock PgBouncer refuses it ("unsupported
+/// startup parameter") unless told to ignore it, and managed poolers often cannot be
+/// told. (Since PostgreSQL 12 the server's default already prints floats exactly.)
 pub fn connect_options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, SetupError> {
-    let options = PgConnectOptions::from_str(url).map_err(SetupError::Url)?;
-    let cache = match settings.pooler {
-        Pooler::None => settings.statement_cache_capacity,
-        Pooler::Transaction => 0,
-    };
-    Ok(options.statement_cache_capacity(cache).application_name("docket"))
+    let options = PgConnectOptions::from_str(url).map_err(SetupError::Url)?.application_name("docket");
+    Ok(match settings.pooler {
+        Pooler::None => options.statement_cache_capacity(settings.statement_cache_capacity),
+        Pooler::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+    })
 }
 
 /// Creates the database named in `options` if it does not exist yet. Safe when several
