@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
 
 /// Largest request head (request line plus headers) accepted, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -54,7 +55,13 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers may ask for the client's address (`ConnectInfo`).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -111,15 +111,42 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+/// The attributes of the session cookie: `Secure` when the dashboard is served over
+/// HTTPS (`DOCKET_PUBLIC_URL`, or a proxy's `X-Forwarded-Proto: https`).
+fn cookie_attributes(state: &AppState, headers: &HeaderMap) -> &'static str {
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    if state.https || forwarded_https {
+        "HttpOnly; Secure; SameSite=Strict; Path=/ops"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/ops"
+    }
+}
+
+async fn login(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let client = super::client_address(request.extensions());
+    let headers = request.headers().clone();
+    if let Err(wait) = state.sign_in_throttle.check(client) {
+        return sign_in_refused(wait);
+    }
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &state).await else {
+        return (StatusCode::BAD_REQUEST, "expected a form with a token").into_response();
+    };
     let now = chrono::Utc::now().timestamp();
     match state.admin.check_token(form.token.trim()).and_then(|actor| state.admin.session_for(&actor, now)) {
         Some(value) => {
-            let cookie = format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/ops; Max-Age={SESSION_SECONDS}");
+            state.sign_in_throttle.succeeded(client);
+            let attributes = cookie_attributes(&state, &headers);
+            let cookie = format!("{COOKIE}={value}; {attributes}; Max-Age={SESSION_SECONDS}");
             (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/ops/".to_owned())])
                 .into_response()
         }
         None => {
+            if let Some(shut_out) = state.sign_in_throttle.failed(client) {
+                tracing::warn!(client = %client, ?shut_out, "repeated failed sign-ins; address shut out");
+            }
             let mut response = page(
                 "Sign in",
                 None,
@@ -129,6 +156,15 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
             response
         }
     }
+}
+
+fn sign_in_refused(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let body = format!(r#"<p class="error">Too many failed sign-ins from your address. Try again in {seconds} s.</p>"#);
+    let mut response = page("Sign in", None, &body);
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    response
 }
 
 #[derive(Deserialize)]
@@ -146,22 +182,43 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): F
     if checked(&state, &headers, &form).is_none() {
         return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
     }
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ops; Max-Age=0");
+    let cookie = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&state, &headers));
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/ops/login".to_owned())]).into_response()
 }
 
-fn error_page(s: &Session, error: OpsError) -> Response {
-    let status = error.into_response().status();
-    let mut response = page("Error", Some(s), &format!("<p class=\"error\">Request failed ({status}).</p>"));
+fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> Response {
+    let message = error_sentence(headers, error);
+    let status = message.0;
+    let mut response = page("Error", Some(s), &format!("<p class=\"error\">{}</p>", esc(&message.1)));
     *response.status_mut() = status;
     response
+}
+
+/// What a page says about a failed request: the client's own mistake in words, and
+/// for anything else a sentence and the request id (the cause is logged under it),
+/// never the database's text.
+fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) {
+    let request_id = headers.get(crate::startup::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let said = match &error {
+        OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::Conflict(_) => Some(error.to_string()),
+        _ => None,
+    };
+    // Logs the cause of a database error once.
+    let status = error.into_response().status();
+    let sentence = said.unwrap_or_else(|| {
+        format!(
+            "Docket could not complete this request ({status}). Try again in a moment; if it keeps failing, \
+             give whoever runs Docket this request id: {request_id}."
+        )
+    });
+    (status, sentence)
 }
 
 async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(s) = session(&state, &headers) else { return to_login() };
     let stats = match api::load_stats(&state).await {
         Ok(stats) => stats,
-        Err(e) => return error_page(&s, e),
+        Err(e) => return error_page(&s, &headers, e),
     };
     let mut body = String::from("<h2>Jobs by action and state</h2><p>Live states exactly; final states of the last hour.</p><table><tr><th>action</th><th>state</th><th>jobs</th></tr>");
     for c in &stats.counts {
@@ -236,7 +293,7 @@ async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(quer
     );
     match result {
         Err(e) => {
-            let _ = write!(body, "<p class=\"error\">{}</p>", esc(&e.to_string()));
+            let _ = write!(body, "<p class=\"error\">{}</p>", esc(&error_sentence(&headers, e).1));
         }
         Ok(page_of_jobs) => {
             body.push_str("<table id=\"jobs\"><tr><th>job</th><th>action</th><th>document</th><th>state</th><th>attempts</th><th>created</th><th>last error</th></tr>");
@@ -289,7 +346,7 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     };
     let d = match detail {
         Ok(d) => d,
-        Err(e) => return error_page(&s, e),
+        Err(e) => return error_page(&s, &headers, e),
     };
     let j = &d.job;
     let mut body = format!(
@@ -386,6 +443,6 @@ async fn steer(
     };
     match done {
         Ok(()) => Redirect::to(&format!("/ops/ui/jobs/{}", q(&id))).into_response(),
-        Err(e) => error_page(&s, e),
+        Err(e) => error_page(&s, &headers, e),
     }
 }

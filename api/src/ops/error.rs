@@ -14,9 +14,15 @@ pub enum OpsError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("too many failed sign-ins from this address; try again in {} s", .0.as_secs().max(1))]
+    TooManyFailures(std::time::Duration),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+/// What an operator is told when the database fails them: a sentence, never the
+/// database's own text.
+pub const DATABASE_SENTENCE: &str = "the database is unavailable; try again";
 
 impl IntoResponse for OpsError {
     fn into_response(self) -> Response {
@@ -25,14 +31,19 @@ impl IntoResponse for OpsError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
+            Self::TooManyFailures(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Database(e) => {
                 tracing::error!(error = %e, "ops request failed");
-                (StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again".to_owned())
+                (StatusCode::SERVICE_UNAVAILABLE, DATABASE_SENTENCE.to_owned())
             }
         };
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", "Bearer".parse().expect("valid header"));
+        }
+        if let Self::TooManyFailures(wait) = self {
+            let seconds = wait.as_secs().max(1).to_string();
+            response.headers_mut().insert("retry-after", seconds.parse().expect("digits are a valid header"));
         }
         response
     }

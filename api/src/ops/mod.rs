@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod explain;
+pub mod throttle;
 
 use std::time::Duration;
 
@@ -34,8 +35,29 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = OpsError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        state.admin.check_bearer(&parts.headers).map(Operator).ok_or(OpsError::Unauthorized)
+        let client = client_address(&parts.extensions);
+        state.sign_in_throttle.check(client).map_err(OpsError::TooManyFailures)?;
+        match state.admin.check_bearer(&parts.headers) {
+            Some(actor) => {
+                state.sign_in_throttle.succeeded(client);
+                Ok(Operator(actor))
+            }
+            None => {
+                if let Some(shut_out) = state.sign_in_throttle.failed(client) {
+                    tracing::warn!(client = %client, ?shut_out, "repeated wrong admin tokens; address shut out");
+                }
+                Err(OpsError::Unauthorized)
+            }
+        }
     }
+}
+
+/// The address of the connection a request came on (unspecified if unknown).
+pub fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 /// The attempt budget a retried job gets: its action's `max_attempts`.

@@ -1,0 +1,106 @@
+//! The dashboard's sign-in and pages against hostile or unlucky use: cookies that stay
+//! on HTTPS, guessing that gets slower with every failure, and database errors that
+//! never reach a page.
+
+use docket_tests::inprocess::{start_api_with, ADMIN_TOKEN};
+use docket_tests::proxy::Proxy;
+use docket_tests::{catalog, catalog_path, TestDb};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn sign_in(base: &str, token: &str, forwarded_https: bool) -> reqwest::Response {
+    let mut request = client().post(format!("{base}/ops/login")).form(&[("token", token)]);
+    if forwarded_https {
+        request = request.header("x-forwarded-proto", "https");
+    }
+    request.send().await.unwrap()
+}
+
+fn set_cookie(response: &reqwest::Response) -> String {
+    response.headers()["set-cookie"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn session_cookies_are_secure_when_the_dashboard_is_served_over_https() {
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let plain = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
+    let public = start_api_with(&db.url, &catalog_path(&dir), |c| {
+        c.public_url = Some("https://docket.example.com/".parse().unwrap());
+    })
+    .await;
+
+    let cookie = set_cookie(&sign_in(&plain, ADMIN_TOKEN, false).await);
+    assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let cookie = set_cookie(&sign_in(&plain, ADMIN_TOKEN, true).await);
+    assert!(cookie.contains("; Secure"), "behind a proxy that says https: {cookie}");
+    let cookie = set_cookie(&sign_in(&public, ADMIN_TOKEN, false).await);
+    assert!(cookie.contains("; Secure") && cookie.contains("SameSite=Strict"), "DOCKET_PUBLIC_URL https: {cookie}");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_shut_the_address_out_for_longer_each_time() {
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let base = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
+
+    // Five free failures, then the sixth shuts the address out.
+    for n in 1..=6 {
+        let response = sign_in(&base, "wrong-token-0123456789abcdef", false).await;
+        assert_eq!(response.status(), 401, "failure {n}");
+    }
+    // Even the right token is refused now, before it is looked at.
+    let refused = sign_in(&base, ADMIN_TOKEN, false).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.text().await.unwrap().contains("Too many failed sign-ins"));
+    // Bearer tokens of the ops API count against the same address.
+    let bearer = client().get(format!("{base}/ops/jobs")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(bearer.status(), 429);
+
+    // Each failure after a shut-out ends shuts the address out for twice as long.
+    for shut_out in [2, 4] {
+        docket_tests::wait_until("the shut-out to end", docket_tests::wait::DEADLINE, || async {
+            let wrong = client().get(format!("{base}/ops/jobs")).bearer_auth("wrong-token-0123456789abcdef");
+            (wrong.send().await.unwrap().status() == 401).then_some(())
+        })
+        .await;
+        let again = sign_in(&base, ADMIN_TOKEN, false).await;
+        assert_eq!(again.status(), 429, "shut out again at once");
+        let retry_after: u64 = again.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((shut_out - 1..=shut_out).contains(&retry_after), "a {shut_out} s shut-out: {retry_after}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_error_shows_a_sentence_and_the_request_id_never_its_text() {
+    let db = TestDb::new().await;
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let base = start_api_with(&db.url_via(proxy.addr), &catalog_path(&dir), |c| {
+        c.db_acquire_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let signed_in = sign_in(&base, ADMIN_TOKEN, false).await;
+    let cookie = set_cookie(&signed_in);
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    proxy.cut();
+    for page in ["/ops/", "/ops/ui/jobs", "/ops/ui/jobs?state=failed"] {
+        let response = client()
+            .get(format!("{base}{page}"))
+            .header("cookie", &session)
+            .header("x-request-id", "req-dashboard-4711")
+            .send()
+            .await
+            .unwrap();
+        let body = response.text().await.unwrap();
+        assert!(body.contains("Docket could not complete this request"), "{page}: {body}");
+        assert!(body.contains("req-dashboard-4711"), "{page}: the request id is shown: {body}");
+        for leak in ["database error", "pool timed out", "Connection refused", "connection", "sqlx"] {
+            assert!(!body.to_lowercase().contains(&leak.to_lowercase()), "{page} shows {leak:?}: {body}");
+        }
+    }
+}
