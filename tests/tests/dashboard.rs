@@ -108,6 +108,9 @@ async fn an_operator_retries_a_failed_job_in_a_real_browser() {
         .await;
     let explanation = browser.text("#explanation").await;
     assert!(explanation.contains("failed") && explanation.contains("400"), "{explanation}");
+    let attempts = browser.text("#attempts").await;
+    assert!(attempts.contains("permanent_error") && attempts.contains("document locked"), "{attempts}");
+    assert_eq!(browser.text("#job-state").await, "failed");
 
     browser.click("#retry").await;
     reload_until(&browser, "the retried job to succeed", Duration::from_secs(60), "#job-state", "succeeded").await;

@@ -241,7 +241,7 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
     let (acknowledged, statuses) =
         outage_under_load(&api.base, || cluster.stop_immediately(), || cluster.restart()).await;
 
-    // Both workers listen again; a job queued now starts within a second.
+    // Both workers listen again; a job queued now is started by its notification.
     for worker in &workers {
         wait_until("the worker to LISTEN again", Duration::from_secs(60), || async {
             (worker.process.logs().iter().filter(|l| l.contains("listening for new jobs")).count() >= 2).then_some(())
@@ -251,7 +251,10 @@ async fn a_database_restart_under_load_loses_no_acknowledged_job() {
     let db = docket::db::connect_and_migrate(&url, &docket::db::PoolSettings::default()).await.unwrap().pool().clone();
     let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
     let waited = seconds_to_first_start(&db, probe).await;
-    assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
+    // Workers poll every 10 minutes, so any start well under that was woken by a
+    // notification; the bound is generous for a busy 2-core CI (the time itself is
+    // printed here and measured by docket-bench, not asserted).
+    assert!(waited < 30.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
 
     all_succeed(&db, &acknowledged).await;
     eprintln!(
@@ -291,7 +294,10 @@ async fn a_pooler_restart_under_load_loses_no_acknowledged_job() {
 
     let probe = api.enqueue(&reqwest::Client::new(), "noop", "after-recovery").await;
     let waited = seconds_to_first_start(&db.pool, probe).await;
-    assert!(waited < 1.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
+    // Workers poll every 10 minutes, so any start well under that was woken by a
+    // notification; the bound is generous for a busy 2-core CI (the time itself is
+    // printed here and measured by docket-bench, not asserted).
+    assert!(waited < 30.0, "the job queued after recovery started after {waited:.3} s (not by notification)");
 
     all_succeed(&db.pool, &acknowledged).await;
     eprintln!(

@@ -80,11 +80,11 @@ async fn huge_headers_and_raw_invalid_bytes_get_4xx() {
     invalid.extend_from_slice(API_KEY.as_bytes());
     invalid.extend_from_slice(b"\r\n\r\n");
     let code = status(&raw(&t.addr, &invalid).await);
-    assert!(code == 400 || code == 0, "raw invalid bytes: {code}");
+    assert_eq!(code, 400, "raw invalid bytes get an answer, and it is 400");
 
     let nul_header = format!("GET /customAction?name=archive&documentId=d&documentVersionId=v HTTP/1.1\r\nHost: x\r\napiKey: {API_KEY}\r\nusername: a\0b\r\n\r\n");
     let code = status(&raw(&t.addr, nul_header.as_bytes()).await);
-    assert!((400..500).contains(&code) || code == 0, "NUL in a header: {code}");
+    assert_eq!(code, 400, "NUL in a header gets an answer, and it is 400");
 
     let mut many = String::from("GET /customAction?name=archive&documentId=d&documentVersionId=v");
     for i in 0..3000 {
