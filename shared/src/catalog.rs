@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::domain::{check_text, TextError};
 use crate::retry::RetryPolicy;
+use crate::template::{BodyTemplate, Builder, Method, RequestTemplate};
 
 /// Defaults for the optional keys, documented in README.md.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,9 +47,68 @@ pub struct Action {
 pub enum ActionKind {
     /// Succeeds at once (demos, benchmarks).
     Noop,
-    /// POSTs the job as JSON to `url`, signed the Standard Webhooks way when
-    /// `signing_secret_env` names the environment variable holding the secret.
-    Http { url: String, signing_secret_env: Option<String> },
+    /// Calls a target over HTTP(S).
+    Http(Box<HttpSpec>),
+}
+
+/// What an `http` action sends and what it counts as success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    /// The target (a template when `request` is set).
+    pub url: String,
+    /// Sign the Standard Webhooks way with the secret in this environment variable.
+    pub signing_secret_env: Option<String>,
+    /// The request the action's templates render (`method`, a templated `url`,
+    /// `headers`, `body`, `body_template`); `None`: a POST of the job as JSON, the
+    /// same bytes as before templates existed.
+    pub request: Option<RequestTemplate>,
+    pub auth: Option<Auth>,
+    /// Statuses that count as success; `None`: any 2xx.
+    pub success_status: Option<Vec<u16>>,
+    /// A JSON pointer into a successful response's body; the value found is stored
+    /// on the job.
+    pub result: Option<String>,
+}
+
+/// How an `http` action authenticates to its target. Secrets are named by
+/// environment variable, never written in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Auth {
+    Bearer {
+        token_env: String,
+    },
+    Basic {
+        username: String,
+        password_env: String,
+    },
+    Header {
+        name: String,
+        value_env: String,
+    },
+    /// RFC 6749 §4.4: a token from `token_url`, cached and shared by every action
+    /// with the same credentials.
+    OAuth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret_env: String,
+        scope: Option<String>,
+        audience: Option<String>,
+        extra: std::collections::BTreeMap<String, String>,
+        /// Send the client's credentials with HTTP Basic instead of in the form body.
+        basic_client_auth: bool,
+    },
+}
+
+impl Auth {
+    /// The environment variables this auth reads.
+    pub fn variables(&self) -> Vec<&str> {
+        match self {
+            Self::Bearer { token_env } => vec![token_env],
+            Self::Basic { password_env, .. } => vec![password_env],
+            Self::Header { value_env, .. } => vec![value_env],
+            Self::OAuth2ClientCredentials { client_secret_env, .. } => vec![client_secret_env],
+        }
+    }
 }
 
 /// Why a catalog could not be loaded.
@@ -134,6 +194,33 @@ struct RawAction {
     retry_max: Option<String>,
     dedupe: Option<bool>,
     signing_secret_env: Option<String>,
+    method: Option<String>,
+    headers: Option<toml::Table>,
+    body: Option<toml::Table>,
+    body_template: Option<String>,
+    content_type: Option<String>,
+    auth: Option<RawAuth>,
+    success_status: Option<Vec<i64>>,
+    result: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    token_env: Option<String>,
+    username: Option<String>,
+    password_env: Option<String>,
+    name: Option<String>,
+    value_env: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    scope: Option<String>,
+    audience: Option<String>,
+    extra_params: Option<std::collections::BTreeMap<String, String>>,
+    client_auth: Option<String>,
 }
 
 type FieldError = (String, &'static str, String);
@@ -157,28 +244,94 @@ impl RawAction {
         let kind = match self.kind.as_deref() {
             None => return Err(fail("kind", "is missing; use \"http\" or \"noop\"".into())),
             Some("noop") => {
-                if self.url.is_some() {
-                    return Err(fail("url", "is not used by kind \"noop\"; remove it".into()));
-                }
-                if self.signing_secret_env.is_some() {
-                    return Err(fail("signing_secret_env", "is not used by kind \"noop\"; remove it".into()));
+                let http_only = [
+                    ("url", self.url.is_some()),
+                    ("signing_secret_env", self.signing_secret_env.is_some()),
+                    ("method", self.method.is_some()),
+                    ("headers", self.headers.is_some()),
+                    ("body", self.body.is_some()),
+                    ("body_template", self.body_template.is_some()),
+                    ("content_type", self.content_type.is_some()),
+                    ("auth", self.auth.is_some()),
+                    ("success_status", self.success_status.is_some()),
+                    ("result", self.result.is_some()),
+                ];
+                if let Some((field, _)) = http_only.iter().find(|(_, set)| *set) {
+                    return Err(fail(field, "is not used by kind \"noop\"; remove it".into()));
                 }
                 ActionKind::Noop
             }
             Some("http") => {
                 let url = self.url.ok_or_else(|| fail("url", "is missing (required for kind \"http\")".into()))?;
-                check_url(&url).map_err(|m| fail("url", m))?;
                 let signing_secret_env = match self.signing_secret_env {
-                    Some(name) if is_env_name(&name) => Some(name),
-                    Some(name) => {
+                    Some(name) => Some(env_name(&name).map_err(|m| fail("signing_secret_env", m))?),
+                    None => None,
+                };
+                let templated = self.method.is_some()
+                    || url.contains("{{")
+                    || url.contains("{%")
+                    || self.headers.is_some()
+                    || self.body.is_some()
+                    || self.body_template.is_some();
+                let request = if templated {
+                    Some(request_template(
+                        &name,
+                        &url,
+                        self.method,
+                        self.headers,
+                        self.body,
+                        self.body_template,
+                        self.content_type,
+                    )?)
+                } else {
+                    if self.content_type.is_some() {
+                        return Err(fail("content_type", "is used only with body_template".into()));
+                    }
+                    None
+                };
+                // A templated URL is checked as rendered for the sample job.
+                let checked_url = match &request {
+                    Some(template) => template
+                        .render(&crate::template::TemplateContext::sample(&name))
+                        .map(|r| r.url)
+                        .map_err(|e| fail("url", e.to_string()))?,
+                    None => url.clone(),
+                };
+                check_url(&checked_url).map_err(|m| fail("url", m))?;
+                let auth = match self.auth {
+                    Some(raw) => Some(raw.validate().map_err(|(field, m)| fail(field, m))?),
+                    None => None,
+                };
+                let success_status = match self.success_status {
+                    Some(codes) if codes.is_empty() => {
+                        return Err(fail("success_status", "is empty; leave it out to accept any 2xx".into()))
+                    }
+                    Some(codes) => Some(
+                        codes
+                            .into_iter()
+                            .map(|c| {
+                                u16::try_from(c)
+                                    .ok()
+                                    .filter(|c| (100..=599).contains(c))
+                                    .ok_or_else(|| fail("success_status", format!("{c} is not an HTTP status")))
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                    None => None,
+                };
+                let result = match self.result {
+                    Some(pointer) if pointer.is_empty() || pointer.starts_with('/') => Some(pointer),
+                    Some(pointer) => {
                         return Err(fail(
-                            "signing_secret_env",
-                            format!("{name:?} is not an environment variable name (A-Z, 0-9, _)"),
+                            "result",
+                            format!(
+                            "{pointer:?} is not a JSON pointer (write e.g. \"/data/url\", or \"\" for the whole body)"
+                        ),
                         ))
                     }
                     None => None,
                 };
-                ActionKind::Http { url, signing_secret_env }
+                ActionKind::Http(Box::new(HttpSpec { url, signing_secret_env, request, auth, success_status, result }))
             }
             Some(other) => return Err(fail("kind", format!("{other:?} is not a kind; use \"http\" or \"noop\""))),
         };
@@ -230,6 +383,158 @@ fn is_env_name(name: &str) -> bool {
         && name.len() <= 128
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn env_name(name: &str) -> Result<String, String> {
+    if is_env_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!("{name:?} is not an environment variable name (A-Z, 0-9, _)"))
+    }
+}
+
+/// Compiles the request keys of an `http` action and renders them once against a
+/// sample context.
+fn request_template(
+    action: &str,
+    url: &str,
+    method: Option<String>,
+    headers: Option<toml::Table>,
+    body: Option<toml::Table>,
+    body_template: Option<String>,
+    content_type: Option<String>,
+) -> Result<RequestTemplate, FieldError> {
+    let fail = |field: &'static str, message: String| (action.to_owned(), field, message);
+    let method = match method {
+        None => Method::Post,
+        Some(text) => Method::parse(&text)
+            .ok_or_else(|| fail("method", format!("{text:?} is not a method; use POST, PUT, PATCH, GET or DELETE")))?,
+    };
+    let template_error = |e: crate::template::TemplateError| {
+        let field = match e.key.split(['.', '[']).next().unwrap_or("") {
+            "url" => "url",
+            "headers" => "headers",
+            "body_template" => "body_template",
+            _ => "body",
+        };
+        (action.to_owned(), field, e.to_string())
+    };
+    let mut builder = Builder::new(url).map_err(template_error)?;
+    for (name, value) in headers.unwrap_or_default() {
+        let valid_name =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+        if !valid_name {
+            return Err(fail("headers", format!("{name:?} is not a header name")));
+        }
+        let toml::Value::String(template) = value else {
+            return Err(fail("headers", format!("{name}: the value must be a string (a template)")));
+        };
+        builder.header(&name, &template).map_err(template_error)?;
+    }
+    let body = match (body, body_template, content_type) {
+        (Some(_), Some(_), _) => {
+            return Err(fail("body_template", "cannot be set together with body: choose one".into()));
+        }
+        (Some(_), None, Some(_)) => {
+            return Err(fail("content_type", "is used only with body_template (body is always JSON)".into()));
+        }
+        (Some(table), None, None) => BodyTemplate::Json(builder.json_body(&table).map_err(template_error)?),
+        (None, Some(_), None) => {
+            return Err(fail("content_type", "is missing: body_template needs an explicit content type".into()));
+        }
+        (None, Some(template), Some(content_type)) => {
+            if content_type.is_empty() || content_type.contains(['\r', '\n']) {
+                return Err(fail("content_type", format!("{content_type:?} is not a content type")));
+            }
+            BodyTemplate::Raw { template: builder.raw_body(&template).map_err(template_error)?, content_type }
+        }
+        (None, None, Some(_)) => return Err(fail("content_type", "is used only with body_template".into())),
+        (None, None, None) => BodyTemplate::Empty,
+    };
+    builder.finish(method, body, action).map_err(template_error)
+}
+
+impl RawAuth {
+    fn validate(self) -> Result<Auth, (&'static str, String)> {
+        let need = |value: Option<String>, key: &str| {
+            value.filter(|v| !v.is_empty()).ok_or_else(|| ("auth", format!("`{key}` is missing")))
+        };
+        let env = |value: Option<String>, key: &str| -> Result<String, (&'static str, String)> {
+            env_name(&need(value, key)?).map_err(|m| ("auth", format!("`{key}`: {m}")))
+        };
+        let kind = need(self.kind, "type")?;
+        let unused = |keys: &[(&str, bool)]| -> Result<(), (&'static str, String)> {
+            match keys.iter().find(|(_, set)| *set) {
+                Some((key, _)) => Err(("auth", format!("`{key}` is not used by type {kind:?}"))),
+                None => Ok(()),
+            }
+        };
+        let oauth_keys = [
+            ("token_url", self.token_url.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret_env", self.client_secret_env.is_some()),
+            ("scope", self.scope.is_some()),
+            ("audience", self.audience.is_some()),
+            ("extra_params", self.extra_params.is_some()),
+            ("client_auth", self.client_auth.is_some()),
+        ];
+        match kind.as_str() {
+            "bearer" => {
+                unused(&oauth_keys)?;
+                unused(&[("username", self.username.is_some()), ("name", self.name.is_some())])?;
+                Ok(Auth::Bearer { token_env: env(self.token_env, "token_env")? })
+            }
+            "basic" => {
+                unused(&oauth_keys)?;
+                unused(&[("token_env", self.token_env.is_some()), ("name", self.name.is_some())])?;
+                let username = need(self.username, "username")?;
+                if username.contains(':') || username.chars().any(char::is_control) {
+                    return Err(("auth", "`username` may not hold ':' or control characters".into()));
+                }
+                Ok(Auth::Basic { username, password_env: env(self.password_env, "password_env")? })
+            }
+            "header" => {
+                unused(&oauth_keys)?;
+                unused(&[("token_env", self.token_env.is_some()), ("username", self.username.is_some())])?;
+                let name = need(self.name, "name")?;
+                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                    return Err(("auth", format!("`name`: {name:?} is not a header name")));
+                }
+                Ok(Auth::Header { name, value_env: env(self.value_env, "value_env")? })
+            }
+            "oauth2_client_credentials" => {
+                unused(&[
+                    ("token_env", self.token_env.is_some()),
+                    ("username", self.username.is_some()),
+                    ("name", self.name.is_some()),
+                ])?;
+                let token_url = need(self.token_url, "token_url")?;
+                check_url(&token_url).map_err(|m| ("auth", format!("`token_url`: {m}")))?;
+                let basic_client_auth = match self.client_auth.as_deref() {
+                    None | Some("body") => false,
+                    Some("basic") => true,
+                    Some(other) => {
+                        return Err(("auth", format!("`client_auth`: {other:?} is neither \"body\" nor \"basic\"")))
+                    }
+                };
+                Ok(Auth::OAuth2ClientCredentials {
+                    token_url,
+                    client_id: need(self.client_id, "client_id")?,
+                    client_secret_env: env(self.client_secret_env, "client_secret_env")?,
+                    scope: self.scope,
+                    audience: self.audience,
+                    extra: self.extra_params.unwrap_or_default(),
+                    basic_client_auth,
+                })
+            }
+            other => Err((
+                "auth",
+                format!(
+                    "type {other:?} is not one of \"bearer\", \"basic\", \"header\", \"oauth2_client_credentials\""
+                ),
+            )),
+        }
+    }
 }
 
 fn check_url(url: &str) -> Result<(), String> {

@@ -11,6 +11,7 @@ pub mod retry;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod template;
 
 /// The Postgres channel on which the api announces new jobs to workers.
 pub const JOBS_CHANNEL: &str = "docket_jobs";

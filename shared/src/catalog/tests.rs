@@ -51,7 +51,14 @@ retry_max = "2m"
     let a = catalog.get("archive").unwrap();
     assert_eq!(
         a.kind,
-        ActionKind::Http { url: "https://dam.example.com/hooks/archive".into(), signing_secret_env: None }
+        ActionKind::Http(Box::new(HttpSpec {
+            url: "https://dam.example.com/hooks/archive".into(),
+            signing_secret_env: None,
+            request: None,
+            auth: None,
+            success_status: None,
+            result: None
+        }))
     );
     assert_eq!(a.timeout, Duration::from_secs(10));
     assert_eq!(

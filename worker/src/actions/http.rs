@@ -1,6 +1,8 @@
-//! The `http` action: POSTs the job as JSON to the target and classifies the answer.
+//! The `http` action: sends the job to the target — the fixed JSON POST, or the
+//! request the action's templates render, with its credentials — and classifies the
+//! answer.
 //!
-//! 2xx succeeds; timeouts, connection errors, 408, 429 and 5xx are retried (honouring
+//! 2xx (or the action's `success_status`) succeeds; timeouts, connection errors, 408, 429 and 5xx are retried (honouring
 //! `Retry-After`); any other status fails at once. Delivery is at-least-once, so every
 //! request carries `Idempotency-Key: <jobId>`.
 
@@ -11,7 +13,10 @@ use reqwest::StatusCode;
 use serde::Serialize;
 
 use docket::db::jobs::ClaimedJob;
+use docket::secret::Secret;
+use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
 
+use super::auth::{sensitive, Credentials};
 use super::{ActionOutcome, Signer};
 
 /// Most characters of a response body kept in the attempt's error.
@@ -32,6 +37,11 @@ pub struct HttpAction {
     client: reqwest::Client,
     url: String,
     signer: Option<Signer>,
+    /// `None`: the fixed JSON POST of earlier versions, byte for byte.
+    request: Option<RequestTemplate>,
+    credentials: Option<Credentials>,
+    /// Statuses that count as success; `None`: any 2xx.
+    success_status: Option<Vec<u16>>,
 }
 
 #[derive(Serialize)]
@@ -46,47 +56,142 @@ struct Payload<'a> {
 }
 
 impl HttpAction {
-    pub fn new(client: reqwest::Client, url: String, signer: Option<Signer>) -> Self {
-        Self { client, url, signer }
+    pub fn new(
+        client: reqwest::Client,
+        url: String,
+        signer: Option<Signer>,
+        request: Option<RequestTemplate>,
+        credentials: Option<Credentials>,
+        success_status: Option<Vec<u16>>,
+    ) -> Self {
+        Self { client, url, signer, request, credentials, success_status }
     }
 
     pub async fn run(&self, job: &ClaimedJob, timeout: Duration) -> ActionOutcome {
-        let payload = Payload {
-            job_id: job.id.to_string(),
-            action: &job.action,
-            document_id: &job.document_id,
-            document_version_id: &job.document_version_id,
-            username: job.requested_by.as_deref(),
-            attempt: job.attempt,
+        let rendered = match self.render(job) {
+            Ok(rendered) => rendered,
+            Err(error) => return ActionOutcome::Permanent { error },
         };
-        // Serialised here, so that a signature covers exactly the bytes sent.
-        let body = match serde_json::to_vec(&payload) {
-            Ok(body) => body,
-            Err(e) => return ActionOutcome::Permanent { error: format!("cannot encode the request: {e}") },
+        let mut token = match self.token(None).await {
+            Ok(token) => token,
+            Err(outcome) => return outcome,
         };
+        let mut refreshed = false;
+        loop {
+            let sent = self.send(job, &rendered, token.as_ref(), timeout).await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(e) if e.is_timeout() => return ActionOutcome::TimedOut,
+                Err(e) => return ActionOutcome::Retryable { error: describe_send_error(&e), retry_after: None },
+            };
+            let status = response.status();
+            // A token the target refuses is replaced once, and the call made again.
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && matches!(self.credentials, Some(Credentials::OAuth2(_)))
+            {
+                refreshed = true;
+                token = match self.token(token.as_ref()).await {
+                    Ok(token) => token,
+                    Err(outcome) => return outcome,
+                };
+                continue;
+            }
+            return self.classify(response).await;
+        }
+    }
+
+    /// The request of this attempt: rendered from the action's templates, or the
+    /// fixed JSON POST.
+    fn render(&self, job: &ClaimedJob) -> Result<RenderedRequest, String> {
+        let Some(template) = &self.request else {
+            let payload = Payload {
+                job_id: job.id.to_string(),
+                action: &job.action,
+                document_id: &job.document_id,
+                document_version_id: &job.document_version_id,
+                username: job.requested_by.as_deref(),
+                attempt: job.attempt,
+            };
+            // Serialised here, so that a signature covers exactly the bytes sent.
+            let body = serde_json::to_vec(&payload).map_err(|e| format!("cannot encode the request: {e}"))?;
+            return Ok(RenderedRequest {
+                method: Method::Post,
+                url: self.url.clone(),
+                headers: Vec::new(),
+                body: Some((body, "application/json".to_owned())),
+            });
+        };
+        template.render(&context(job)).map_err(|e| format!("cannot render the request: {e} (not retried)"))
+    }
+
+    /// The OAuth2 token to send, if the action uses one.
+    async fn token(&self, rejected: Option<&Secret>) -> Result<Option<Secret>, ActionOutcome> {
+        let Some(Credentials::OAuth2(source)) = &self.credentials else {
+            return Ok(None);
+        };
+        match source.token(rejected).await {
+            Ok(token) => Ok(Some(token)),
+            Err(e) if e.retryable => Err(ActionOutcome::Retryable { error: e.error, retry_after: None }),
+            Err(e) => Err(ActionOutcome::Permanent { error: format!("{} (not retried)", e.error) }),
+        }
+    }
+
+    async fn send(
+        &self,
+        job: &ClaimedJob,
+        rendered: &RenderedRequest,
+        token: Option<&Secret>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let id = job.id.to_string();
-        let mut request = self
-            .client
-            .post(&self.url)
-            .timeout(timeout)
-            .header("Idempotency-Key", &id)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes()).expect("a known method");
+        let mut request = self.client.request(method, &rendered.url).timeout(timeout).header("Idempotency-Key", &id);
+        for (name, value) in &rendered.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        match (&self.credentials, token) {
+            (Some(Credentials::Header(name, value)), _) => {
+                if let Some(value) = sensitive(value) {
+                    request = request.header(name.clone(), value);
+                }
+            }
+            (Some(Credentials::OAuth2(_)), Some(token)) => {
+                if let Some(value) = sensitive(token) {
+                    request = request.header(reqwest::header::AUTHORIZATION, value);
+                }
+            }
+            _ => {}
+        }
+        let empty = Vec::new();
+        let body = match &rendered.body {
+            Some((body, content_type)) => {
+                request = request.header(reqwest::header::CONTENT_TYPE, content_type.as_str());
+                body
+            }
+            None => &empty,
+        };
         if let Some(signer) = &self.signer {
             let timestamp = chrono::Utc::now().timestamp();
             request = request
                 .header("webhook-id", &id)
                 .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signer.sign(&id, timestamp, &body));
+                .header("webhook-signature", signer.sign(&id, timestamp, body));
         }
-        let sent = request.body(body).send().await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(e) if e.is_timeout() => return ActionOutcome::TimedOut,
-            Err(e) => return ActionOutcome::Retryable { error: describe_send_error(&e), retry_after: None },
-        };
+        if rendered.body.is_some() {
+            request = request.body(body.clone());
+        }
+        request.send().await
+    }
+
+    async fn classify(&self, response: reqwest::Response) -> ActionOutcome {
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        if status.is_success() {
+        let succeeded = match &self.success_status {
+            Some(codes) => codes.contains(&status.as_u16()),
+            None => status.is_success(),
+        };
+        if succeeded {
             return ActionOutcome::Succeeded;
         }
         let error = format!("target answered HTTP {}{}", status_text(status), excerpt(response).await);
@@ -95,6 +200,31 @@ impl HttpAction {
         } else {
             ActionOutcome::Permanent { error: format!("{error} (not retried)") }
         }
+    }
+}
+
+/// What the templates of an attempt see.
+fn context(job: &ClaimedJob) -> TemplateContext {
+    // Job ids are UUIDv7: they carry the job's creation time to the millisecond.
+    let created_at = job
+        .id
+        .0
+        .get_timestamp()
+        .map(|t| {
+            let (seconds, nanos) = t.to_unix();
+            chrono::DateTime::from_timestamp(seconds as i64, nanos).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    TemplateContext {
+        job_id: job.id.to_string(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        action: job.action.clone(),
+        created_at,
+        document_id: job.document_id.clone(),
+        document_version_id: job.document_version_id.clone(),
+        username: job.requested_by.clone(),
+        now: chrono::Utc::now(),
     }
 }
 

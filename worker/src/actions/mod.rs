@@ -1,15 +1,17 @@
 //! The registry of runnable actions, built from the catalog in one function, and the
 //! explicit outcome every action returns.
 
+mod auth;
 mod http;
 mod signing;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use docket::catalog::{Action, ActionKind, Catalog};
+use docket::catalog::{Action, ActionKind, Catalog, HttpSpec};
 use docket::db::jobs::ClaimedJob;
 
+use auth::Credentials;
 pub use http::HttpAction;
 pub use signing::Signer;
 
@@ -37,12 +39,14 @@ pub enum RegistryError {
     Http(#[source] reqwest::Error),
     #[error("action {action:?}: signing secret {variable} {problem}")]
     Secret { action: String, variable: String, problem: String },
+    #[error("action {action:?}: auth variable {variable} {problem}")]
+    Auth { action: String, variable: String, problem: String },
 }
 
 /// What the worker knows how to run.
 enum Runner {
     Noop,
-    Http(HttpAction),
+    Http(Box<HttpAction>),
 }
 
 /// Every action of the catalog, ready to run.
@@ -56,17 +60,42 @@ impl Registry {
     pub fn from_catalog(catalog: &Catalog) -> Result<Self, RegistryError> {
         let client = http::client().map_err(RegistryError::Http)?;
         let mut entries = HashMap::new();
+        let mut token_sources: HashMap<docket::catalog::Auth, Credentials> = HashMap::new();
         for action in catalog.actions() {
             let runner = match &action.kind {
                 ActionKind::Noop => Runner::Noop,
-                ActionKind::Http { url, signing_secret_env } => {
+                ActionKind::Http(spec) => {
+                    let HttpSpec { url, signing_secret_env, request, auth, success_status, result: _ } = &**spec;
                     let signer = match signing_secret_env {
                         Some(variable) => Some(Signer::from_env(variable).map_err(|problem| {
                             RegistryError::Secret { action: action.name.clone(), variable: variable.clone(), problem }
                         })?),
                         None => None,
                     };
-                    Runner::Http(HttpAction::new(client.clone(), url.clone(), signer))
+                    let credentials = match auth {
+                        // One token cache per set of OAuth2 credentials, shared by
+                        // every action that uses them.
+                        Some(auth) => Some(match token_sources.get(auth) {
+                            Some(shared) => Credentials::clone(shared),
+                            None => {
+                                let credentials =
+                                    Credentials::from_env(auth, &client).map_err(|(variable, problem)| {
+                                        RegistryError::Auth { action: action.name.clone(), variable, problem }
+                                    })?;
+                                token_sources.insert(auth.clone(), credentials.clone());
+                                credentials
+                            }
+                        }),
+                        None => None,
+                    };
+                    Runner::Http(Box::new(HttpAction::new(
+                        client.clone(),
+                        url.clone(),
+                        signer,
+                        request.clone(),
+                        credentials,
+                        success_status.clone(),
+                    )))
                 }
             };
             entries.insert(action.name.clone(), (action.clone(), runner));
