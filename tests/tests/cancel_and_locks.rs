@@ -117,6 +117,7 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
         next: NextState::Retry(Duration::from_secs(1)),
         outcome: AttemptOutcome::RetryableError,
         error: Some("HTTP 503".into()),
+        result: None,
     };
     assert_eq!(jobs::complete(&db.pool, WORKER, &[completion]).await.unwrap(), [id]);
     let job = get(&db, id).await;
@@ -136,8 +137,14 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
     // A final outcome stands: a success is not turned into a cancel.
     let id = claimed_job(&db, 5).await;
     request_cancel(&db, id).await;
-    let done =
-        Completion { id, attempt: 1, next: NextState::Succeeded, outcome: AttemptOutcome::Succeeded, error: None };
+    let done = Completion {
+        id,
+        attempt: 1,
+        next: NextState::Succeeded,
+        outcome: AttemptOutcome::Succeeded,
+        error: None,
+        result: None,
+    };
     jobs::complete(&db.pool, WORKER, &[done]).await.unwrap();
     assert_eq!(get(&db, id).await.state, JobState::Succeeded);
     assert_eq!(stale_flags(&db).await, 0);
@@ -164,8 +171,14 @@ enum Statement {
 /// [`retry_transient`] on a [`Db`]) and returns the SQLSTATE of every failed try.
 async fn run_as_the_worker(db: Db, statement: Statement, id: JobId) -> (Vec<String>, bool) {
     let failures = std::sync::Mutex::new(Vec::new());
-    let completion =
-        Completion { id, attempt: 1, next: NextState::Succeeded, outcome: AttemptOutcome::Succeeded, error: None };
+    let completion = Completion {
+        id,
+        attempt: 1,
+        next: NextState::Succeeded,
+        outcome: AttemptOutcome::Succeeded,
+        error: None,
+        result: None,
+    };
     let applied = retry_transient(|| {
         let db = db.clone();
         let completion = completion.clone();

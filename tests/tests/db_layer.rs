@@ -126,6 +126,7 @@ async fn completion_is_fenced_on_owner_and_attempt() {
         next: NextState::Succeeded,
         outcome: AttemptOutcome::Succeeded,
         error: None,
+        result: None,
     };
 
     assert!(jobs::complete(&db.pool, "intruder", &[done(1)]).await.unwrap().is_empty(), "wrong owner");
@@ -148,6 +149,7 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
         next: NextState::Retry(Duration::from_secs(3600)),
         outcome: AttemptOutcome::RetryableError,
         error: Some("HTTP 503".into()),
+        result: None,
     };
     jobs::complete(&db.pool, "w1", &[retry]).await.unwrap();
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
@@ -164,6 +166,7 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
         next: NextState::Failed,
         outcome: AttemptOutcome::PermanentError,
         error: Some("HTTP 400".into()),
+        result: None,
     };
     jobs::complete(&db.pool, "w2", &[fail]).await.unwrap();
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
@@ -202,6 +205,7 @@ async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
         next: NextState::Succeeded,
         outcome: AttemptOutcome::Succeeded,
         error: None,
+        result: None,
     };
     assert!(jobs::complete(&db.pool, "dead", &[late]).await.unwrap().is_empty());
 }

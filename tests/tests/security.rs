@@ -35,19 +35,60 @@ async fn each_api_key_has_its_own_request_budget() {
 async fn secrets_never_appear_in_logs_metrics_replies_or_the_database() {
     const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const WRONG_KEY: &str = "attacker-guess-0123456789-xyz";
-    let secrets = [API_KEY, ADMIN_TOKEN, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", WRONG_KEY];
+    const BEARER: &str = "bearer-secret-value-0123456789";
+    const CLIENT_SECRET: &str = "client-secret-value-0123456789";
+    const ACCESS_TOKEN: &str = "oauth-access-token-abc123";
+    let secrets =
+        [API_KEY, ADMIN_TOKEN, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", WRONG_KEY, BEARER, CLIENT_SECRET, ACCESS_TOKEN];
     let db = TestDb::new().await;
     let target = Target::start(|n| if n == 1 { Reply::status(500).body("oops") } else { Reply::status(200) }).await;
+    // The bearer action's target fails its first call with a body (into the attempt's
+    // error); the OAuth2 action's refuses its first token (401: fetched again).
+    let bearer_target =
+        Target::start(|n| if n == 1 { Reply::status(503).body("busy") } else { Reply::status(200) }).await;
+    let authed = Target::start(|n| if n == 1 { Reply::status(401).body("expired") } else { Reply::status(200) }).await;
+    let tokens = Target::start(|_| {
+        Reply::status(200).body(&format!("{{\"access_token\":\"{ACCESS_TOKEN}\",\"expires_in\":3600}}"))
+    })
+    .await;
     let dir = catalog(&format!(
-        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nretry_base = \"50ms\"\nsigning_secret_env = \"SIGNING\"\n",
-        target.url
+        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nretry_base = \"50ms\"\nsigning_secret_env = \"SIGNING\"\n\
+         [[action]]\nname = \"bearer\"\nkind = \"http\"\nurl = \"{bearer}\"\nretry_base = \"50ms\"\n\
+         auth = {{ type = \"bearer\", token_env = \"BEARER_SECRET\" }}\n\
+         [[action]]\nname = \"oauth\"\nkind = \"http\"\nurl = \"{authed}\"\nretry_base = \"50ms\"\n\
+         auth = {{ type = \"oauth2_client_credentials\", token_url = \"{tokens}\", client_id = \"docket\", client_secret_env = \"CLIENT_SECRET\" }}\n",
+        target.url,
+        bearer = bearer_target.url,
+        authed = authed.url,
+        tokens = tokens.url,
     ));
     let api = Api::start(&db.url, &catalog_path(&dir), &[("DOCKET_ADMIN_TOKEN", format!("ops:{ADMIN_TOKEN}"))]).await;
-    let worker = Worker::start(&db.url, &catalog_path(&dir), "w-secrets", &[("SIGNING", SIGNING.into())]).await;
+    let worker_env = [
+        ("SIGNING", SIGNING.to_owned()),
+        ("BEARER_SECRET", BEARER.to_owned()),
+        ("CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+    ];
+    let worker = Worker::start(&db.url, &catalog_path(&dir), "w-secrets", &worker_env).await;
     let client = reqwest::Client::new();
     let mut replies = Vec::new();
 
     let id = api.enqueue(&client, "archive", "doc-s").await;
+    let bearer_id = api.enqueue(&client, "bearer", "doc-b").await;
+    let oauth_id = api.enqueue(&client, "oauth", "doc-o").await;
+    for other in [bearer_id, oauth_id] {
+        wait_until("the authenticated jobs to succeed", DEADLINE, || async {
+            let job = docket::db::jobs::get(&db.pool, other).await.unwrap()?;
+            (job.state == docket::domain::JobState::Succeeded).then_some(())
+        })
+        .await;
+        let reply = client.get(format!("{}/ops/jobs/{other}", api.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        replies.push(reply.text().await.unwrap());
+    }
+    assert!(
+        authed.received().iter().any(|r| r.headers["authorization"] == format!("Bearer {ACCESS_TOKEN}").as_str()),
+        "the OAuth2 token was used"
+    );
+    assert!(bearer_target.received().iter().all(|r| r.headers["authorization"] == format!("Bearer {BEARER}").as_str()));
     let wrong = client
         .get(format!("{}/customAction?name=archive&documentId=d&documentVersionId=v", api.base))
         .header("apiKey", WRONG_KEY)

@@ -412,3 +412,145 @@ async fn start_up_refuses_broken_templates_and_missing_secrets_naming_file_actio
             .await;
     assert!(line.contains("SLACK_TOKEN_MISSING") && line.contains("\"slack\"") && line.contains("not set"), "{line}");
 }
+
+#[tokio::test]
+async fn what_the_target_said_is_captured_by_a_json_pointer_and_shown_to_operators() {
+    let db = TestDb::new().await;
+    let target = Server::start(|seen, _| match seen.target.as_str() {
+        "/found" => (201, "{\"data\":{\"url\":\"https://dam.example/assets/7\",\"id\":7}}".into()),
+        "/missing" => (200, "{\"data\":{}}".into()),
+        _ => (200, "not json at all".into()),
+    })
+    .await;
+    let action = |name: &str, path: &str| {
+        format!(
+            "[[action]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{}{path}\"\nresult = \"/data/url\"\n",
+            target.base
+        )
+    };
+    let dir = catalog(&[action("found", "/found"), action("missing", "/missing"), action("text", "/text")].concat());
+    let admin = [("DOCKET_ADMIN_TOKEN", format!("tester:{}", docket_tests::inprocess::ADMIN_TOKEN))];
+    let api = Api::start(&db.url, &catalog_path(&dir), &admin).await;
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-results", &[]).await;
+
+    let mut results = Vec::new();
+    for name in ["found", "missing", "text"] {
+        let id = trigger(&api, name, "doc-result", "ada@example.com").await;
+        let job = finished(&db, id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{name}");
+        let detail: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/ops/jobs/{id}", api.base))
+            .bearer_auth(docket_tests::inprocess::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(detail["job"]["result"], job.result.clone().unwrap_or_default(), "{name}: the ops API shows it");
+        results.push(job.result);
+    }
+    assert_eq!(
+        results,
+        [
+            Some(serde_json::json!("https://dam.example/assets/7")),
+            Some(serde_json::Value::Null),
+            Some(serde_json::Value::Null)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_real_system_examples_send_exactly_what_their_targets_expect() {
+    let db = TestDb::new().await;
+    let server = Server::start(|seen, _| match seen.target.as_str() {
+        "/oauth2/token" => {
+            (200, "{\"access_token\":\"dam-token\",\"token_type\":\"Bearer\",\"expires_in\":3600}".into())
+        }
+        path if path.starts_with("/api/v2/documents/") => {
+            (201, "{\"data\":{\"archiveUrl\":\"https://dam.example.com/a/1\"}}".into())
+        }
+        path if path.starts_with("/workflows/") => (202, String::new()),
+        _ => (200, "ok".into()),
+    })
+    .await;
+    let example = include_str!("../../examples/real-systems.toml");
+    let mut text = example.to_owned();
+    for host in [
+        "https://hooks.slack.com",
+        "https://prod-12.westeurope.logic.azure.com:443",
+        "https://dam.example.com",
+        "https://login.example.com",
+        "https://hook.app.workfrontfusion.com",
+        "https://print.example.com",
+    ] {
+        text = text.replace(&format!("url = \"{host}"), &format!("url = \"{}", server.base));
+    }
+    let dir = catalog(&text);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let secrets = [("DAM_CLIENT_SECRET", "dam-secret".to_owned()), ("PRINT_API_KEY", "print-key".to_owned())];
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-examples", &secrets).await;
+
+    let user = "ada@example.com";
+    let mut ids = Vec::new();
+    for name in ["post-to-slack", "tell-teams", "archive-in-dam", "start-fusion-scenario", "send-to-print"] {
+        let id = trigger(&api, name, "DOC 42/7", user).await;
+        let job = finished(&db, id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{name}: {:?}", job.last_error);
+        ids.push((name, id, job));
+    }
+    let seen = server.seen();
+    let find = |prefix: &str| seen.iter().find(|s| s.target.starts_with(prefix)).cloned().expect(prefix);
+    let json = |s: &Seen| serde_json::from_slice::<serde_json::Value>(&s.body).unwrap();
+
+    let slack = find("/services/");
+    assert_eq!((slack.method.as_str(), slack.headers["content-type"].to_str().unwrap()), ("POST", "application/json"));
+    assert_eq!(
+        json(&slack),
+        serde_json::json!({"text": "ada@example.com sent document DOC 42/7 (version v1) to Slack."})
+    );
+
+    let teams = find("/workflows/");
+    assert!(teams.target.ends_with("sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=XXXXXXXX"), "{}", teams.target);
+    let card = json(&teams);
+    assert_eq!(card["type"], "message");
+    assert_eq!(card["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(card["attachments"][0]["content"]["$schema"], "http://adaptivecards.io/schemas/adaptive-card.json");
+    assert_eq!(
+        card["attachments"][0]["content"]["body"][0],
+        serde_json::json!({"type": "TextBlock", "wrap": true, "text": "Document DOC 42/7 was sent by ada@example.com."})
+    );
+
+    let token = find("/oauth2/token");
+    let form = String::from_utf8(token.body.clone()).unwrap();
+    assert_eq!(
+        form, "grant_type=client_credentials&scope=archive.write&client_id=docket&client_secret=dam-secret",
+        "RFC 6749 §4.4, client authentication in the body"
+    );
+    let dam = find("/api/v2/documents/");
+    assert_eq!(dam.method, Method::PUT);
+    assert_eq!(dam.target, "/api/v2/documents/DOC%2042%2F7/versions/v1/archive");
+    assert_eq!(dam.headers["authorization"], "Bearer dam-token");
+    let dam_id = ids.iter().find(|(n, _, _)| *n == "archive-in-dam").unwrap();
+    assert_eq!(
+        json(&dam),
+        serde_json::json!({"requestedBy": user, "jobId": dam_id.1.to_string(), "retention": {"years": 10, "legalHold": false}})
+    );
+    assert_eq!(dam_id.2.result, Some(serde_json::json!("https://dam.example.com/a/1")));
+
+    let fusion = find("/abcdefghijklmnopqrstuvwxyz012345");
+    let fusion_id = ids.iter().find(|(n, _, _)| *n == "start-fusion-scenario").unwrap().1;
+    assert_eq!(
+        json(&fusion),
+        serde_json::json!({"documentId": "DOC 42/7", "documentVersionId": "v1", "requestedBy": user, "docketJobId": fusion_id.to_string()})
+    );
+
+    let print = find("/jobs");
+    assert_eq!(print.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(print.headers["x-api-key"], "print-key");
+    assert_eq!(
+        String::from_utf8(print.body).unwrap(),
+        // (Jinja's urlencode leaves "/" as it is; form decoders accept it.)
+        "document=DOC%2042/7&version=v1&copies=1&requester=ada%40example.com"
+    );
+}

@@ -61,6 +61,7 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
                 next: NextState::Cancelled,
                 outcome: AttemptOutcome::Cancelled,
                 error: Some(AbortReason::Cancelled.describe().to_owned()),
+                result: None,
             },
             action: job.action.clone(),
         },
@@ -123,13 +124,14 @@ where
 /// Turns an action's outcome into the job's next state, by the action's retry policy.
 pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> Completion {
     let (outcome, error, retry_after, retryable) = match outcome {
-        ActionOutcome::Succeeded => {
+        ActionOutcome::Succeeded { result } => {
             return Completion {
                 id: job.id,
                 attempt: job.attempt,
                 next: NextState::Succeeded,
                 outcome: AttemptOutcome::Succeeded,
                 error: None,
+                result,
             }
         }
         ActionOutcome::Retryable { error, retry_after } => (AttemptOutcome::RetryableError, error, retry_after, true),
@@ -147,7 +149,7 @@ pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> 
         (true, false) => (NextState::Failed, format!("{error} (gave up after {} attempts)", job.attempt)),
         (false, _) => (NextState::Failed, error),
     };
-    Completion { id: job.id, attempt: job.attempt, next, outcome, error: Some(error) }
+    Completion { id: job.id, attempt: job.attempt, next, outcome, error: Some(error), result: None }
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {
@@ -204,7 +206,7 @@ mod tests {
     async fn running_past_the_timeout_times_out() {
         let slow = async {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            ActionOutcome::Succeeded
+            ActionOutcome::Succeeded { result: None }
         };
         assert_eq!(
             run_guarded(slow, Duration::from_millis(20), &Abort::default()).await,
@@ -222,7 +224,7 @@ mod tests {
         });
         let pending = async {
             std::future::pending::<()>().await;
-            ActionOutcome::Succeeded
+            ActionOutcome::Succeeded { result: None }
         };
         assert_eq!(
             run_guarded(pending, Duration::from_secs(60), &abort).await,
@@ -233,7 +235,7 @@ mod tests {
     #[test]
     fn outcomes_map_to_next_states() {
         let a = action();
-        let ok = completion(&job(1, 3), &a, ActionOutcome::Succeeded);
+        let ok = completion(&job(1, 3), &a, ActionOutcome::Succeeded { result: None });
         assert_eq!((ok.next, ok.outcome, ok.error), (NextState::Succeeded, AttemptOutcome::Succeeded, None));
 
         let retry = completion(&job(1, 3), &a, ActionOutcome::Retryable { error: "503".into(), retry_after: None });

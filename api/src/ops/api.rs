@@ -128,6 +128,8 @@ pub struct JobJson {
     updated_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
     cancel_requested_at: Option<DateTime<Utc>>,
+    /// What the target said (the action's `result` pointer), if captured.
+    result: Option<serde_json::Value>,
 }
 
 impl From<JobRow> for JobJson {
@@ -149,6 +151,7 @@ impl From<JobRow> for JobJson {
             updated_at: j.updated_at,
             finished_at: j.finished_at,
             cancel_requested_at: j.cancel_requested_at,
+            result: j.result,
         }
     }
 }

@@ -354,7 +354,8 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
 <tr><th>id</th><td>{}</td></tr><tr><th>action</th><td>{}</td></tr><tr><th>document</th><td>{}</td></tr>
 <tr><th>version</th><td>{}</td></tr><tr><th>requested by</th><td>{}</td></tr>
 <tr><th>state</th><td id="job-state" class="state-{st}">{st}</td></tr><tr><th>attempts</th><td>{} of {}</td></tr>
-<tr><th>created</th><td>{}</td></tr><tr><th>last error</th><td>{}</td></tr></table>"#,
+<tr><th>created</th><td>{}</td></tr><tr><th>last error</th><td>{}</td></tr>
+<tr><th>result</th><td id="job-result"><code>{}</code></td></tr></table>"#,
         esc(&d.explanation),
         j.id,
         esc(&j.action),
@@ -365,6 +366,7 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
         j.max_attempts,
         j.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         esc(j.last_error.as_deref().unwrap_or("")),
+        esc(&j.result.as_ref().map(|r| r.to_string()).unwrap_or_default()),
         st = j.state.as_str(),
     );
     let csrf = csrf_field(&s);

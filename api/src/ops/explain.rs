@@ -113,6 +113,7 @@ mod tests {
             updated_at: at(12, 0, 0),
             finished_at: None,
             cancel_requested_at: None,
+            result: None,
         }
     }
 

@@ -129,7 +129,8 @@ pub fn document() -> Value {
                         "leaseExpiresAt": {"type": "string", "format": "date-time", "nullable": true},
                         "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"},
                         "finishedAt": {"type": "string", "format": "date-time", "nullable": true},
-                        "cancelRequestedAt": {"type": "string", "format": "date-time", "nullable": true}}},
+                        "cancelRequestedAt": {"type": "string", "format": "date-time", "nullable": true},
+                        "result": {"nullable": true, "description": "the value the action's `result` JSON pointer found in the target's successful answer (any JSON value), or null"}}},
                 "JobPage": {"type": "object", "required": ["jobs"], "properties": {
                     "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
                     "nextCursor": {"type": "string", "format": "uuid", "nullable": true}}},

@@ -156,3 +156,44 @@ proptest! {
         prop_assert_eq!(action.retry.base, Duration::from_millis(base_ms));
     }
 }
+
+#[test]
+fn real_system_examples_are_valid() {
+    let text = include_str!("../../../examples/real-systems.toml");
+    let catalog = parse(text).unwrap();
+    assert_eq!(catalog.actions().len(), 5);
+    for action in catalog.actions() {
+        assert!(matches!(&action.kind, ActionKind::Http(spec) if spec.request.is_some()), "{}", action.name);
+    }
+}
+
+#[test]
+fn request_keys_are_checked() {
+    let http =
+        |extra: &str| format!("[[action]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x.example/\"\n{extra}");
+    for (extra, expected) in [
+        ("method = \"TRACE\"\n", "field `method`: \"TRACE\" is not a method"),
+        ("body_template = \"x\"\n", "field `content_type`: is missing"),
+        ("content_type = \"text/plain\"\n", "field `content_type`: is used only with body_template"),
+        ("success_status = [700]\n", "field `success_status`: 700 is not an HTTP status"),
+        ("success_status = []\n", "field `success_status`: is empty"),
+        ("result = \"data/url\"\n", "field `result`: \"data/url\" is not a JSON pointer"),
+        ("auth = { type = \"magic\" }\n", "field `auth`: type \"magic\" is not one of"),
+        ("auth = { type = \"bearer\" }\n", "field `auth`: `token_env` is missing"),
+        (
+            "auth = { type = \"bearer\", token_env = \"lower\" }\n",
+            "`token_env`: \"lower\" is not an environment variable name",
+        ),
+        (
+            "auth = { type = \"bearer\", token_env = \"T\", client_id = \"x\" }\n",
+            "`client_id` is not used by type \"bearer\"",
+        ),
+        ("[action.headers]\n\"Bad Header\" = \"x\"\n", "field `headers`: \"Bad Header\" is not a header name"),
+        ("[action.headers]\nX-N = 3\n", "field `headers`: X-N: the value must be a string"),
+    ] {
+        let message = error(&http(extra));
+        assert!(message.contains(expected), "{extra}: {message}");
+    }
+    let noop = error("[[action]]\nname = \"n\"\nkind = \"noop\"\nmethod = \"PUT\"\n");
+    assert!(noop.contains("field `method`: is not used by kind \"noop\""), "{noop}");
+}

@@ -41,6 +41,8 @@ pub struct Completion {
     pub next: NextState,
     pub outcome: AttemptOutcome,
     pub error: Option<String>,
+    /// What the target said, for actions that capture it (stored in `jobs.result`).
+    pub result: Option<serde_json::Value>,
 }
 
 /// Where the job goes after the attempt.
@@ -73,6 +75,8 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// What the target said (the action's `result` pointer), if captured.
+    pub result: Option<serde_json::Value>,
 }
 
 /// One `job_attempts` row.
@@ -243,6 +247,7 @@ pub async fn complete(
     let mut delays = Vec::with_capacity(completions.len());
     let mut outcomes = Vec::with_capacity(completions.len());
     let mut errors = Vec::with_capacity(completions.len());
+    let mut results = Vec::with_capacity(completions.len());
     for c in completions {
         ids.push(c.id.0);
         attempts.push(c.attempt);
@@ -256,11 +261,13 @@ pub async fn complete(
         delays.push(delay);
         outcomes.push(c.outcome.as_str());
         errors.push(c.error.clone());
+        results.push(c.result.as_ref().map(|r| r.to_string()));
     }
     // The statement itself is the function `docket_complete` (migration 3, replaced
-    // by the cancel-flag migration), which pins its plan to primary-key lookups.
+    // by the cancel-flag and job-results migrations), which pins its plan to
+    // primary-key lookups.
     let rows = sqlx::query!(
-        r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7)"#,
+        r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7, $8)"#,
         worker_id,
         &ids,
         &attempts,
@@ -268,6 +275,7 @@ pub async fn complete(
         &delays,
         &outcomes as &[&str],
         &errors as &[Option<String>],
+        &results as &[Option<String>],
     )
     .fetch_all(executor)
     .await?;
@@ -403,7 +411,8 @@ pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobR
         JobRow,
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
-                  lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at
+                  lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
+                  result
            from jobs where id = $1"#,
         id as JobId,
     )

@@ -42,7 +42,8 @@ pub async fn jobs_list(
         JobRow,
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
-                  lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at
+                  lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
+                  result
            from jobs
            where ($1::job_state is null or state = $1)
              and ($2::text is null or action = $2)

@@ -23,6 +23,8 @@ use super::{ActionOutcome, Signer};
 const EXCERPT_CHARS: usize = 200;
 /// Most bytes of a response body read for the excerpt.
 const EXCERPT_BYTES: usize = 2048;
+/// Most bytes of a successful answer read to capture a result.
+const RESULT_BYTES: usize = 64 * 1024;
 
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
@@ -42,6 +44,8 @@ pub struct HttpAction {
     credentials: Option<Credentials>,
     /// Statuses that count as success; `None`: any 2xx.
     success_status: Option<Vec<u16>>,
+    /// A JSON pointer into a successful answer's body: the value is kept on the job.
+    result: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -63,8 +67,9 @@ impl HttpAction {
         request: Option<RequestTemplate>,
         credentials: Option<Credentials>,
         success_status: Option<Vec<u16>>,
+        result: Option<String>,
     ) -> Self {
-        Self { client, url, signer, request, credentials, success_status }
+        Self { client, url, signer, request, credentials, success_status, result }
     }
 
     pub async fn run(&self, job: &ClaimedJob, timeout: Duration) -> ActionOutcome {
@@ -192,7 +197,11 @@ impl HttpAction {
             None => status.is_success(),
         };
         if succeeded {
-            return ActionOutcome::Succeeded;
+            let result = match &self.result {
+                Some(pointer) => Some(captured(response, pointer).await),
+                None => None,
+            };
+            return ActionOutcome::Succeeded { result };
         }
         let error = format!("target answered HTTP {}{}", status_text(status), excerpt(response).await);
         if is_retryable(status) {
@@ -201,6 +210,28 @@ impl HttpAction {
             ActionOutcome::Permanent { error: format!("{error} (not retried)") }
         }
     }
+}
+
+/// The value at `pointer` in a JSON answer (read up to [`RESULT_BYTES`]), or null
+/// when the body is not JSON, too long, or has nothing there. Never the whole body
+/// unless the pointer is "".
+async fn captured(mut response: reqwest::Response, pointer: &str) -> serde_json::Value {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= RESULT_BYTES => body.extend_from_slice(&chunk),
+            Ok(Some(_)) => {
+                tracing::warn!(limit = RESULT_BYTES, "answer too long to capture a result; storing null");
+                return serde_json::Value::Null;
+            }
+            Ok(None) => break,
+            Err(_) => return serde_json::Value::Null,
+        }
+    }
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|json| json.pointer(pointer).cloned())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// What the templates of an attempt see.

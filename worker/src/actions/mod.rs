@@ -18,16 +18,12 @@ pub use signing::Signer;
 /// How one run of an action ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionOutcome {
-    Succeeded,
+    /// Done; `result` is what the target said, for actions that capture it.
+    Succeeded { result: Option<serde_json::Value> },
     /// Worth another attempt; `retry_after` is the target's own wish, if it said one.
-    Retryable {
-        error: String,
-        retry_after: Option<Duration>,
-    },
+    Retryable { error: String, retry_after: Option<Duration> },
     /// Not worth another attempt.
-    Permanent {
-        error: String,
-    },
+    Permanent { error: String },
     /// Ran longer than the action's timeout.
     TimedOut,
 }
@@ -65,7 +61,7 @@ impl Registry {
             let runner = match &action.kind {
                 ActionKind::Noop => Runner::Noop,
                 ActionKind::Http(spec) => {
-                    let HttpSpec { url, signing_secret_env, request, auth, success_status, result: _ } = &**spec;
+                    let HttpSpec { url, signing_secret_env, request, auth, success_status, result } = &**spec;
                     let signer = match signing_secret_env {
                         Some(variable) => Some(Signer::from_env(variable).map_err(|problem| {
                             RegistryError::Secret { action: action.name.clone(), variable: variable.clone(), problem }
@@ -95,6 +91,7 @@ impl Registry {
                         request.clone(),
                         credentials,
                         success_status.clone(),
+                        result.clone(),
                     )))
                 }
             };
@@ -118,7 +115,7 @@ impl Registry {
     pub async fn run(&self, job: &ClaimedJob) -> ActionOutcome {
         match self.entries.get(&job.action) {
             None => ActionOutcome::Permanent { error: format!("this worker has no action named '{}'", job.action) },
-            Some((_, Runner::Noop)) => ActionOutcome::Succeeded,
+            Some((_, Runner::Noop)) => ActionOutcome::Succeeded { result: None },
             Some((action, Runner::Http(http))) => http.run(job, action.timeout).await,
         }
     }
