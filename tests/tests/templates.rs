@@ -554,3 +554,43 @@ async fn the_real_system_examples_send_exactly_what_their_targets_expect() {
         "document=DOC%2042/7&version=v1&copies=1&requester=ada%40example.com"
     );
 }
+
+#[tokio::test]
+async fn oauth2_clients_can_authenticate_with_http_basic_and_send_audience_and_extra_parameters() {
+    let db = TestDb::new().await;
+    let tokens = Server::start(|_, n| token(n, 3600)).await;
+    let target = Server::start(|_, _| (200, "{}".into())).await;
+    let dir = catalog(&format!(
+        r#"[[action]]
+name = "entra"
+kind = "http"
+url = "{target}/notify"
+[action.auth]
+type = "oauth2_client_credentials"
+token_url = "{tokens}/token"
+client_id = "docket app"
+client_secret_env = "ENTRA_SECRET"
+audience = "api://workfront-bridge"
+client_auth = "basic"
+extra_params = {{ resource = "https://graph.example" }}
+"#,
+        target = target.base,
+        tokens = tokens.base
+    ));
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-basic", &[("ENTRA_SECRET", "s3cr:et".into())]).await;
+    let id = trigger(&api, "entra", "doc-1", "ada@example.com").await;
+    assert_eq!(finished(&db, id).await.state, JobState::Succeeded);
+
+    let request = &tokens.seen()[0];
+    use base64::Engine;
+    // RFC 6749 §2.3.1: form-encoded, then joined.
+    let basic = base64::engine::general_purpose::STANDARD.encode("docket+app:s3cr%3Aet");
+    assert_eq!(request.headers["authorization"], format!("Basic {basic}").as_str());
+    let form = String::from_utf8(request.body.clone()).unwrap();
+    assert_eq!(
+        form,
+        "grant_type=client_credentials&audience=api%3A%2F%2Fworkfront-bridge&resource=https%3A%2F%2Fgraph.example"
+    );
+    assert_eq!(target.seen()[0].headers["authorization"], "Bearer token-1");
+}

@@ -123,7 +123,8 @@ impl TokenSource {
         form.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut request = self.client.post(token_url).timeout(Duration::from_secs(30));
         if *basic_client_auth {
-            request = request.basic_auth(client_id, Some(self.secret.expose()));
+            // RFC 6749 §2.3.1: both are form-encoded before they are joined.
+            request = request.basic_auth(form_encode(client_id), Some(form_encode(self.secret.expose())));
         } else {
             form.push(("client_id", client_id));
             form.push(("client_secret", self.secret.expose()));
@@ -164,6 +165,13 @@ fn without_url(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// application/x-www-form-urlencoded encoding of one value.
+fn form_encode(text: &str) -> String {
+    const FORM: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'*').remove(b'-').remove(b'.').remove(b'_').remove(b' ');
+    percent_encoding::utf8_percent_encode(text, FORM).to_string().replace(' ', "+")
 }
 
 async fn read_limited(mut response: reqwest::Response) -> Vec<u8> {
