@@ -23,8 +23,9 @@ struct Args {
     /// database there, dropped afterwards.
     #[arg(long, env = "DOCKET_BENCH_SERVER", default_value = "postgres://postgres@127.0.0.1:5432")]
     server: String,
-    /// Scenarios to run (comma-separated): baseline, enqueue, drain, latency, scale.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,drain,latency,scale")]
+    /// Scenarios to run (comma-separated): baseline, enqueue, limit, drain, latency,
+    /// scale. `drain` runs `limit` too (its figures are ratios to it).
+    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,limit,drain,latency,scale")]
     only: Vec<String>,
     /// Repetitions of each scenario.
     #[arg(long, default_value_t = 3)]
@@ -47,9 +48,16 @@ struct Args {
     /// Worker processes for `drain`.
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// DOCKET_WORKER_CONCURRENCY of each worker in `drain` and `scale`.
+    /// DOCKET_WORKER_CONCURRENCY of each worker in the tuned `drain` and in `scale`
+    /// (`drain` also runs with the worker's default).
     #[arg(long, default_value_t = 256)]
     worker_concurrency: usize,
+    /// Connections of the raw `limit` loop (each claims and completes in batches).
+    #[arg(long, default_value_t = 4)]
+    limit_connections: usize,
+    /// Jobs per claim in the raw `limit` loop.
+    #[arg(long, default_value_t = 256)]
+    limit_batch: i64,
     /// Jobs queued one at a time for `latency`.
     #[arg(long, default_value_t = 300)]
     latency_jobs: usize,
@@ -152,9 +160,37 @@ async fn main() -> anyhow::Result<()> {
             report.add("api peak RSS under enqueue", "MiB", e.api.peak_rss_mib);
             report.add("api CPU during enqueue", "s", e.api.cpu_seconds);
         }
+        let mut limit_rate = None;
+        if wants("limit") || wants("drain") {
+            let l = scenarios::limit(&setup, args.jobs, args.limit_connections, args.limit_batch).await?;
+            report.add(
+                format!("limit: raw claim+complete, C={}, batch {}", args.limit_connections, args.limit_batch),
+                "jobs/s",
+                l.jobs_per_second,
+            );
+            report.add("limit: WAL per job", "bytes", l.wal_bytes_per_job);
+            limit_rate = Some(l.jobs_per_second);
+        }
         if wants("drain") {
-            let d = scenarios::drain(&setup, args.jobs, args.workers, args.worker_concurrency).await?;
-            report.add(format!("drain: {} jobs, {} workers", args.jobs, args.workers), "jobs/s", d.jobs_per_second);
+            let d = scenarios::drain(&setup, args.jobs, args.workers, None).await?;
+            report.add(format!("drain: default settings, {} workers", args.workers), "jobs/s", d.jobs_per_second);
+            if let Some(l) = limit_rate {
+                report.add("drain (default settings) / limit", "x", d.jobs_per_second / l);
+            }
+            report.add("drain (default settings): WAL per job", "bytes", d.wal_bytes_per_job);
+            let d = scenarios::drain(&setup, args.jobs, args.workers, Some(args.worker_concurrency)).await?;
+            report.add(
+                format!("drain: concurrency {}, {} workers", args.worker_concurrency, args.workers),
+                "jobs/s",
+                d.jobs_per_second,
+            );
+            if let Some(l) = limit_rate {
+                report.add(
+                    format!("drain (concurrency {}) / limit", args.worker_concurrency),
+                    "x",
+                    d.jobs_per_second / l,
+                );
+            }
             report.add("drain: WAL per job", "bytes", d.wal_bytes_per_job);
             report.add("worker peak RSS under drain", "MiB", d.worker.peak_rss_mib);
             report.add("workers' CPU during drain", "s", d.worker.cpu_seconds);
@@ -168,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
         if wants("scale") {
             let mut single = None;
             for workers in [1usize, 2, 4] {
-                let d = scenarios::drain(&setup, args.jobs, workers, args.worker_concurrency).await?;
+                let d = scenarios::drain(&setup, args.jobs, workers, Some(args.worker_concurrency)).await?;
                 report.add(format!("scale: {workers} worker process(es)"), "jobs/s", d.jobs_per_second);
                 match single {
                     None => single = Some(d.jobs_per_second),

@@ -22,6 +22,52 @@ pub async fn raw_insert(pool: &PgPool, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The raw lifecycle's claim: up to `batch` due jobs, running, with attempt rows.
+/// Returns (id, attempt) of each.
+pub async fn raw_claim(pool: &PgPool, worker: &str, batch: i64) -> anyhow::Result<Vec<(uuid::Uuid, i32)>> {
+    Ok(sqlx::query_as(
+        "with due as (
+             select id from jobs where state in ('queued', 'retrying') and run_at <= now()
+             order by run_at, id limit $1 for update skip locked
+         ), claimed as (
+             update jobs j set state = 'running', attempts = j.attempts + 1, lease_owner = $2,
+                 lease_expires_at = now() + interval '30 seconds', updated_at = now()
+             from due where j.id = due.id
+             returning j.id, j.attempts
+         ), started as (
+             insert into job_attempts (job_id, attempt, worker_id) select id, attempts, $2 from claimed
+         )
+         select id, attempts from claimed",
+    )
+    .bind(batch)
+    .bind(worker)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The raw lifecycle's completion: the jobs succeeded, their attempts recorded.
+pub async fn raw_complete(pool: &PgPool, worker: &str, claimed: &[(uuid::Uuid, i32)]) -> anyhow::Result<()> {
+    let ids: Vec<uuid::Uuid> = claimed.iter().map(|c| c.0).collect();
+    let attempts: Vec<i32> = claimed.iter().map(|c| c.1).collect();
+    sqlx::query(
+        "with done as (
+             update jobs j set state = 'succeeded', finished_at = now(), lease_owner = null,
+                 lease_expires_at = null, updated_at = now()
+             from unnest($1::uuid[], $2::int4[]) as i(id, attempt)
+             where j.id = i.id and j.state = 'running' and j.lease_owner = $3 and j.attempts = i.attempt
+             returning j.id, j.attempts
+         )
+         update job_attempts a set finished_at = now(), outcome = 'succeeded'
+         from done d where a.job_id = d.id and a.attempt = d.attempts",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 pub async fn count_jobs(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("select count(*) from jobs").fetch_one(pool).await?)
 }

@@ -176,21 +176,50 @@ pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyh
     })
 }
 
-pub struct Drain {
+pub struct Limit {
     pub jobs_per_second: f64,
     pub wal_bytes_per_job: f64,
-    pub worker: Usage,
 }
 
-/// `jobs` queued noop jobs (inserted in bulk, one commit), `workers` processes: jobs/s
-/// from the commit to the last job finished, with every attempt recorded.
-pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency: usize) -> anyhow::Result<Drain> {
+/// The physical limit of a drain on this machine: no Docket process, only the raw
+/// claim (with attempt rows) and completion SQL on the same schema, `connections`
+/// loops claiming `batch` jobs at a time, over the same `jobs_count` queued jobs.
+pub async fn limit(setup: &Setup, jobs_count: usize, connections: usize, batch: i64) -> anyhow::Result<Limit> {
     let db = setup.database().await?;
-    let mut running = Vec::new();
-    for i in 0..workers {
-        let env = setup.env(&db, &[("DOCKET_WORKER_CONCURRENCY", concurrency.to_string())]);
-        running.push(Worker::start(&setup.url(&db), &setup.catalog, &format!("bench-{i}"), &env).await);
+    queue_noop_jobs(&db, jobs_count).await?.commit().await?;
+    sqlx::query("analyze jobs").execute(&db.pool).await?;
+    let pool = PgPoolOptions::new().max_connections(connections as u32).connect(&db.url).await?;
+    let wal_before = probe::wal_position(&pool).await?;
+    let start = Instant::now();
+    let loops: Vec<_> = (0..connections)
+        .map(|n| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let worker = format!("limit-{n}");
+                loop {
+                    let claimed = probe::raw_claim(&pool, &worker, batch).await?;
+                    if claimed.is_empty() {
+                        return anyhow::Ok(());
+                    }
+                    probe::raw_complete(&pool, &worker, &claimed).await?;
+                }
+            })
+        })
+        .collect();
+    for task in loops {
+        task.await??;
     }
+    let elapsed = start.elapsed().as_secs_f64();
+    let wal = probe::wal_position(&pool).await? - wal_before;
+    let (succeeded, attempts, _) = probe::completion_counts(&pool).await?;
+    ensure!(succeeded == jobs_count as i64 && attempts == succeeded, "limit: {succeeded} succeeded of {jobs_count}");
+    pool.close().await;
+    Ok(Limit { jobs_per_second: jobs_count as f64 / elapsed, wal_bytes_per_job: wal as f64 / jobs_count as f64 })
+}
+
+/// Stores `jobs_count` queued noop jobs in one transaction, left open for the caller
+/// to commit.
+async fn queue_noop_jobs(db: &TestDb, jobs_count: usize) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let document_id = DocumentId::parse("doc").expect("valid");
     let version_id = DocumentVersionId::parse("v1").expect("valid");
     let batch: Vec<NewJob> = (0..jobs_count)
@@ -208,6 +237,33 @@ pub async fn drain(setup: &Setup, jobs_count: usize, workers: usize, concurrency
     for chunk in batch.chunks(10_000) {
         jobs::insert_many(&mut *tx, chunk, false).await?;
     }
+    Ok(tx)
+}
+
+pub struct Drain {
+    pub jobs_per_second: f64,
+    pub wal_bytes_per_job: f64,
+    pub worker: Usage,
+}
+
+/// `jobs` queued noop jobs (inserted in bulk, one commit), `workers` processes with
+/// `concurrency` slots each (`None`: the worker's default): jobs/s from the commit to
+/// the last job finished, with every attempt recorded.
+pub async fn drain(
+    setup: &Setup,
+    jobs_count: usize,
+    workers: usize,
+    concurrency: Option<usize>,
+) -> anyhow::Result<Drain> {
+    let db = setup.database().await?;
+    let mut running = Vec::new();
+    for i in 0..workers {
+        let slots: Vec<(&'static str, String)> =
+            concurrency.map(|c| ("DOCKET_WORKER_CONCURRENCY", c.to_string())).into_iter().collect();
+        let env = setup.env(&db, &slots);
+        running.push(Worker::start(&setup.url(&db), &setup.catalog, &format!("bench-{i}"), &env).await);
+    }
+    let tx = queue_noop_jobs(&db, jobs_count).await?;
     let wal_before = probe::wal_position(&db.pool).await?;
     tx.commit().await?;
     let started = probe::db_now(&db.pool).await?;

@@ -21,8 +21,10 @@ pub struct Config {
     #[arg(long, env = "DOCKET_ACTIONS", default_value = "./actions.toml")]
     pub actions: PathBuf,
 
-    /// Most jobs this worker runs at once.
-    #[arg(long, env = "DOCKET_WORKER_CONCURRENCY", default_value_t = 16,
+    /// Most jobs this worker runs at once. HTTP actions mostly wait on the network,
+    /// so a worker runs many at little cost (a task each; database connections do
+    /// not grow with it).
+    #[arg(long, env = "DOCKET_WORKER_CONCURRENCY", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
