@@ -4,7 +4,10 @@
 alter table jobs add column result jsonb;
 
 -- Completion carries the results: one more array, as JSON text per job (null where
--- the attempt captured nothing, which keeps an earlier result).
+-- the attempt captured nothing, which keeps an earlier result). It also honours a
+-- pending cancel request (see the previous migration): an attempt bound for
+-- `retrying` while an operator asked the job to stop ends it `cancelled`; final
+-- outcomes stand.
 drop function docket_complete(text, uuid[], integer[], text[], float8[], text[], text[]);
 
 create function docket_complete(
@@ -43,7 +46,12 @@ as $$
             cancel_requested_at = null,
             updated_at = now()
         from input i
-        where j.id = i.id and j.state = 'running' and j.lease_owner = p_worker and j.attempts = i.attempt
+        -- The fence: `lease_owner` is set exactly while the job is running (the
+        -- check constraint jobs_lease_when_running), so it stands for
+        -- `state = 'running'` here. Spelling that out would let the planner scan the
+        -- small partial index of running rows as the outer side of a nested loop over
+        -- the input: quadratic in the batch (65,280 rows filtered for 256).
+        where j.id = i.id and j.lease_owner = p_worker and j.attempts = i.attempt
         -- The outcome and error travel with the row, so that recording the attempt
         -- joins only the updated rows.
         returning j.id, j.attempts, i.outcome, i.error

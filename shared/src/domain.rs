@@ -43,6 +43,10 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of the type's declaration.
+    pub const ALL: [Self; 6] =
+        [Self::Queued, Self::Running, Self::Retrying, Self::Succeeded, Self::Failed, Self::Cancelled];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -56,6 +60,28 @@ impl JobState {
 
     pub fn is_final(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    /// An operator may cancel it (at once while it waits; a running one is stopped
+    /// by its worker). The SQL of `ops::job_cancel` holds the same rule.
+    pub fn is_cancellable(self) -> bool {
+        matches!(self, Self::Queued | Self::Retrying | Self::Running)
+    }
+
+    /// An operator may queue it again with a fresh attempt budget (`ops::job_retry`).
+    pub fn is_retryable_by_operator(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled)
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown state {text:?}; use {}", names.join(", "))
+        })
     }
 }
 

@@ -18,11 +18,6 @@ pub struct RetryPolicy {
 const JITTER: f64 = 0.2;
 
 impl RetryPolicy {
-    /// Whether a job that has now run `attempts` attempts may get another.
-    pub fn may_retry(&self, attempts: u32) -> bool {
-        attempts < self.max_attempts
-    }
-
     /// The delay before the next attempt, after attempt number `attempt` (1-based)
     /// failed. A `Retry-After` from the target replaces the computed backoff, still
     /// capped at `cap`.
@@ -79,12 +74,5 @@ mod tests {
         let p = policy();
         assert_eq!(p.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
         assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn attempt_budget() {
-        let p = policy();
-        assert!(p.may_retry(4));
-        assert!(!p.may_retry(5));
     }
 }

@@ -38,6 +38,18 @@ async fn claimed_job(db: &TestDb, max_attempts: u32) -> JobId {
     job.id
 }
 
+/// The successful end of attempt 1 of `id`.
+fn succeeded(id: JobId) -> Completion {
+    Completion {
+        id,
+        attempt: 1,
+        next: NextState::Succeeded,
+        outcome: AttemptOutcome::Succeeded,
+        error: None,
+        result: None,
+    }
+}
+
 async fn request_cancel(db: &TestDb, id: JobId) {
     let mut conn = db.pool.acquire().await.unwrap();
     assert_eq!(ops::job_cancel(&mut conn, id).await.unwrap(), ops::Cancelled::Requested);
@@ -137,14 +149,7 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
     // A final outcome stands: a success is not turned into a cancel.
     let id = claimed_job(&db, 5).await;
     request_cancel(&db, id).await;
-    let done = Completion {
-        id,
-        attempt: 1,
-        next: NextState::Succeeded,
-        outcome: AttemptOutcome::Succeeded,
-        error: None,
-        result: None,
-    };
+    let done = succeeded(id);
     jobs::complete(&db.pool, WORKER, &[done]).await.unwrap();
     assert_eq!(get(&db, id).await.state, JobState::Succeeded);
     assert_eq!(stale_flags(&db).await, 0);
@@ -171,14 +176,7 @@ enum Statement {
 /// [`retry_transient`] on a [`Db`]) and returns the SQLSTATE of every failed try.
 async fn run_as_the_worker(db: Db, statement: Statement, id: JobId) -> (Vec<String>, bool) {
     let failures = std::sync::Mutex::new(Vec::new());
-    let completion = Completion {
-        id,
-        attempt: 1,
-        next: NextState::Succeeded,
-        outcome: AttemptOutcome::Succeeded,
-        error: None,
-        result: None,
-    };
+    let completion = succeeded(id);
     let applied = retry_transient(|| {
         let db = db.clone();
         let completion = completion.clone();

@@ -93,11 +93,7 @@ fn text_filter(name: &str, value: &Option<String>) -> Result<Option<String>, Ops
 }
 
 fn parse_state(text: &str) -> Result<JobState, OpsError> {
-    serde_json::from_value(Value::String(text.to_owned())).map_err(|_| {
-        OpsError::BadRequest(format!(
-            "unknown state {text:?}; use queued, running, retrying, succeeded, failed or cancelled"
-        ))
-    })
+    text.parse().map_err(OpsError::BadRequest)
 }
 
 /// One page of jobs, newest first, and the cursor of the next page.

@@ -278,9 +278,10 @@ async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(quer
 <input name="createdSince" id="filter-since" placeholder="created since (2026-11-28T00:00:00Z)" value="{since}">
 <input name="createdUntil" id="filter-until" placeholder="created until" value="{until}">
 <button id="apply-filters">Filter</button></form>"#,
-        options = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
+        options = docket::domain::JobState::ALL
             .iter()
             .map(|st| {
+                let st = st.as_str();
                 let selected = if query.state.as_deref() == Some(st) { " selected" } else { "" };
                 format!(r#"<option value="{st}"{selected}>{st}</option>"#)
             })
@@ -370,14 +371,14 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
         st = j.state.as_str(),
     );
     let csrf = csrf_field(&s);
-    if matches!(j.state.as_str(), "failed" | "cancelled") {
+    if j.state.is_retryable_by_operator() {
         let _ = write!(
             body,
             r#"<form method="post" action="/ops/ui/jobs/{}/retry">{csrf}<button id="retry">Retry</button></form>"#,
             j.id
         );
     }
-    if matches!(j.state.as_str(), "queued" | "retrying" | "running") {
+    if j.state.is_cancellable() {
         let _ = write!(
             body,
             r#"<form method="post" action="/ops/ui/jobs/{}/cancel">{csrf}<button id="cancel">Cancel</button></form>"#,

@@ -57,9 +57,9 @@ async fn refresh_gauges(state: &AppState) -> Result<(), sqlx::Error> {
     // Every action of the catalog and every state gets a series, zero included, so
     // that alerts on absent series are not needed.
     for action in state.catalog.names() {
-        for job_state in ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] {
-            let n = counts.iter().find(|c| c.action == action && c.state.as_str() == job_state).map_or(0, |c| c.count);
-            metrics::gauge!("docket_jobs", "action" => action.clone(), "state" => job_state).set(n as f64);
+        for job_state in docket::domain::JobState::ALL {
+            let n = counts.iter().find(|c| c.action == action && c.state == job_state).map_or(0, |c| c.count);
+            metrics::gauge!("docket_jobs", "action" => action.clone(), "state" => job_state.as_str()).set(n as f64);
         }
         let seconds = lag.iter().find(|l| l.action == action).map_or(0.0, |l| l.lag_seconds);
         metrics::gauge!("docket_queue_lag_seconds", "action" => action.clone()).set(seconds);

@@ -117,7 +117,7 @@ pub fn document() -> Value {
                         "customActions": {"type": "array", "items": {"type": "object", "required": ["name", "displayName"],
                             "properties": {"name": {"type": "string"}, "displayName": {"type": "string"}}}}}},
                 "OpsError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                "JobState": {"type": "string", "enum": ["queued", "running", "retrying", "succeeded", "failed", "cancelled"]},
+                "JobState": {"type": "string", "enum": docket::domain::JobState::ALL.map(|s| s.as_str())},
                 "Job": {"type": "object", "required": ["id", "action", "documentId", "documentVersionId", "state", "attempts", "maxAttempts", "runAt", "createdAt", "updatedAt"],
                     "properties": {
                         "id": {"type": "string", "format": "uuid"}, "action": {"type": "string"},

@@ -63,10 +63,6 @@ impl Db {
         &self.pool
     }
 
-    pub fn pooler(&self) -> Pooler {
-        self.pooler
-    }
-
     /// Runs `work` as one unit: on a pooled connection, or, behind a transaction-mode
     /// pooler, in a transaction committed before this returns. Statements that must
     /// commit together belong in [`Db::begin`] instead.

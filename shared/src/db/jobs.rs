@@ -336,7 +336,8 @@ pub async fn release(
                    finished_at = case when j.cancel_requested_at is not null then now() end,
                    lease_owner = null, lease_expires_at = null, cancel_requested_at = null, updated_at = now()
                from input i
-               where j.id = i.id and j.state = 'running' and j.lease_owner = $1 and j.attempts = i.attempt
+               -- `lease_owner` is set exactly while running (see docket_complete).
+               where j.id = i.id and j.lease_owner = $1 and j.attempts = i.attempt
                returning j.id, j.attempts
            ), recorded as (
                update job_attempts a set finished_at = now(), outcome = 'interrupted', error = $4
@@ -360,7 +361,7 @@ pub async fn release(
 pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RescuedJob>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"with expired as (
-               select id from jobs
+               select id, lease_owner from jobs
                where state = 'running' and lease_expires_at < now()
                order by lease_expires_at
                limit $1
@@ -380,16 +381,17 @@ pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result
                    lease_owner = null, lease_expires_at = null, cancel_requested_at = null, updated_at = now()
                from expired e
                where j.id = e.id
-               returning j.id, j.action, j.attempts, j.state, j.last_error
+               returning j.id, j.action, j.attempts, j.state, j.last_error, e.lease_owner
            ), recorded as (
                update job_attempts a set finished_at = now(), outcome = 'lease_expired', error = r.last_error
                from rescued r
                where a.job_id = r.id and a.attempt = r.attempts and a.finished_at is null
-               returning a.job_id, a.worker_id
            )
+           -- The previous owner comes from the locked row, not from a join with
+           -- `recorded` (two CTE scans joined in a nested loop: quadratic).
            select r.id as "id!: JobId", r.action as "action!", r.state as "state!: JobState",
-                  rec.worker_id as "worker_id?"
-           from rescued r left join recorded rec on rec.job_id = r.id"#,
+                  r.lease_owner as "worker_id?"
+           from rescued r"#,
         limit,
     )
     .fetch_all(executor)

@@ -12,6 +12,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Serialize;
 
+use docket::catalog::HttpSpec;
 use docket::db::jobs::ClaimedJob;
 use docket::secret::Secret;
 use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
@@ -60,16 +61,23 @@ struct Payload<'a> {
 }
 
 impl HttpAction {
+    /// The action `spec` describes, with its signer and credentials read from the
+    /// environment.
     pub fn new(
         client: reqwest::Client,
-        url: String,
+        spec: &HttpSpec,
         signer: Option<Signer>,
-        request: Option<RequestTemplate>,
         credentials: Option<Credentials>,
-        success_status: Option<Vec<u16>>,
-        result: Option<String>,
     ) -> Self {
-        Self { client, url, signer, request, credentials, success_status, result }
+        Self {
+            client,
+            url: spec.url.clone(),
+            signer,
+            request: spec.request.clone(),
+            credentials,
+            success_status: spec.success_status.clone(),
+            result: spec.result.clone(),
+        }
     }
 
     pub async fn run(&self, job: &ClaimedJob, timeout: Duration) -> ActionOutcome {

@@ -8,7 +8,7 @@ mod signing;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use docket::catalog::{Action, ActionKind, Catalog, HttpSpec};
+use docket::catalog::{Action, ActionKind, Catalog};
 use docket::db::jobs::ClaimedJob;
 
 use auth::Credentials;
@@ -61,14 +61,13 @@ impl Registry {
             let runner = match &action.kind {
                 ActionKind::Noop => Runner::Noop,
                 ActionKind::Http(spec) => {
-                    let HttpSpec { url, signing_secret_env, request, auth, success_status, result } = &**spec;
-                    let signer = match signing_secret_env {
+                    let signer = match &spec.signing_secret_env {
                         Some(variable) => Some(Signer::from_env(variable).map_err(|problem| {
                             RegistryError::Secret { action: action.name.clone(), variable: variable.clone(), problem }
                         })?),
                         None => None,
                     };
-                    let credentials = match auth {
+                    let credentials = match &spec.auth {
                         // One token cache per set of OAuth2 credentials, shared by
                         // every action that uses them.
                         Some(auth) => Some(match token_sources.get(auth) {
@@ -84,15 +83,7 @@ impl Registry {
                         }),
                         None => None,
                     };
-                    Runner::Http(Box::new(HttpAction::new(
-                        client.clone(),
-                        url.clone(),
-                        signer,
-                        request.clone(),
-                        credentials,
-                        success_status.clone(),
-                        result.clone(),
-                    )))
+                    Runner::Http(Box::new(HttpAction::new(client.clone(), spec, signer, credentials)))
                 }
             };
             entries.insert(action.name.clone(), (action.clone(), runner));
