@@ -40,6 +40,16 @@ pub struct Action {
     /// A trigger while a job of the same action, document and version is waiting or
     /// running returns that job instead of creating another.
     pub dedupe: bool,
+    /// Jobs to queue when a job of this action reaches a final state.
+    pub on_finish: Vec<FollowUp>,
+}
+
+/// `on_finish = [{ when = ["failed", "cancelled"], run = "notify-workfront" }]`: when a
+/// job ends in one of `when`, a job of `run` is queued in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUp {
+    pub when: Vec<crate::domain::JobState>,
+    pub run: String,
 }
 
 /// What running the action does.
@@ -158,6 +168,12 @@ impl Catalog {
             }
             actions.push(action);
         }
+        check_follow_ups(&actions).map_err(|(action, message)| CatalogError::Field {
+            file: file.to_owned(),
+            action,
+            field: "on_finish",
+            message,
+        })?;
         Ok(Self { actions })
     }
 
@@ -171,6 +187,21 @@ impl Catalog {
 
     pub fn names(&self) -> Vec<String> {
         self.actions.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// Every follow-up rule: (parent action, final state, follow-up action, the
+    /// follow-up's attempt budget).
+    pub fn follow_up_rules(&self) -> Vec<(String, crate::domain::JobState, String, u32)> {
+        let mut rules = Vec::new();
+        for action in &self.actions {
+            for follow_up in &action.on_finish {
+                let budget = self.get(&follow_up.run).map_or(DEFAULT_MAX_ATTEMPTS, |a| a.retry.max_attempts);
+                for state in &follow_up.when {
+                    rules.push((action.name.clone(), *state, follow_up.run.clone(), budget));
+                }
+            }
+        }
+        rules
     }
 }
 
@@ -202,6 +233,14 @@ struct RawAction {
     auth: Option<RawAuth>,
     success_status: Option<Vec<i64>>,
     result: Option<String>,
+    on_finish: Option<Vec<RawFollowUp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFollowUp {
+    when: Vec<String>,
+    run: String,
 }
 
 #[derive(Deserialize)]
@@ -350,8 +389,70 @@ impl RawAction {
             ));
         }
         let dedupe = self.dedupe.unwrap_or(true);
-        Ok(Action { name, display_name, kind, timeout, retry: RetryPolicy { max_attempts, base, cap }, dedupe })
+        let mut on_finish = Vec::new();
+        for raw in self.on_finish.unwrap_or_default() {
+            if raw.when.is_empty() {
+                return Err(fail("on_finish", format!("the follow-up {:?} has an empty `when`", raw.run)));
+            }
+            let mut when = Vec::new();
+            for state in &raw.when {
+                match state.parse::<crate::domain::JobState>() {
+                    Ok(s) if s.is_final() => when.push(s),
+                    _ => {
+                        return Err(fail(
+                            "on_finish",
+                            format!("{state:?} is not a final state; use \"succeeded\", \"failed\" or \"cancelled\""),
+                        ))
+                    }
+                }
+            }
+            on_finish.push(FollowUp { when, run: raw.run });
+        }
+        Ok(Action {
+            name,
+            display_name,
+            kind,
+            timeout,
+            retry: RetryPolicy { max_attempts, base, cap },
+            dedupe,
+            on_finish,
+        })
     }
+}
+
+/// Every follow-up names a known action, and no chain of follow-ups comes back to
+/// where it started (a → b → a would never end).
+fn check_follow_ups(actions: &[Action]) -> Result<(), (String, String)> {
+    let names: HashSet<&str> = actions.iter().map(|a| a.name.as_str()).collect();
+    for action in actions {
+        for follow_up in &action.on_finish {
+            if !names.contains(follow_up.run.as_str()) {
+                return Err((
+                    action.name.clone(),
+                    format!("runs {:?}, which is not an action of the catalog", follow_up.run),
+                ));
+            }
+        }
+    }
+    let next = |name: &str| -> Vec<&str> {
+        actions.iter().filter(|a| a.name == name).flat_map(|a| a.on_finish.iter().map(|f| f.run.as_str())).collect()
+    };
+    for start in actions {
+        // Depth first from each action, along the path taken so far.
+        let mut stack: Vec<(Vec<&str>, &str)> = vec![(vec![start.name.as_str()], start.name.as_str())];
+        while let Some((path, at)) = stack.pop() {
+            for to in next(at) {
+                if to == start.name {
+                    let cycle = [path.clone(), vec![to]].concat().join(" → ");
+                    return Err((start.name.clone(), format!("follow-ups form a cycle: {cycle}")));
+                }
+                if !path.contains(&to) {
+                    stack.push(([path.clone(), vec![to]].concat(), to));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn text_message(error: TextError) -> String {

@@ -63,6 +63,20 @@ pub struct TemplateContext {
     pub document_version_id: String,
     pub username: Option<String>,
     pub now: DateTime<Utc>,
+    /// For a follow-up: the job whose end queued it.
+    pub parent: Option<ParentContext>,
+}
+
+/// What a follow-up's templates read about its parent (`parent.*`).
+#[derive(Debug, Clone)]
+pub struct ParentContext {
+    pub id: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    /// What the parent's target said (its `result` pointer), if captured.
+    pub result: Option<serde_json::Value>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl TemplateContext {
@@ -78,6 +92,14 @@ impl TemplateContext {
             document_version_id: "sample-version".into(),
             username: Some("sample.user@example.com".into()),
             now: DateTime::UNIX_EPOCH,
+            parent: Some(ParentContext {
+                id: "0190b8f2-6d3e-7c3a-9f5e-3b2a1c0d9e80".into(),
+                state: "failed".into(),
+                attempts: 8,
+                last_error: Some("target answered HTTP 503 Service Unavailable (gave up after 8 attempts)".into()),
+                result: None,
+                finished_at: Some(DateTime::UNIX_EPOCH),
+            }),
         }
     }
 
@@ -105,7 +127,44 @@ impl TemplateContext {
             ),
             ("user", map(vec![("username", self.username.clone().map(Value::from).unwrap_or(Value::from(())))])),
             ("now", Value::from(self.now.to_rfc3339())),
+            // Every key exists for every job (none outside a follow-up), so that a
+            // template using them renders for both.
+            (
+                "parent",
+                map(match &self.parent {
+                    Some(p) => vec![
+                        ("id", Value::from(p.id.clone())),
+                        ("state", Value::from(p.state.clone())),
+                        ("attempts", Value::from(p.attempts)),
+                        ("last_error", p.last_error.clone().map(Value::from).unwrap_or(Value::from(()))),
+                        ("result", p.result.as_ref().map(json_value).unwrap_or(Value::from(()))),
+                        ("finished_at", p.finished_at.map(|t| Value::from(t.to_rfc3339())).unwrap_or(Value::from(()))),
+                    ],
+                    None => ["id", "state", "attempts", "last_error", "result", "finished_at"]
+                        .into_iter()
+                        .map(|k| (k, Value::from(())))
+                        .collect(),
+                }),
+            ),
         ])
+    }
+}
+
+/// A JSON value as a template value (a captured result).
+fn json_value(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::from(i),
+            (None, Some(f)) => Value::from(f),
+            _ => Value::from(n.to_string()),
+        },
+        serde_json::Value::String(s) => Value::from(s.clone()),
+        serde_json::Value::Array(items) => Value::from(items.iter().map(json_value).collect::<Vec<_>>()),
+        serde_json::Value::Object(fields) => {
+            Value::from(fields.iter().map(|(k, v)| (k.clone(), json_value(v))).collect::<BTreeMap<String, Value>>())
+        }
     }
 }
 

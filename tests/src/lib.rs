@@ -12,6 +12,7 @@ pub mod target;
 pub mod tls;
 pub mod wait;
 pub mod webdriver;
+pub mod workfront;
 
 pub use db::TestDb;
 pub use process::{Api, Worker};

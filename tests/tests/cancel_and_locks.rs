@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use docket::db::jobs::{self, Completion, NewJob, NextState};
+use docket::db::jobs::{self, Completion, FollowUpRules, NewJob, NextState};
 use docket::db::{ops, retry_transient, Db, Pooler};
 use docket::domain::{AttemptOutcome, DocumentId, DocumentVersionId, JobId, JobState};
 use docket_tests::wait::DEADLINE;
@@ -52,7 +52,7 @@ fn succeeded(id: JobId) -> Completion {
 
 async fn request_cancel(db: &TestDb, id: JobId) {
     let mut conn = db.pool.acquire().await.unwrap();
-    assert_eq!(ops::job_cancel(&mut conn, id).await.unwrap(), ops::Cancelled::Requested);
+    assert_eq!(ops::job_cancel(&mut conn, id, &FollowUpRules::default()).await.unwrap(), ops::Cancelled::Requested);
 }
 
 async fn expire_leases(db: &TestDb) {
@@ -83,7 +83,7 @@ async fn a_cancelled_job_whose_worker_died_is_cancelled_by_the_rescuer_never_run
         request_cancel(&db, id).await;
         // The worker died before acting on the request: its lease runs out.
         expire_leases(&db).await;
-        let rescued = jobs::rescue_expired(&db.pool, 100).await.unwrap();
+        let rescued = jobs::rescue_expired(&db.pool, 100, &FollowUpRules::default()).await.unwrap();
         assert_eq!(rescued.len(), 1);
         assert_eq!(rescued[0].state, JobState::Cancelled, "max_attempts {max_attempts}");
 
@@ -105,7 +105,7 @@ async fn a_retried_job_starts_without_the_cancel_request_of_its_earlier_life() {
     let id = claimed_job(&db, 1).await;
     request_cancel(&db, id).await;
     expire_leases(&db).await;
-    jobs::rescue_expired(&db.pool, 100).await.unwrap();
+    jobs::rescue_expired(&db.pool, 100, &FollowUpRules::default()).await.unwrap();
 
     // Whichever retry an operator uses, the job comes back with a clean slate.
     ops::jobs_retry_failed(&db.pool, "archive", 3).await.unwrap();
@@ -131,7 +131,7 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
         error: Some("HTTP 503".into()),
         result: None,
     };
-    assert_eq!(jobs::complete(&db.pool, WORKER, &[completion]).await.unwrap(), [id]);
+    assert_eq!(jobs::complete(&db.pool, WORKER, &[completion], &FollowUpRules::default()).await.unwrap(), [id]);
     let job = get(&db, id).await;
     assert_eq!(
         (job.state, job.last_error.as_deref()),
@@ -142,7 +142,10 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
     // Release (shutdown deadline) while the cancel was pending.
     let id = claimed_job(&db, 5).await;
     request_cancel(&db, id).await;
-    assert_eq!(jobs::release(&db.pool, WORKER, &[(id, 1)], "worker shut down").await.unwrap(), [id]);
+    assert_eq!(
+        jobs::release(&db.pool, WORKER, &[(id, 1)], "worker shut down", &FollowUpRules::default()).await.unwrap(),
+        [id]
+    );
     assert_eq!(get(&db, id).await.state, JobState::Cancelled);
     assert!(jobs::claim(&db.pool, WORKER, &archive(), 10, LEASE).await.unwrap().is_empty());
 
@@ -150,7 +153,7 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
     let id = claimed_job(&db, 5).await;
     request_cancel(&db, id).await;
     let done = succeeded(id);
-    jobs::complete(&db.pool, WORKER, &[done]).await.unwrap();
+    jobs::complete(&db.pool, WORKER, &[done], &FollowUpRules::default()).await.unwrap();
     assert_eq!(get(&db, id).await.state, JobState::Succeeded);
     assert_eq!(stale_flags(&db).await, 0);
 
@@ -187,12 +190,23 @@ async fn run_as_the_worker(db: Db, statement: Statement, id: JobId) -> (Vec<Stri
                     db.run(async |c| jobs::claim(c, WORKER, &archive(), 10, LEASE).await.map(|j| j.len())).await
                 }
                 Statement::Complete => {
-                    db.run(async |c| jobs::complete(c, WORKER, &[completion]).await.map(|j| j.len())).await
+                    db.run(async |c| {
+                        jobs::complete(c, WORKER, &[completion], &FollowUpRules::default()).await.map(|j| j.len())
+                    })
+                    .await
                 }
                 Statement::Release => {
-                    db.run(async |c| jobs::release(c, WORKER, &[(id, 1)], "shutdown").await.map(|j| j.len())).await
+                    db.run(async |c| {
+                        jobs::release(c, WORKER, &[(id, 1)], "shutdown", &FollowUpRules::default())
+                            .await
+                            .map(|j| j.len())
+                    })
+                    .await
                 }
-                Statement::Rescue => db.run(async |c| jobs::rescue_expired(c, 100).await.map(|j| j.len())).await,
+                Statement::Rescue => {
+                    db.run(async |c| jobs::rescue_expired(c, 100, &FollowUpRules::default()).await.map(|j| j.len()))
+                        .await
+                }
             };
             if let Err(e) = &result {
                 failures.lock().unwrap().push(docket::db::sqlstate(e).unwrap_or_else(|| e.to_string()));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use docket::db::jobs::{self, Completion, NewJob, NextState};
+use docket::db::jobs::{self, Completion, FollowUpRules, NewJob, NextState};
 use docket::db::{attempts, PoolSettings};
 use docket::domain::{AttemptOutcome, DocumentId, DocumentVersionId, JobId, JobState};
 use docket_tests::TestDb;
@@ -129,10 +129,22 @@ async fn completion_is_fenced_on_owner_and_attempt() {
         result: None,
     };
 
-    assert!(jobs::complete(&db.pool, "intruder", &[done(1)]).await.unwrap().is_empty(), "wrong owner");
-    assert!(jobs::complete(&db.pool, "w1", &[done(2)]).await.unwrap().is_empty(), "wrong attempt");
-    assert_eq!(jobs::complete(&db.pool, "w1", &[done(claimed[0].attempt)]).await.unwrap(), [job.id]);
-    assert!(jobs::complete(&db.pool, "w1", &[done(1)]).await.unwrap().is_empty(), "already finished");
+    assert!(
+        jobs::complete(&db.pool, "intruder", &[done(1)], &FollowUpRules::default()).await.unwrap().is_empty(),
+        "wrong owner"
+    );
+    assert!(
+        jobs::complete(&db.pool, "w1", &[done(2)], &FollowUpRules::default()).await.unwrap().is_empty(),
+        "wrong attempt"
+    );
+    assert_eq!(
+        jobs::complete(&db.pool, "w1", &[done(claimed[0].attempt)], &FollowUpRules::default()).await.unwrap(),
+        [job.id]
+    );
+    assert!(
+        jobs::complete(&db.pool, "w1", &[done(1)], &FollowUpRules::default()).await.unwrap().is_empty(),
+        "already finished"
+    );
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!(row.state, JobState::Succeeded);
 }
@@ -151,7 +163,7 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
         error: Some("HTTP 503".into()),
         result: None,
     };
-    jobs::complete(&db.pool, "w1", &[retry]).await.unwrap();
+    jobs::complete(&db.pool, "w1", &[retry], &FollowUpRules::default()).await.unwrap();
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!((row.state, row.last_error.as_deref()), (JobState::Retrying, Some("HTTP 503")));
     assert!(row.run_at > chrono::Utc::now() + chrono::Duration::minutes(59));
@@ -168,7 +180,7 @@ async fn retry_schedules_the_next_attempt_and_failure_is_final() {
         error: Some("HTTP 400".into()),
         result: None,
     };
-    jobs::complete(&db.pool, "w2", &[fail]).await.unwrap();
+    jobs::complete(&db.pool, "w2", &[fail], &FollowUpRules::default()).await.unwrap();
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!(row.state, JobState::Failed);
     assert!(row.finished_at.is_some());
@@ -184,10 +196,13 @@ async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
     jobs::insert(&db.pool, &more).await.unwrap();
     jobs::insert(&db.pool, &last).await.unwrap();
     jobs::claim(&db.pool, "dead", &actions(&["a"]), 10, LEASE).await.unwrap();
-    assert!(jobs::rescue_expired(&db.pool, 100).await.unwrap().is_empty(), "leases still valid");
+    assert!(
+        jobs::rescue_expired(&db.pool, 100, &FollowUpRules::default()).await.unwrap().is_empty(),
+        "leases still valid"
+    );
 
     expire_leases(&db).await;
-    let mut rescued = jobs::rescue_expired(&db.pool, 100).await.unwrap();
+    let mut rescued = jobs::rescue_expired(&db.pool, 100, &FollowUpRules::default()).await.unwrap();
     rescued.sort_by_key(|r| r.id);
     assert_eq!(rescued.len(), 2);
     assert!(rescued.iter().all(|r| r.previous_owner == "dead"));
@@ -207,7 +222,7 @@ async fn rescue_requeues_expired_leases_and_fails_exhausted_jobs() {
         error: None,
         result: None,
     };
-    assert!(jobs::complete(&db.pool, "dead", &[late]).await.unwrap().is_empty());
+    assert!(jobs::complete(&db.pool, "dead", &[late], &FollowUpRules::default()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -219,8 +234,11 @@ async fn renew_and_release_respect_the_owner() {
     let held = jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE).await.unwrap();
     assert_eq!(held, [jobs::HeldLease { id: job.id, cancel_requested: false }]);
     assert!(jobs::renew_leases(&db.pool, "w2", &[job.id], LEASE).await.unwrap().is_empty());
-    assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope").await.unwrap().is_empty());
-    assert_eq!(jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down").await.unwrap(), [job.id]);
+    assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope", &FollowUpRules::default()).await.unwrap().is_empty());
+    assert_eq!(
+        jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down", &FollowUpRules::default()).await.unwrap(),
+        [job.id]
+    );
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!((row.state, row.lease_owner), (JobState::Retrying, None));
     assert_eq!(attempts::list(&db.pool, job.id).await.unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));

@@ -44,6 +44,8 @@ pub struct Completer {
     /// is written, rejected, or given up.
     pub running: Running,
     pub lease: Duration,
+    /// Follow-ups to queue with the jobs this worker ends.
+    pub rules: Arc<jobs::FollowUpRules>,
 }
 
 impl Completer {
@@ -77,7 +79,8 @@ impl Completer {
     async fn write_completions(&self, completions: &[jobs::Completion], actions: &[String]) {
         let ids: Vec<JobId> = completions.iter().map(|c| c.id).collect();
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
-        let written = self.persist(&ids, || db.run(async |c| jobs::complete(c, worker_id, completions).await)).await;
+        let written =
+            self.persist(&ids, || db.run(async |c| jobs::complete(c, worker_id, completions, &self.rules).await)).await;
         if let Ok(applied) = written {
             let now = tokio::time::Instant::now();
             for c in completions.iter().filter(|c| applied.contains(&c.id)) {
@@ -100,8 +103,9 @@ impl Completer {
     async fn release(&self, held: (JobId, i32), action: &str, reason: &str) {
         let one = [held];
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
-        let result =
-            self.persist(&[held.0], || db.run(async |c| jobs::release(c, worker_id, &one, reason).await)).await;
+        let result = self
+            .persist(&[held.0], || db.run(async |c| jobs::release(c, worker_id, &one, reason, &self.rules).await))
+            .await;
         match result {
             Ok(released) if released.is_empty() => {
                 tracing::warn!(job.id = %held.0, job.action = %action, "not released: the lease was already lost")

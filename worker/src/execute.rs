@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use docket::catalog::Action;
 use docket::db::jobs::{ClaimedJob, Completion, NextState};
 use docket::domain::AttemptOutcome;
+use docket::template::ParentContext;
 
 use crate::actions::ActionOutcome;
 use crate::completer::Finished;
@@ -38,7 +39,18 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
     let registry = shared.registry.clone();
     let task_job = job.clone();
     let started = Instant::now();
-    let ended = run_guarded(async move { registry.run(&task_job).await }, action.timeout, &abort).await;
+    let db = shared.db.clone();
+    let run = async move {
+        let parent = match task_job.parent_id {
+            Some(parent_id) => match parent_context(&db, parent_id).await {
+                Ok(parent) => parent,
+                Err(error) => return ActionOutcome::Retryable { error, retry_after: None },
+            },
+            None => None,
+        };
+        registry.run(&task_job, parent.as_ref()).await
+    };
+    let ended = run_guarded(run, action.timeout, &abort).await;
     // The job stays in `running` (its lease renewed) until the completer has written
     // the result: a slow database must not let the lease of a finished job run out.
     let finished = match ended {
@@ -96,6 +108,22 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
     }
     // The completer lives until every job task has finished.
     let _ = shared.finished.send(finished);
+}
+
+/// What a follow-up's templates read about its parent (`None` if the parent was
+/// pruned meanwhile: `parent.*` are then empty).
+async fn parent_context(db: &docket::db::Db, id: docket::domain::JobId) -> Result<Option<ParentContext>, String> {
+    let row = docket::db::retry_transient(|| db.run(async |c| docket::db::jobs::get(c, id).await))
+        .await
+        .map_err(|e| format!("could not read the parent job {id}: {e}"))?;
+    Ok(row.map(|p| ParentContext {
+        id: p.id.to_string(),
+        state: p.state.as_str().to_owned(),
+        attempts: p.attempts,
+        last_error: p.last_error,
+        result: p.result,
+        finished_at: p.finished_at,
+    }))
 }
 
 /// Runs `action` in its own task: a panic becomes [`Ended::Panicked`], running past
@@ -179,6 +207,7 @@ mod tests {
             requested_by: None,
             attempt,
             max_attempts,
+            parent_id: None,
         }
     }
 
@@ -190,6 +219,7 @@ mod tests {
             timeout: Duration::from_millis(100),
             retry: RetryPolicy { max_attempts: 3, base: Duration::from_secs(1), cap: Duration::from_secs(10) },
             dedupe: true,
+            on_finish: Vec::new(),
         }
     }
 

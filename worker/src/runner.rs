@@ -56,6 +56,8 @@ pub struct Worker {
     rescue_interval: Duration,
     shutdown_grace: Duration,
     registry: Arc<Registry>,
+    /// The catalog's follow-up rules, passed with every statement that ends jobs.
+    follow_ups: Arc<jobs::FollowUpRules>,
     health: tokio::net::TcpListener,
     heartbeat: Duration,
     retention: upkeep::Retention,
@@ -63,6 +65,7 @@ pub struct Worker {
 
 /// What every job task shares.
 pub(crate) struct Shared {
+    pub(crate) db: Db,
     pub(crate) registry: Arc<Registry>,
     pub(crate) running: Running,
     pub(crate) finished: mpsc::UnboundedSender<Finished>,
@@ -93,6 +96,7 @@ impl Worker {
             rescue_interval: config.rescue_interval,
             shutdown_grace: config.shutdown_grace,
             registry: Arc::new(registry),
+            follow_ups: Arc::new(jobs::FollowUpRules::from_catalog(&catalog)),
             health,
             heartbeat: config.heartbeat,
             retention: upkeep::Retention {
@@ -121,6 +125,7 @@ impl Worker {
             due: due.clone(),
             running: running.clone(),
             lease: self.lease,
+            rules: self.follow_ups.clone(),
         };
         let completer = tokio::spawn(completer.record(finished_rx));
         let helpers = TaskTracker::new();
@@ -145,6 +150,7 @@ impl Worker {
         helpers.spawn(upkeep::prune(self.db.clone(), self.retention, background.clone()));
         helpers.spawn(rescue_loop(
             self.db.clone(),
+            self.follow_ups.clone(),
             self.rescue_interval,
             lease::renewal_period(self.lease) * 2,
             wake.clone(),
@@ -152,6 +158,7 @@ impl Worker {
         ));
 
         let shared = Arc::new(Shared {
+            db: self.db.clone(),
             registry: self.registry.clone(),
             running: running.clone(),
             finished: finished_tx,
@@ -263,7 +270,14 @@ async fn gather_slots(slots: &Semaphore, slot_freed: &Notify, batch: usize) {
 /// the outage may have stopped every worker's renewals, and a live owner then gets
 /// the time to renew its leases or write its results instead of having its
 /// finished jobs taken from it and run again.
-async fn rescue_loop(db: Db, interval: Duration, after_outage: Duration, wake: Arc<Notify>, stop: CancellationToken) {
+async fn rescue_loop(
+    db: Db,
+    rules: Arc<jobs::FollowUpRules>,
+    interval: Duration,
+    after_outage: Duration,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut unreachable = false;
     loop {
         tokio::select! {
@@ -281,7 +295,7 @@ async fn rescue_loop(db: Db, interval: Duration, after_outage: Duration, wake: A
             }
             unreachable = false;
         }
-        match db::retry_transient(|| db.run(async |c| jobs::rescue_expired(c, 1000).await)).await {
+        match db::retry_transient(|| db.run(async |c| jobs::rescue_expired(c, 1000, &rules).await)).await {
             Ok(rescued) => {
                 metrics::counter!("docket_jobs_rescued_total").increment(rescued.len() as u64);
                 for job in &rescued {

@@ -126,6 +126,8 @@ pub struct JobJson {
     cancel_requested_at: Option<DateTime<Utc>>,
     /// What the target said (the action's `result` pointer), if captured.
     result: Option<serde_json::Value>,
+    /// The job whose end queued this one (a follow-up), if any.
+    parent_id: Option<JobId>,
 }
 
 impl From<JobRow> for JobJson {
@@ -148,6 +150,7 @@ impl From<JobRow> for JobJson {
             finished_at: j.finished_at,
             cancel_requested_at: j.cancel_requested_at,
             result: j.result,
+            parent_id: j.parent_id,
         }
     }
 }
@@ -176,27 +179,30 @@ async fn list(
 /// A job with its attempts, its explanation and the operator actions on it.
 pub struct Detail {
     pub job: JobRow,
+    /// The follow-ups its ends queued.
+    pub children: Vec<jobs::ChildJob>,
     pub attempts: Vec<AttemptRow>,
     pub explanation: String,
     pub audit: Vec<ops::OperatorAction>,
 }
 
 pub async fn load_detail(state: &AppState, id: JobId) -> Result<Detail, OpsError> {
-    let (job, attempts, live, audit) = state
+    let (job, children, attempts, live, audit) = state
         .db
         .run(async |c| {
             let Some(job) = jobs::get(&mut *c, id).await? else {
-                return Ok((None, vec![], vec![], vec![]));
+                return Ok((None, vec![], vec![], vec![], vec![]));
             };
+            let children = jobs::children(&mut *c, id).await?;
             let attempts = attempts::list(&mut *c, id).await?;
             let live = workers::list_live(&mut *c).await?;
             let audit = ops::audit_list(&mut *c, Some(id), 50).await?;
-            Ok((Some(job), attempts, live, audit))
+            Ok((Some(job), children, attempts, live, audit))
         })
         .await?;
     let job = job.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
     let explanation = explain::explain(&job, &attempts, &live, Utc::now());
-    Ok(Detail { job, attempts, explanation, audit })
+    Ok(Detail { job, children, attempts, explanation, audit })
 }
 
 async fn detail(_: Operator, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, OpsError> {
@@ -213,6 +219,7 @@ async fn detail(_: Operator, State(state): State<AppState>, Path(id): Path<Strin
         .collect();
     Ok(Json(json!({
         "job": JobJson::from(d.job),
+        "children": d.children,
         "attempts": attempts,
         "explanation": d.explanation,
         "operatorActions": d.audit,
@@ -254,7 +261,8 @@ async fn retry(
 pub async fn cancel_job(state: &AppState, actor: &str, id: JobId) -> Result<Cancelled, OpsError> {
     let mut tx = state.db.begin().await?;
     let job = jobs::get(&mut *tx, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
-    let outcome = ops::job_cancel(&mut tx, id).await?;
+    let rules = docket::db::jobs::FollowUpRules::from_catalog(&state.catalog);
+    let outcome = ops::job_cancel(&mut tx, id, &rules).await?;
     if outcome == Cancelled::NotCancellable {
         return Err(OpsError::Conflict(format!(
             "job {id} is {}; only queued, retrying or running jobs can be cancelled",

@@ -356,7 +356,8 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
 <tr><th>version</th><td>{}</td></tr><tr><th>requested by</th><td>{}</td></tr>
 <tr><th>state</th><td id="job-state" class="state-{st}">{st}</td></tr><tr><th>attempts</th><td>{} of {}</td></tr>
 <tr><th>created</th><td>{}</td></tr><tr><th>last error</th><td>{}</td></tr>
-<tr><th>result</th><td id="job-result"><code>{}</code></td></tr></table>"#,
+<tr><th>result</th><td id="job-result"><code>{}</code></td></tr>
+<tr><th>follow-up of</th><td id="job-parent">{}</td></tr><tr><th>follow-ups</th><td id="job-children">{}</td></tr></table>"#,
         esc(&d.explanation),
         j.id,
         esc(&j.action),
@@ -368,6 +369,17 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
         j.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         esc(j.last_error.as_deref().unwrap_or("")),
         esc(&j.result.as_ref().map(|r| r.to_string()).unwrap_or_default()),
+        j.parent_id.map(|p| format!(r#"<a class="parent-link" href="/ops/ui/jobs/{p}">{p}</a>"#)).unwrap_or_default(),
+        d.children
+            .iter()
+            .map(|c| format!(
+                r#"<a class="child-link" href="/ops/ui/jobs/{id}">{action}</a> ({state})"#,
+                id = c.id,
+                action = esc(&c.action),
+                state = c.state.as_str()
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
         st = j.state.as_str(),
     );
     let csrf = csrf_field(&s);

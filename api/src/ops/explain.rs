@@ -114,6 +114,7 @@ mod tests {
             finished_at: None,
             cancel_requested_at: None,
             result: None,
+            parent_id: None,
         }
     }
 

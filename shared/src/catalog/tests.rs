@@ -197,3 +197,35 @@ fn request_keys_are_checked() {
     let noop = error("[[action]]\nname = \"n\"\nkind = \"noop\"\nmethod = \"PUT\"\n");
     assert!(noop.contains("field `method`: is not used by kind \"noop\""), "{noop}");
 }
+
+#[test]
+fn follow_ups_name_known_actions_final_states_and_no_cycle() {
+    let ok = parse(
+        "[[action]]\nname = \"archive\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\", \"cancelled\"], run = \"note\" }]\n\
+         [[action]]\nname = \"note\"\nkind = \"noop\"\nmax_attempts = 3\n",
+    )
+    .unwrap();
+    use crate::domain::JobState;
+    assert_eq!(
+        ok.follow_up_rules(),
+        [
+            ("archive".to_owned(), JobState::Failed, "note".to_owned(), 3),
+            ("archive".to_owned(), JobState::Cancelled, "note".to_owned(), 3)
+        ]
+    );
+    let unknown =
+        error("[[action]]\nname = \"a\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"nope\" }]\n");
+    assert!(unknown.contains("field `on_finish`: runs \"nope\", which is not an action"), "{unknown}");
+    let running =
+        error("[[action]]\nname = \"a\"\nkind = \"noop\"\non_finish = [{ when = [\"running\"], run = \"a\" }]\n");
+    assert!(running.contains("\"running\" is not a final state"), "{running}");
+    let cycle = error(
+        "[[action]]\nname = \"a\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"b\" }]\n\
+         [[action]]\nname = \"b\"\nkind = \"noop\"\non_finish = [{ when = [\"succeeded\"], run = \"c\" }]\n\
+         [[action]]\nname = \"c\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"a\" }]\n",
+    );
+    assert!(cycle.contains("action \"a\", field `on_finish`: follow-ups form a cycle: a → b → c → a"), "{cycle}");
+    let itself =
+        error("[[action]]\nname = \"a\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"a\" }]\n");
+    assert!(itself.contains("cycle: a → a"), "{itself}");
+}

@@ -31,6 +31,32 @@ pub struct ClaimedJob {
     pub requested_by: Option<String>,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// The job whose end queued this one (a follow-up), if any.
+    pub parent_id: Option<JobId>,
+}
+
+/// The follow-up rules of a catalog, as the statements that end jobs take them: when a
+/// job of `parents[n]` ends in `states[n]`, a job of `actions[n]` with `budgets[n]`
+/// attempts is queued in the same transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FollowUpRules {
+    pub(crate) parents: Vec<String>,
+    pub(crate) states: Vec<String>,
+    pub(crate) actions: Vec<String>,
+    pub(crate) budgets: Vec<i32>,
+}
+
+impl FollowUpRules {
+    pub fn from_catalog(catalog: &crate::catalog::Catalog) -> Self {
+        let mut rules = Self::default();
+        for (parent, state, action, budget) in catalog.follow_up_rules() {
+            rules.parents.push(parent);
+            rules.states.push(state.as_str().to_owned());
+            rules.actions.push(action);
+            rules.budgets.push(budget as i32);
+        }
+        rules
+    }
 }
 
 /// How a worker ends an attempt it holds the lease for.
@@ -77,6 +103,8 @@ pub struct JobRow {
     pub cancel_requested_at: Option<DateTime<Utc>>,
     /// What the target said (the action's `result` pointer), if captured.
     pub result: Option<serde_json::Value>,
+    /// The job whose end queued this one (a follow-up), if any.
+    pub parent_id: Option<JobId>,
 }
 
 /// One `job_attempts` row.
@@ -209,7 +237,7 @@ pub async fn claim(
     let rows = sqlx::query!(
         r#"select id as "id!: JobId", action as "action!", document_id as "document_id!",
                   document_version_id as "document_version_id!", requested_by,
-                  attempts as "attempts!", max_attempts as "max_attempts!"
+                  attempts as "attempts!", max_attempts as "max_attempts!", parent_id as "parent_id: JobId"
            from docket_claim($1, $2, $3, $4)"#,
         worker_id,
         actions,
@@ -228,6 +256,7 @@ pub async fn claim(
             requested_by: r.requested_by,
             attempt: r.attempts,
             max_attempts: r.max_attempts,
+            parent_id: r.parent_id,
         })
         .collect())
 }
@@ -235,11 +264,13 @@ pub async fn claim(
 /// Ends attempts in one statement. Fenced: a completion applies only while the job
 /// is still `running` under `worker_id` in the same attempt, so a worker that lost
 /// its lease changes nothing. A job bound for `retrying` whose cancel was requested
-/// meanwhile ends `cancelled` instead. Returns the ids that were applied.
+/// meanwhile ends `cancelled` instead. The same statement queues the follow-ups of
+/// the jobs it ends (`rules`). Returns the ids that were applied.
 pub async fn complete(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
     completions: &[Completion],
+    rules: &FollowUpRules,
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let mut ids = Vec::with_capacity(completions.len());
     let mut attempts = Vec::with_capacity(completions.len());
@@ -267,7 +298,7 @@ pub async fn complete(
     // by the cancel-flag and job-results migrations), which pins its plan to
     // primary-key lookups.
     let rows = sqlx::query!(
-        r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
         worker_id,
         &ids,
         &attempts,
@@ -276,6 +307,10 @@ pub async fn complete(
         &outcomes as &[&str],
         &errors as &[Option<String>],
         &results as &[Option<String>],
+        &rules.parents,
+        &rules.states,
+        &rules.actions,
+        &rules.budgets,
     )
     .fetch_all(executor)
     .await?;
@@ -320,6 +355,7 @@ pub async fn release(
     worker_id: &str,
     held: &[(JobId, i32)],
     reason: &str,
+    rules: &FollowUpRules,
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let ids: Vec<uuid::Uuid> = held.iter().map(|(id, _)| id.0).collect();
     let attempts: Vec<i32> = held.iter().map(|(_, a)| *a).collect();
@@ -338,16 +374,24 @@ pub async fn release(
                from input i
                -- `lease_owner` is set exactly while running (see docket_complete).
                where j.id = i.id and j.lease_owner = $1 and j.attempts = i.attempt
-               returning j.id, j.attempts
+               returning j.id, j.attempts, j.state
            ), recorded as (
                update job_attempts a set finished_at = now(), outcome = 'interrupted', error = $4
                from released r where a.job_id = r.id and a.attempt = r.attempts
+           ), followed as (
+               select docket_queue_follow_ups(ended.ids, ended.states, $5, $6, $7, $8)
+               from (select array_agg(r.id order by r.id) as ids, array_agg(r.state::text order by r.id) as states
+                     from released r where r.state = 'cancelled') as ended
            )
-           select id as "id!: JobId" from released"#,
+           select id as "id!: JobId" from released cross join followed"#,
         worker_id,
         &ids,
         &attempts,
         reason,
+        &rules.parents,
+        &rules.states,
+        &rules.actions,
+        &rules.budgets,
     )
     .fetch_all(executor)
     .await?;
@@ -358,7 +402,11 @@ pub async fn release(
 /// `failed` if that was their last attempt, or `cancelled` if an operator asked for
 /// it to stop (a cancelled job never starts again). Their open attempt becomes
 /// `lease_expired`.
-pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RescuedJob>, sqlx::Error> {
+pub async fn rescue_expired(
+    executor: impl PgExecutor<'_>,
+    limit: i64,
+    rules: &FollowUpRules,
+) -> Result<Vec<RescuedJob>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"with expired as (
                select id, lease_owner from jobs
@@ -386,13 +434,21 @@ pub async fn rescue_expired(executor: impl PgExecutor<'_>, limit: i64) -> Result
                update job_attempts a set finished_at = now(), outcome = 'lease_expired', error = r.last_error
                from rescued r
                where a.job_id = r.id and a.attempt = r.attempts and a.finished_at is null
+           ), followed as (
+               select docket_queue_follow_ups(ended.ids, ended.states, $2, $3, $4, $5)
+               from (select array_agg(r.id order by r.id) as ids, array_agg(r.state::text order by r.id) as states
+                     from rescued r where r.state in ('failed', 'cancelled')) as ended
            )
            -- The previous owner comes from the locked row, not from a join with
            -- `recorded` (two CTE scans joined in a nested loop: quadratic).
            select r.id as "id!: JobId", r.action as "action!", r.state as "state!: JobState",
                   r.lease_owner as "worker_id?"
-           from rescued r"#,
+           from rescued r cross join followed"#,
         limit,
+        &rules.parents,
+        &rules.states,
+        &rules.actions,
+        &rules.budgets,
     )
     .fetch_all(executor)
     .await?;
@@ -414,10 +470,31 @@ pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobR
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
                   lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
-                  result
+                  result, parent_id as "parent_id: JobId"
            from jobs where id = $1"#,
         id as JobId,
     )
     .fetch_optional(executor)
+    .await
+}
+
+/// A follow-up of a job, as the ops views list it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildJob {
+    pub id: JobId,
+    pub action: String,
+    pub state: JobState,
+}
+
+/// The follow-ups a job's ends queued, oldest first.
+pub async fn children(executor: impl PgExecutor<'_>, id: JobId) -> Result<Vec<ChildJob>, sqlx::Error> {
+    sqlx::query_as!(
+        ChildJob,
+        r#"select id as "id: JobId", action, state as "state: JobState"
+           from jobs where parent_id = $1 order by id limit 100"#,
+        id as JobId,
+    )
+    .fetch_all(executor)
     .await
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 
-use super::jobs::JobRow;
+use super::jobs::{FollowUpRules, JobRow};
 use crate::domain::{JobId, JobState};
 
 /// Filters of the job list; every one optional.
@@ -43,7 +43,7 @@ pub async fn jobs_list(
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
                   lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
-                  result
+                  result, parent_id as "parent_id: JobId"
            from jobs
            where ($1::job_state is null or state = $1)
              and ($2::text is null or action = $2)
@@ -94,18 +94,30 @@ pub enum Cancelled {
     NotCancellable,
 }
 
-/// Cancels a `queued`/`retrying` job at once; asks the worker of a `running` job to
-/// stop it (and notifies workers).
-pub async fn job_cancel(conn: &mut PgConnection, id: JobId) -> Result<Cancelled, sqlx::Error> {
+/// Cancels a `queued`/`retrying` job at once (queuing its follow-ups by `rules` in
+/// the same statement); asks the worker of a `running` job to stop it (and notifies
+/// workers).
+pub async fn job_cancel(conn: &mut PgConnection, id: JobId, rules: &FollowUpRules) -> Result<Cancelled, sqlx::Error> {
     let row = sqlx::query!(
-        r#"update jobs
-           set state = case when state = 'running' then state else 'cancelled'::job_state end,
-               finished_at = case when state = 'running' then finished_at else now() end,
-               cancel_requested_at = case when state = 'running' then now() else cancel_requested_at end,
-               updated_at = now()
-           where id = $1 and state in ('queued', 'retrying', 'running')
-           returning state as "state: JobState""#,
+        r#"with cancelled as (
+               update jobs
+               set state = case when state = 'running' then state else 'cancelled'::job_state end,
+                   finished_at = case when state = 'running' then finished_at else now() end,
+                   cancel_requested_at = case when state = 'running' then now() else cancel_requested_at end,
+                   updated_at = now()
+               where id = $1 and state in ('queued', 'retrying', 'running')
+               returning id, state
+           ), followed as (
+               select docket_queue_follow_ups(ended.ids, ended.states, $2, $3, $4, $5)
+               from (select array_agg(c.id) as ids, array_agg(c.state::text) as states
+                     from cancelled c where c.state = 'cancelled') as ended
+           )
+           select state as "state!: JobState" from cancelled cross join followed"#,
         id as JobId,
+        &rules.parents,
+        &rules.states,
+        &rules.actions,
+        &rules.budgets,
     )
     .fetch_optional(&mut *conn)
     .await?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use docket::catalog::HttpSpec;
 use docket::db::jobs::ClaimedJob;
 use docket::secret::Secret;
-use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
+use docket::template::{Method, ParentContext, RenderedRequest, RequestTemplate, TemplateContext};
 
 use super::auth::{sensitive, Credentials};
 use super::{ActionOutcome, Signer};
@@ -80,8 +80,8 @@ impl HttpAction {
         }
     }
 
-    pub async fn run(&self, job: &ClaimedJob, timeout: Duration) -> ActionOutcome {
-        let rendered = match self.render(job) {
+    pub async fn run(&self, job: &ClaimedJob, parent: Option<&ParentContext>, timeout: Duration) -> ActionOutcome {
+        let rendered = match self.render(job, parent) {
             Ok(rendered) => rendered,
             Err(error) => return ActionOutcome::Permanent { error },
         };
@@ -116,7 +116,7 @@ impl HttpAction {
 
     /// The request of this attempt: rendered from the action's templates, or the
     /// fixed JSON POST.
-    fn render(&self, job: &ClaimedJob) -> Result<RenderedRequest, String> {
+    fn render(&self, job: &ClaimedJob, parent: Option<&ParentContext>) -> Result<RenderedRequest, String> {
         let Some(template) = &self.request else {
             let payload = Payload {
                 job_id: job.id.to_string(),
@@ -135,7 +135,7 @@ impl HttpAction {
                 body: Some((body, "application/json".to_owned())),
             });
         };
-        template.render(&context(job)).map_err(|e| format!("cannot render the request: {e} (not retried)"))
+        template.render(&context(job, parent)).map_err(|e| format!("cannot render the request: {e} (not retried)"))
     }
 
     /// The OAuth2 token to send, if the action uses one.
@@ -243,7 +243,7 @@ async fn captured(mut response: reqwest::Response, pointer: &str) -> serde_json:
 }
 
 /// What the templates of an attempt see.
-fn context(job: &ClaimedJob) -> TemplateContext {
+fn context(job: &ClaimedJob, parent: Option<&ParentContext>) -> TemplateContext {
     // Job ids are UUIDv7: they carry the job's creation time to the millisecond.
     let created_at = job
         .id
@@ -264,6 +264,7 @@ fn context(job: &ClaimedJob) -> TemplateContext {
         document_version_id: job.document_version_id.clone(),
         username: job.requested_by.clone(),
         now: chrono::Utc::now(),
+        parent: parent.cloned(),
     }
 }
 

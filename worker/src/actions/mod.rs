@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use docket::catalog::{Action, ActionKind, Catalog};
 use docket::db::jobs::ClaimedJob;
+use docket::template::ParentContext;
 
 use auth::Credentials;
 pub use http::HttpAction;
@@ -103,11 +104,12 @@ impl Registry {
     }
 
     /// Runs the job's action once. The caller applies the timeout and catches panics.
-    pub async fn run(&self, job: &ClaimedJob) -> ActionOutcome {
+    /// A follow-up's `parent` is what its templates read as `parent.*`.
+    pub async fn run(&self, job: &ClaimedJob, parent: Option<&ParentContext>) -> ActionOutcome {
         match self.entries.get(&job.action) {
             None => ActionOutcome::Permanent { error: format!("this worker has no action named '{}'", job.action) },
             Some((_, Runner::Noop)) => ActionOutcome::Succeeded { result: None },
-            Some((action, Runner::Http(http))) => http.run(job, action.timeout).await,
+            Some((action, Runner::Http(http))) => http.run(job, parent, action.timeout).await,
         }
     }
 }
