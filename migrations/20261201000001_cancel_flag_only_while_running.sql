@@ -4,7 +4,9 @@
 -- with the flag still set) and bulk retry (a retried job carrying a stale flag was
 -- cancelled at its first lease renewal). Every statement that moves a job out of
 -- `running` now honours the flag (a job that would run again ends `cancelled`
--- instead) and clears it, and the constraint below makes a stale flag impossible.
+-- instead) and clears it: release and rescue in shared/src/db/jobs.rs, completion in
+-- `docket_complete` (redefined by the follow-ups migration); the constraint below
+-- makes a stale flag impossible.
 
 update jobs set cancel_requested_at = null where state <> 'running' and cancel_requested_at is not null;
 

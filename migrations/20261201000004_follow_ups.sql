@@ -104,8 +104,12 @@ begin
 end
 $$;
 
--- Completion queues the follow-ups of the jobs it ends, in the same statement.
-drop function docket_complete(text, uuid[], integer[], text[], float8[], text[], text[], text[]);
+-- Completion stores what the target said (`result`: JSON text per job, null where the
+-- attempt captured nothing, which keeps an earlier result), honours a pending cancel
+-- request (see the cancel-flag migration: an attempt bound for `retrying` while an
+-- operator asked the job to stop ends it `cancelled`; final outcomes stand), and
+-- queues the follow-ups of the jobs it ends, all in one statement.
+drop function docket_complete(text, uuid[], integer[], text[], float8[], text[], text[]);
 create function docket_complete(
     p_worker text,
     p_ids uuid[],

@@ -10,7 +10,7 @@ use docket::db::jobs::{self, Completion, FollowUpRules, NewJob, NextState};
 use docket::db::ops;
 use docket::domain::{AttemptOutcome, DocumentId, DocumentVersionId, JobId, JobState};
 use docket_tests::inprocess::ADMIN_TOKEN;
-use docket_tests::process::Process;
+use docket_tests::process::refusal;
 use docket_tests::wait::DEADLINE;
 use docket_tests::workfront::{self, Workfront};
 use docket_tests::{catalog, catalog_path, wait_until, Api, Reply, Target, TestDb, Worker};
@@ -287,23 +287,11 @@ async fn every_way_to_a_final_state_queues_follow_ups_once() {
 #[tokio::test]
 async fn a_follow_up_cycle_stops_both_binaries_naming_the_actions() {
     let db = TestDb::new().await;
-    let dir = catalog(
+    let text =
         "[[action]]\nname = \"archive\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"notify\" }]\n\
-         [[action]]\nname = \"notify\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"archive\" }]\n",
-    );
+         [[action]]\nname = \"notify\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"archive\" }]\n";
     for binary in ["docket-api", "docket-worker"] {
-        let mut process = Process::spawn(
-            binary,
-            &[
-                ("DATABASE_URL", db.url.clone()),
-                ("DOCKET_ACTIONS", catalog_path(&dir).display().to_string()),
-                ("DOCKET_API_KEYS", docket_tests::API_KEY.to_owned()),
-                ("DOCKET_API_ADDR", "127.0.0.1:0".to_owned()),
-                ("DOCKET_WORKER_ADDR", "127.0.0.1:0".to_owned()),
-            ],
-        );
-        assert_eq!(process.wait_exit(DEADLINE).await, Some(2), "{binary} refused to start");
-        let last = process.logs().last().cloned().unwrap_or_default();
+        let last = refusal(binary, &db.url, text).await;
         assert!(last.contains("follow-ups form a cycle: archive → notify → archive"), "{binary}: {last}");
     }
 }

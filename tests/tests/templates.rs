@@ -14,7 +14,7 @@ use axum::Router;
 
 use docket::db::{attempts, jobs};
 use docket::domain::{JobId, JobState};
-use docket_tests::process::Process;
+use docket_tests::process::refusal;
 use docket_tests::wait::DEADLINE;
 use docket_tests::{catalog, catalog_path, wait_until, Api, TestDb, Worker};
 
@@ -364,25 +364,6 @@ async fn a_failing_token_endpoint_is_named_and_retried_and_a_wrong_secret_fails_
     assert!(error.contains("token endpoint") && error.contains("invalid_client") && error.contains("401"), "{error}");
 }
 
-/// Starts a binary with `catalog_text`, checks that it refuses to start, and returns
-/// its last log line.
-async fn refused(binary: &str, db: &TestDb, catalog_text: &str) -> String {
-    let dir = catalog(catalog_text);
-    let mut process = Process::spawn(
-        binary,
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("DOCKET_ACTIONS", catalog_path(&dir).display().to_string()),
-            ("DOCKET_API_KEYS", docket_tests::API_KEY.to_owned()),
-            ("DOCKET_API_ADDR", "127.0.0.1:0".to_owned()),
-            ("DOCKET_WORKER_ADDR", "127.0.0.1:0".to_owned()),
-        ],
-    );
-    assert_eq!(process.wait_exit(DEADLINE).await, Some(2), "{binary} refused to start");
-    let logs = process.logs();
-    logs.last().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn start_up_refuses_broken_templates_and_missing_secrets_naming_file_action_and_key() {
     let db = TestDb::new().await;
@@ -401,14 +382,14 @@ async fn start_up_refuses_broken_templates_and_missing_secrets_naming_file_actio
     ];
     for binary in ["docket-api", "docket-worker"] {
         for (text, field, detail) in &cases {
-            let line = refused(binary, &db, text).await;
+            let line = refusal(binary, &db.url, text).await;
             assert!(line.contains("actions.toml") && line.contains("\"slack\""), "{binary}: {line}");
             assert!(line.contains(field) && line.contains(detail), "{binary}: {line}");
         }
     }
     // A secret the worker needs but does not have stops it, naming the variable.
     let line =
-        refused("docket-worker", &db, &http("auth = { type = \"bearer\", token_env = \"SLACK_TOKEN_MISSING\" }\n"))
+        refusal("docket-worker", &db.url, &http("auth = { type = \"bearer\", token_env = \"SLACK_TOKEN_MISSING\" }\n"))
             .await;
     assert!(line.contains("SLACK_TOKEN_MISSING") && line.contains("\"slack\"") && line.contains("not set"), "{line}");
 }
