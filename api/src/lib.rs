@@ -14,3 +14,4 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod startup;
+pub mod state;

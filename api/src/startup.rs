@@ -20,7 +20,8 @@ use crate::inserter::Inserter;
 use crate::notifier::Notifier;
 use crate::ops::auth::{AdminTokenError, AdminTokens};
 use crate::rate_limit::RateLimiter;
-use crate::routes::{self, AppState};
+use crate::routes;
+use crate::state::AppState;
 
 /// The request id header, set on every request and response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -15,7 +15,7 @@ use docket::domain::{JobId, JobState};
 
 use super::error::OpsError;
 use super::{explain, retry_budget, Operator, PAGE_CAP, QUERY_TIMEOUT};
-use crate::routes::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::api::{self, ListQuery};
 use super::auth::{session_cookie, Actor, COOKIE, SESSION_SECONDS};
 use super::error::OpsError;
-use crate::routes::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -9,18 +9,15 @@ pub mod error;
 pub mod explain;
 pub mod throttle;
 
-use std::time::Duration;
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::Router;
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use auth::Actor;
 use error::OpsError;
 
-/// Statement timeout of every operator query.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::state::QUERY_TIMEOUT;
 /// Most jobs in one page of the list.
 pub const PAGE_CAP: i64 = 200;
 

@@ -10,9 +10,9 @@ use serde::Serialize;
 use docket::db::jobs::NewJob;
 use docket::domain::{JobId, Username};
 
-use super::AppState;
 use crate::error::ApiError;
 use crate::query::{header_error, CustomActionParams};
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

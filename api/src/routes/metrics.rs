@@ -11,7 +11,7 @@ use axum::Router;
 
 use docket::db::{ops, workers};
 
-use super::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
@@ -49,7 +49,7 @@ async fn render(State(state): State<AppState>) -> Response {
 
 async fn refresh_gauges(state: &AppState) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    ops::statement_timeout(&mut tx, crate::ops::QUERY_TIMEOUT).await?;
+    ops::statement_timeout(&mut tx, crate::state::QUERY_TIMEOUT).await?;
     let counts = ops::state_counts(&mut *tx, std::time::Duration::from_secs(3600)).await?;
     let lag = ops::lag_per_action(&mut *tx).await?;
     let live = workers::list_live(&mut *tx).await?;

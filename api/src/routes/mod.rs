@@ -7,38 +7,15 @@ pub mod metrics;
 pub mod openapi;
 mod service_info;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use docket::catalog::Catalog;
-use docket::db::Db;
 
-use crate::auth::ApiKeys;
 use crate::error::ApiError;
-use crate::inserter::Inserter;
-use crate::ops::auth::AdminTokens;
-
-/// What every handler may use.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub catalog: Arc<Catalog>,
-    pub keys: ApiKeys,
-    pub inserter: Inserter,
-    pub admin: AdminTokens,
-    pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
-    /// `DOCKET_API_REQUEST_TIMEOUT`.
-    pub request_timeout: Duration,
-    /// Failed sign-ins and wrong admin tokens per client address.
-    pub sign_in_throttle: crate::ops::throttle::FailureThrottle,
-    /// Whether the dashboard is served over HTTPS (`DOCKET_PUBLIC_URL`): its cookies
-    /// are then `Secure`.
-    pub https: bool,
-}
+pub use crate::state::AppState;
 
 /// All routes, with their state applied.
 pub fn router(state: AppState) -> Router {

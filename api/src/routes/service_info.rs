@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::AppState;
+use crate::state::AppState;
 
 /// The Workfront document webhook spec version implemented.
 pub const WEBHOOK_VERSION: &str = "1.2";

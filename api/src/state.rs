@@ -1,0 +1,34 @@
+//! What every handler may use: the application's shared state, built once by
+//! `startup` and cloned into each request (routes and ops both use it, so it lives
+//! in neither).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use docket::catalog::Catalog;
+use docket::db::Db;
+
+use crate::auth::ApiKeys;
+use crate::inserter::Inserter;
+use crate::ops::auth::AdminTokens;
+
+/// Statement timeout of every operator query (and of the job figures of `/metrics`).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    pub keys: ApiKeys,
+    pub inserter: Inserter,
+    pub admin: AdminTokens,
+    pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
+    /// `DOCKET_API_REQUEST_TIMEOUT`.
+    pub request_timeout: Duration,
+    /// Failed sign-ins and wrong admin tokens per client address.
+    pub sign_in_throttle: crate::ops::throttle::FailureThrottle,
+    /// Whether the dashboard is served over HTTPS (`DOCKET_PUBLIC_URL`): its cookies
+    /// are then `Secure`.
+    pub https: bool,
+}
