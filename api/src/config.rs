@@ -93,7 +93,7 @@ pub struct Config {
 
 /// Parses "250ms", "10s", "5m" and the like.
 pub fn humantime_duration(text: &str) -> Result<Duration, String> {
-    docket::catalog::parse_duration(text)
+    docket::duration::parse(text)
 }
 
 /// An absolute `http://` or `https://` URL.

@@ -17,7 +17,7 @@ impl std::str::FromStr for Rate {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (n, period) = text.split_once('/').ok_or("write it as REQUESTS/PERIOD, e.g. 100/1s")?;
         let requests: u32 = n.trim().parse().map_err(|_| format!("{n:?} is not a number of requests"))?;
-        let period = docket::catalog::parse_duration(period.trim())?;
+        let period = docket::duration::parse(period.trim())?;
         if requests == 0 {
             return Err("the number of requests must be at least 1".into());
         }

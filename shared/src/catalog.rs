@@ -461,22 +461,9 @@ fn text_message(error: TextError) -> String {
 
 fn duration(value: Option<String>, default: Duration) -> Result<Duration, String> {
     match value {
-        Some(text) => parse_duration(&text),
+        Some(text) => crate::duration::parse(&text),
         None => Ok(default),
     }
-}
-
-/// Parses a positive duration of at most 7 days: "500ms", "10s", "5m", "1h".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed = humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))?;
-    if parsed.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    if parsed > Duration::from_secs(7 * 24 * 3600) {
-        return Err(format!("{text:?} is longer than 7 days"));
-    }
-    Ok(parsed)
 }
 
 fn is_env_name(name: &str) -> bool {

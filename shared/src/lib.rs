@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod db;
 pub mod domain;
+pub mod duration;
 pub mod metrics;
 pub mod retry;
 pub mod secret;

@@ -82,7 +82,7 @@ pub struct Config {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    docket::catalog::parse_duration(text)
+    docket::duration::parse(text)
 }
 
 fn retention(text: &str) -> Result<Duration, String> {

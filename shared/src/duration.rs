@@ -1,0 +1,34 @@
+//! Durations as people write them in settings and the catalog ("500ms", "10s", "5m"),
+//! parsed by humantime and bounded to what a setting can sensibly mean.
+
+use std::time::Duration;
+
+/// The longest duration a setting accepts.
+pub const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a positive duration of at most 7 days: "500ms", "10s", "5m", "1h".
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))?;
+    if parsed.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    if parsed > LONGEST {
+        return Err(format!("{text:?} is longer than 7 days"));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positive_and_at_most_a_week() {
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse("0s").unwrap_err().contains("longer than zero"));
+        assert!(parse("8d").unwrap_err().contains("longer than 7 days"));
+        assert!(parse("soon").unwrap_err().contains("is not a duration"));
+    }
+}
