@@ -625,13 +625,18 @@ impl RawAuth {
     }
 }
 
+/// An absolute `http://` or `https://` URL with a host, as the `url` crate (WHATWG
+/// URL parsing, the same as the HTTP client's) reads it; whitespace and control
+/// characters are refused rather than silently encoded.
 fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
+    let authority = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a valid URL ({e})"))?;
+    // WHATWG parsing reads "http:///p" as host "p"; an empty authority is a mistake.
+    let has_host = !authority.starts_with('/') && parsed.host_str().is_some_and(|h| !h.is_empty());
+    if !has_host || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("{url:?} is not a valid URL"));
     }
     Ok(())
