@@ -158,6 +158,18 @@ impl Api {
             .await
     }
 
+    /// `GET /ops/jobs/{id}` with the tests' admin token: the job, its attempts, its
+    /// follow-ups and the operator actions on it.
+    pub async fn job_detail(&self, client: &reqwest::Client, id: docket::domain::JobId) -> serde_json::Value {
+        let response = client
+            .get(format!("{}/ops/jobs/{id}", self.base))
+            .bearer_auth(crate::inprocess::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request to api");
+        response.json().await.expect("JSON reply")
+    }
+
     /// Queues a job through the api and returns its id.
     pub async fn enqueue(&self, client: &reqwest::Client, name: &str, document_id: &str) -> docket::domain::JobId {
         let response = self.custom_action(client, name, document_id).await;

@@ -99,15 +99,7 @@ async fn a_failed_job_leaves_one_note_and_a_succeeded_one_one_comment_on_the_doc
         let kids = children(&db, parent).await;
         assert_eq!(kids.len(), 1, "{kids:?}");
         assert_eq!((kids[0].action.as_str(), kids[0].state), (action, JobState::Succeeded));
-        let detail: serde_json::Value = client
-            .get(format!("{}/ops/jobs/{}", api.base, kids[0].id))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let detail = api.job_detail(&client, kids[0].id).await;
         assert_eq!(detail["job"]["parentId"], parent.to_string());
     }
     assert_eq!(workfront.posted().len(), 2, "nothing posted twice");

@@ -134,15 +134,7 @@ async fn through_pgbouncer_jobs_run_retry_and_wake_up_fast() {
         jobs::get(&db.pool, id).await.unwrap().filter(|j| j.state == JobState::Succeeded)
     })
     .await;
-    let detail: serde_json::Value = client
-        .get(format!("{}/ops/jobs/{id}", api.base))
-        .bearer_auth(docket_tests::inprocess::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail = api.job_detail(&client, id).await;
     assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(2), "{detail}");
     assert_eq!(detail["operatorActions"][0]["actor"], "tester", "{detail}");
 

@@ -419,15 +419,7 @@ async fn what_the_target_said_is_captured_by_a_json_pointer_and_shown_to_operato
         let id = trigger(&api, name, "doc-result", "ada@example.com").await;
         let job = finished(&db, id).await;
         assert_eq!(job.state, JobState::Succeeded, "{name}");
-        let detail: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/ops/jobs/{id}", api.base))
-            .bearer_auth(docket_tests::inprocess::ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let detail = api.job_detail(&reqwest::Client::new(), id).await;
         assert_eq!(detail["job"]["result"], job.result.clone().unwrap_or_default(), "{name}: the ops API shows it");
         results.push(job.result);
     }

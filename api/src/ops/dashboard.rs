@@ -144,9 +144,7 @@ async fn login(State(state): State<AppState>, request: axum::extract::Request) -
                 .into_response()
         }
         None => {
-            if let Some(shut_out) = state.sign_in_throttle.failed(client) {
-                tracing::warn!(client = %client, ?shut_out, "repeated failed sign-ins; address shut out");
-            }
+            state.sign_in_throttle.failed(client);
             let mut response = page(
                 "Sign in",
                 None,

@@ -43,8 +43,17 @@ impl FailureThrottle {
         }
     }
 
-    /// Counts a failure; returns how long the address is now shut out, if it is.
+    /// Counts a failure; returns how long the address is now shut out, if it is (and
+    /// logs it then).
     pub fn failed(&self, address: IpAddr) -> Option<Duration> {
+        let shut_out = self.count_failure(address);
+        if let Some(wait) = shut_out {
+            tracing::warn!(client = %address, shut_out = ?wait, "repeated failed sign-ins or admin tokens; address shut out");
+        }
+        shut_out
+    }
+
+    fn count_failure(&self, address: IpAddr) -> Option<Duration> {
         let mut records = self.lock();
         let now = Instant::now();
         if records.len() >= MOST_ADDRESSES {
