@@ -13,6 +13,9 @@ use crate::domain::{check_text, TextError};
 use crate::retry::RetryPolicy;
 use crate::template::{BodyTemplate, Builder, Method, RequestTemplate};
 
+pub mod flow;
+pub use flow::{Circuit, Flow, LimitGroup, Rate};
+
 /// Defaults for the optional keys, documented in README.md.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
@@ -27,6 +30,7 @@ pub const MAX_MAX_ATTEMPTS: u32 = 1000;
 #[derive(Debug, Clone)]
 pub struct Catalog {
     actions: Vec<Action>,
+    limit_groups: Vec<LimitGroup>,
 }
 
 /// One action, validated, with every default filled in.
@@ -42,6 +46,8 @@ pub struct Action {
     pub dedupe: bool,
     /// Jobs to queue when a job of this action reaches a final state.
     pub on_finish: Vec<FollowUp>,
+    /// Limits, limit group and circuit breaker (see [`flow`]).
+    pub flow: Flow,
 }
 
 /// `on_finish = [{ when = ["failed", "cancelled"], run = "notify-workfront" }]`: when a
@@ -174,7 +180,23 @@ impl Catalog {
             field: "on_finish",
             message,
         })?;
-        Ok(Self { actions })
+        let limit_groups = flow::limit_groups(&actions).map_err(|(action, field, message)| CatalogError::Field {
+            file: file.to_owned(),
+            action,
+            field,
+            message,
+        })?;
+        Ok(Self { actions, limit_groups })
+    }
+
+    /// Every limit group (actions with limits or a circuit), by name.
+    pub fn limit_groups(&self) -> &[LimitGroup] {
+        &self.limit_groups
+    }
+
+    /// The limit group an action's jobs are claimed through, if any.
+    pub fn limit_group_of(&self, action: &str) -> Option<&LimitGroup> {
+        self.limit_groups.iter().find(|g| g.actions.iter().any(|a| a == action))
     }
 
     pub fn get(&self, name: &str) -> Option<&Action> {
@@ -234,6 +256,11 @@ struct RawAction {
     success_status: Option<Vec<i64>>,
     result: Option<String>,
     on_finish: Option<Vec<RawFollowUp>>,
+    limit_group: Option<String>,
+    max_concurrency: Option<i64>,
+    rate: Option<String>,
+    burst: Option<i64>,
+    circuit: Option<flow::RawCircuit>,
 }
 
 #[derive(Deserialize)]
@@ -408,6 +435,15 @@ impl RawAction {
             }
             on_finish.push(FollowUp { when, run: raw.run });
         }
+        let flow = flow::RawFlow {
+            limit_group: self.limit_group,
+            max_concurrency: self.max_concurrency,
+            rate: self.rate,
+            burst: self.burst,
+            circuit: self.circuit,
+        }
+        .validate()
+        .map_err(|(field, message)| fail(field, message))?;
         Ok(Action {
             name,
             display_name,
@@ -416,6 +452,7 @@ impl RawAction {
             retry: RetryPolicy { max_attempts, base, cap },
             dedupe,
             on_finish,
+            flow,
         })
     }
 }

@@ -98,11 +98,14 @@ pub enum AttemptOutcome {
     LeaseExpired,
     Interrupted,
     Cancelled,
+    /// The target pushed back (HTTP 429, or 503 with Retry-After): the job waits as
+    /// asked and the attempt is given back.
+    Throttled,
 }
 
 impl AttemptOutcome {
     /// Every outcome, in the order of the type's declaration.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Succeeded,
         Self::RetryableError,
         Self::PermanentError,
@@ -111,6 +114,7 @@ impl AttemptOutcome {
         Self::LeaseExpired,
         Self::Interrupted,
         Self::Cancelled,
+        Self::Throttled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +127,7 @@ impl AttemptOutcome {
             Self::LeaseExpired => "lease_expired",
             Self::Interrupted => "interrupted",
             Self::Cancelled => "cancelled",
+            Self::Throttled => "throttled",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `http` action calls. It records every request and answers as the test scripts,
 //! optionally holding requests until the test opens a gate.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,10 +63,37 @@ struct State {
     script: Arc<Script>,
     received: Arc<Mutex<Vec<Received>>>,
     gate: watch::Receiver<bool>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Requests being answered now, and the most there ever were at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// Counts a request as in flight until it is answered or dropped (a client that
+/// went away).
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    fn enter(counter: Arc<InFlight>) -> Self {
+        let now = counter.now.fetch_add(1, Ordering::SeqCst) + 1;
+        counter.max.fetch_max(now, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Target {
     pub url: String,
+    in_flight: Arc<InFlight>,
     received: Arc<Mutex<Vec<Received>>>,
     gate: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
@@ -76,14 +104,21 @@ impl Target {
     pub async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
         let (gate, gate_rx) = watch::channel(false);
         let received = Arc::new(Mutex::new(Vec::new()));
-        let state = State { script: Arc::new(script), received: received.clone(), gate: gate_rx };
+        let in_flight = Arc::new(InFlight::default());
+        let state =
+            State { script: Arc::new(script), received: received.clone(), gate: gate_rx, in_flight: in_flight.clone() };
         let app = Router::new().route("/hook", post(handle)).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, received, gate, server }
+        Self { url, in_flight, received, gate, server }
+    }
+
+    /// The most requests the target was answering at one time.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.max.load(Ordering::SeqCst)
     }
 
     /// A target that answers every request with `status`.
@@ -112,6 +147,7 @@ impl Drop for Target {
 }
 
 async fn handle(axum::extract::State(state): axum::extract::State<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let _in_flight = InFlightGuard::enter(state.in_flight.clone());
     let raw_body = body.to_vec();
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let n = {

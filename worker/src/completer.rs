@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use std::sync::Arc;
 
+use docket::db::flow::{self, FlowRules, Verdict};
 use docket::db::jobs::NextState;
 use docket::db::{self, jobs, Db};
 use docket::domain::JobId;
@@ -24,6 +25,8 @@ pub enum Finished {
     Completed {
         completion: jobs::Completion,
         action: String,
+        /// What the end tells flow control about the target, if anything.
+        verdict: Option<Verdict>,
     },
     /// Give the job back to the queue (the attempt is recorded `interrupted`).
     Released {
@@ -46,6 +49,10 @@ pub struct Completer {
     pub lease: Duration,
     /// Follow-ups to queue with the jobs this worker ends.
     pub rules: Arc<jobs::FollowUpRules>,
+    /// Which ends flow control hears about (limited actions, circuits, back-pressure).
+    pub flow: Arc<FlowRules>,
+    /// Told after every write: jobs stopped running, so limited groups have room again.
+    pub written: Arc<Notify>,
 }
 
 impl Completer {
@@ -55,12 +62,14 @@ impl Completer {
         while rx.recv_many(&mut batch, BATCH).await > 0 {
             let mut completions = Vec::new();
             let mut actions = Vec::new();
+            let mut verdicts = Vec::new();
             let mut releases: Vec<((JobId, i32), String, String)> = Vec::new();
             for finished in batch.drain(..) {
                 match finished {
-                    Finished::Completed { completion, action } => {
+                    Finished::Completed { completion, action, verdict } => {
                         completions.push(completion);
                         actions.push(action);
+                        verdicts.push(verdict);
                     }
                     Finished::Released { id, attempt, action, reason } => {
                         releases.push(((id, attempt), action, reason))
@@ -68,19 +77,42 @@ impl Completer {
                 }
             }
             if !completions.is_empty() {
-                self.write_completions(&completions, &actions).await;
+                self.write_completions(&completions, &actions, &verdicts).await;
             }
             for (held, action, reason) in releases {
                 self.release(held, &action, &reason).await;
             }
+            self.written.notify_one();
         }
     }
 
-    async fn write_completions(&self, completions: &[jobs::Completion], actions: &[String]) {
+    /// Writes completions in one statement; when flow control must hear about some of
+    /// them, in one transaction with what they tell it (so a circuit's probe and its
+    /// verdict land together).
+    async fn write_completions(&self, completions: &[jobs::Completion], actions: &[String], verdicts: &[Option<Verdict>]) {
         let ids: Vec<JobId> = completions.iter().map(|c| c.id).collect();
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
-        let written =
-            self.persist(&ids, || db.run(async |c| jobs::complete(c, worker_id, completions, &self.rules).await)).await;
+        let heard: Vec<(String, JobId, Verdict)> = completions
+            .iter()
+            .zip(actions)
+            .zip(verdicts)
+            .filter_map(|((c, action), verdict)| {
+                verdict.filter(|v| self.flow.wants(action, *v)).map(|v| (action.clone(), c.id, v))
+            })
+            .collect();
+        let written = if heard.is_empty() {
+            self.persist(&ids, || db.run(async |c| jobs::complete(c, worker_id, completions, &self.rules).await)).await
+        } else {
+            self.persist(&ids, || async {
+                let mut tx = db.begin().await?;
+                let applied = jobs::complete(&mut *tx, worker_id, completions, &self.rules).await?;
+                let ended: Vec<_> = heard.iter().filter(|(_, id, _)| applied.contains(id)).cloned().collect();
+                flow::feedback(&mut *tx, &self.flow, &ended).await?;
+                tx.commit().await?;
+                Ok(applied)
+            })
+            .await
+        };
         if let Ok(applied) = written {
             let now = tokio::time::Instant::now();
             for c in completions.iter().filter(|c| applied.contains(&c.id)) {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use docket::catalog::flow::MAX_SNOOZES;
 use docket::catalog::Action;
+use docket::db::flow::Verdict;
 use docket::db::jobs::{ClaimedJob, Completion, NextState};
 use docket::domain::AttemptOutcome;
 use docket::template::ParentContext;
@@ -55,7 +57,9 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
     // the result: a slow database must not let the lease of a finished job run out.
     let finished = match ended {
         Ended::Outcome(outcome) => {
-            Finished::Completed { completion: completion(&job, &action, outcome), action: job.action.clone() }
+            let completion = completion(&job, &action, outcome.clone());
+            let verdict = verdict(&outcome, &completion);
+            Finished::Completed { completion, action: job.action.clone(), verdict }
         }
         Ended::Panicked(message) => {
             let mut c = completion(
@@ -64,7 +68,7 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
                 ActionOutcome::Retryable { error: format!("action panicked: {message}"), retry_after: None },
             );
             c.outcome = AttemptOutcome::Panicked;
-            Finished::Completed { completion: c, action: job.action.clone() }
+            Finished::Completed { completion: c, action: job.action.clone(), verdict: None }
         }
         Ended::Aborted(AbortReason::Cancelled) => Finished::Completed {
             completion: Completion {
@@ -76,6 +80,7 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
                 result: None,
             },
             action: job.action.clone(),
+            verdict: None,
         },
         Ended::Aborted(AbortReason::LeaseLost) => {
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
@@ -92,8 +97,13 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
             }
         }
     };
-    if let Finished::Completed { completion: c, .. } = &finished {
+    if let Finished::Completed { completion: c, verdict, .. } = &finished {
         let action_label = job.action.clone();
+        if let Some(Verdict::Throttled(wait)) = verdict {
+            metrics::counter!("docket_action_throttled_total", "action" => action_label.clone(), "reason" => "retry_after")
+                .increment(1);
+            tracing::info!(wait_ms = wait.as_millis() as u64, "target pushed back; the job and its action wait");
+        }
         metrics::counter!("docket_attempts_total", "action" => action_label.clone(), "outcome" => c.outcome.as_str())
             .increment(1);
         metrics::histogram!("docket_attempt_duration_seconds", "action" => action_label)
@@ -150,6 +160,10 @@ where
 }
 
 /// Turns an action's outcome into the job's next state, by the action's retry policy.
+/// Back-pressure (a throttled outcome) waits as the target asked (capped by
+/// `retry_max`, plus a little jitter so that waiting jobs do not return at one
+/// instant) without spending an attempt, up to [`MAX_SNOOZES`] times per job; after
+/// that it spends attempts like a retryable error.
 pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> Completion {
     let (outcome, error, retry_after, retryable) = match outcome {
         ActionOutcome::Succeeded { result } => {
@@ -162,6 +176,25 @@ pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> 
                 result,
             }
         }
+        ActionOutcome::Throttled { error, retry_after } if job.snoozes < MAX_SNOOZES => {
+            let wait = back_pressure_wait(job, action, retry_after);
+            return Completion {
+                id: job.id,
+                attempt: job.attempt,
+                next: NextState::Retry(wait),
+                outcome: AttemptOutcome::Throttled,
+                error: Some(format!("{error}; waiting {} without spending an attempt", humantime::format_duration(
+                    Duration::from_secs(wait.as_secs())
+                ))),
+                result: None,
+            };
+        }
+        ActionOutcome::Throttled { error, retry_after } => (
+            AttemptOutcome::RetryableError,
+            format!("{error} (turned away {MAX_SNOOZES} times; now spending attempts)"),
+            retry_after,
+            true,
+        ),
         ActionOutcome::Retryable { error, retry_after } => (AttemptOutcome::RetryableError, error, retry_after, true),
         ActionOutcome::Permanent { error } => (AttemptOutcome::PermanentError, error, None, false),
         ActionOutcome::TimedOut => (
@@ -178,6 +211,31 @@ pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> 
         (false, _) => (NextState::Failed, error),
     };
     Completion { id: job.id, attempt: job.attempt, next, outcome, error: Some(error), result: None }
+}
+
+/// How long a job (and its action) waits after back-pressure: the target's
+/// `Retry-After`, or the action's backoff when it gave none; capped by `retry_max`;
+/// plus up to a tenth (at least 100 ms) of jitter.
+fn back_pressure_wait(job: &ClaimedJob, action: &Action, retry_after: Option<Duration>) -> Duration {
+    let wait = match retry_after {
+        Some(wait) => wait.min(action.retry.cap),
+        None => action.retry.delay(job.snoozes as u32 + 1, None),
+    };
+    let spread = (wait / 10).max(Duration::from_millis(100));
+    wait + spread.mul_f64(rand::random::<f64>())
+}
+
+/// What an attempt's end tells flow control about the target.
+pub fn verdict(outcome: &ActionOutcome, completion: &Completion) -> Option<Verdict> {
+    match outcome {
+        ActionOutcome::Succeeded { .. } => Some(Verdict::Succeeded),
+        ActionOutcome::Permanent { .. } => Some(Verdict::Answered),
+        ActionOutcome::Retryable { .. } | ActionOutcome::TimedOut => Some(Verdict::Failed),
+        ActionOutcome::Throttled { retry_after, .. } => Some(Verdict::Throttled(match completion.next {
+            NextState::Retry(wait) => wait,
+            _ => retry_after.unwrap_or(Duration::from_secs(1)),
+        })),
+    }
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {
@@ -208,6 +266,7 @@ mod tests {
             attempt,
             max_attempts,
             parent_id: None,
+            snoozes: 0,
         }
     }
 
@@ -220,6 +279,7 @@ mod tests {
             retry: RetryPolicy { max_attempts: 3, base: Duration::from_secs(1), cap: Duration::from_secs(10) },
             dedupe: true,
             on_finish: Vec::new(),
+            flow: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! so a worker that lost its lease can never overwrite another worker's result.
 
 pub mod actions;
+mod claim_loop;
 mod completer;
 pub mod config;
 mod due;

@@ -5,22 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
-use docket::catalog::{Catalog, CatalogError};
+use docket::catalog::{Catalog, CatalogError, LimitGroup};
+use docket::db::flow::{self, FlowRules};
 use docket::db::jobs;
 use docket::db::{self, Db, Pooler, SetupError};
 use docket::domain::JobState;
 
 use crate::actions::Registry;
+use crate::claim_loop::ClaimLoop;
 use crate::completer::{self, Finished};
 use crate::config::{default_worker_id, Config};
 use crate::due::Due;
-use crate::execute;
 use crate::lease::{self, AbortReason, Running};
 use crate::listener;
 use crate::upkeep;
@@ -34,6 +33,8 @@ pub enum StartError {
     Database(#[from] SetupError),
     #[error(transparent)]
     Registry(#[from] crate::actions::RegistryError),
+    #[error("cannot write the catalog's limit groups to the database: {0}")]
+    Limits(#[source] sqlx::Error),
     #[error("DOCKET_WORKER_ID must be 1-255 characters without control characters")]
     WorkerId,
     #[error(
@@ -58,6 +59,10 @@ pub struct Worker {
     registry: Arc<Registry>,
     /// The catalog's follow-up rules, passed with every statement that ends jobs.
     follow_ups: Arc<jobs::FollowUpRules>,
+    /// The catalog's limit groups (claimed through `docket_claim_group`) and what
+    /// flow control hears about the ends of attempts.
+    limit_groups: Vec<LimitGroup>,
+    flow: Arc<FlowRules>,
     health: tokio::net::TcpListener,
     heartbeat: Duration,
     retention: upkeep::Retention,
@@ -83,6 +88,7 @@ impl Worker {
             return Err(StartError::ListenUrl);
         }
         let db = db::connect_and_migrate(&config.database_url, &settings).await?;
+        db.run(async |c| flow::configure(c, catalog.limit_groups()).await).await.map_err(StartError::Limits)?;
         let health = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind { addr: config.addr, source })?;
@@ -97,6 +103,8 @@ impl Worker {
             shutdown_grace: config.shutdown_grace,
             registry: Arc::new(registry),
             follow_ups: Arc::new(jobs::FollowUpRules::from_catalog(&catalog)),
+            limit_groups: catalog.limit_groups().to_vec(),
+            flow: Arc::new(FlowRules::from_catalog(&catalog)),
             health,
             heartbeat: config.heartbeat,
             retention: upkeep::Retention {
@@ -119,6 +127,7 @@ impl Worker {
         let running = Running::default();
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let due = Arc::new(Due::default());
+        let written = Arc::new(Notify::new());
         let completer = completer::Completer {
             db: self.db.clone(),
             worker_id: self.id.clone(),
@@ -126,6 +135,8 @@ impl Worker {
             running: running.clone(),
             lease: self.lease,
             rules: self.follow_ups.clone(),
+            flow: self.flow.clone(),
+            written: written.clone(),
         };
         let completer = tokio::spawn(completer.record(finished_rx));
         let helpers = TaskTracker::new();
@@ -164,64 +175,22 @@ impl Worker {
             finished: finished_tx,
             slot_freed: Arc::new(Notify::new()),
         });
-        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let limited: Vec<&String> = self.limit_groups.iter().flat_map(|g| &g.actions).collect();
+        let claims = ClaimLoop {
+            db: self.db.clone(),
+            worker_id: self.id.clone(),
+            lease: self.lease,
+            poll_interval: self.poll_interval,
+            concurrency: self.concurrency,
+            plain: actions.iter().filter(|a| !limited.contains(a)).cloned().collect(),
+            groups: self.limit_groups.clone(),
+            shared: shared.clone(),
+            wake: wake.clone(),
+            due: due.clone(),
+            written,
+        };
         let jobs_tasks = TaskTracker::new();
-        let mut backlog = false;
-        let mut error_backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let free = slots.available_permits();
-            if free > 0 {
-                let claimed_at = Instant::now();
-                let claim = db::retry_transient(|| {
-                    self.db.run(async |c| jobs::claim(c, &self.id, &actions, free as i64, self.lease).await)
-                });
-                match claim.await {
-                    Ok(claimed) => {
-                        error_backoff = Duration::from_millis(100);
-                        backlog = claimed.len() == free;
-                        for job in claimed {
-                            let permit =
-                                slots.clone().try_acquire_owned().expect("a slot is free for each claimed job");
-                            let abort_valid_until = claimed_at + self.lease;
-                            let shared = shared.clone();
-                            let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt);
-                            jobs_tasks.spawn(async move {
-                                execute::execute(&shared, job, abort_valid_until).instrument(span).await;
-                                drop(permit);
-                                shared.slot_freed.notify_one();
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?error_backoff, "could not claim jobs");
-                        // A notification (or the listener's reconnect) means the database
-                        // is back: claim at once rather than at the end of the backoff.
-                        tokio::select! {
-                            _ = tokio::time::sleep(error_backoff) => {}
-                            _ = wake.notified() => {}
-                            _ = shutdown.cancelled() => {}
-                        }
-                        error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                }
-            }
-            // With a backlog, claim again once a slot frees; otherwise wait for a
-            // notification, a retry this worker scheduled coming due, or the poll
-            // interval.
-            let want_slot = backlog || slots.available_permits() == 0;
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = shared.slot_freed.notified(), if want_slot => {
-                    if backlog {
-                        gather_slots(&slots, &shared.slot_freed, claim_batch(self.concurrency)).await;
-                    }
-                }
-                _ = due.passed() => {}
-                _ = tokio::time::sleep(self.poll_interval) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
+        claims.run(&jobs_tasks, &shutdown).await;
 
         tracing::info!(running = running.len(), grace = ?self.shutdown_grace, "stopping: no new claims");
         jobs_tasks.close();
@@ -238,27 +207,6 @@ impl Worker {
         helpers.wait().await;
         self.db.close().await;
         tracing::info!("docket-worker stopped");
-    }
-}
-
-/// How many free slots are worth one claim statement while a backlog waits: a
-/// quarter of the slots (at most 64). Claiming a job or two per statement, as slots
-/// free one at a time, costs a round trip and a commit per job.
-fn claim_batch(concurrency: usize) -> usize {
-    (concurrency / 4).clamp(1, 64)
-}
-
-/// Longest a freed slot waits for others to free before the claim: far below any
-/// HTTP call, and bounded so that a lone slot does not stay idle.
-const GATHER_WAIT: Duration = Duration::from_millis(2);
-
-/// Waits until `batch` slots are free, or [`GATHER_WAIT`] has passed.
-async fn gather_slots(slots: &Semaphore, slot_freed: &Notify, batch: usize) {
-    let until = Instant::now() + GATHER_WAIT;
-    while slots.available_permits() < batch {
-        if tokio::time::timeout_at(until, slot_freed.notified()).await.is_err() {
-            return;
-        }
     }
 }
 
@@ -332,6 +280,9 @@ fn publish_zero_metrics(actions: &[String], concurrency: usize) {
     metrics::gauge!("docket_worker_concurrency").set(concurrency as f64);
     metrics::counter!("docket_jobs_rescued_total").absolute(0);
     for action in actions {
+        for reason in ["concurrency", "rate", "retry_after"] {
+            metrics::counter!("docket_action_throttled_total", "action" => action.clone(), "reason" => reason).absolute(0);
+        }
         for outcome in docket::domain::AttemptOutcome::ALL {
             metrics::counter!("docket_attempts_total", "action" => action.clone(), "outcome" => outcome.as_str())
                 .absolute(0);

@@ -201,7 +201,9 @@ pub async fn load_detail(state: &AppState, id: JobId) -> Result<Detail, OpsError
         })
         .await?;
     let job = job.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
-    let explanation = explain::explain(&job, &attempts, &live, Utc::now());
+    let flows = super::flow::load(&state.db, &state.catalog).await?;
+    let flow = flows.iter().find(|f| f.action == job.action);
+    let explanation = explain::explain(&job, &attempts, &live, flow, Utc::now());
     Ok(Detail { job, children, attempts, explanation, audit })
 }
 
@@ -311,6 +313,8 @@ pub struct Stats {
     pub lag: Vec<ops::Lag>,
     pub throughput: Vec<ops::Minute>,
     pub workers: Vec<workers::WorkerRow>,
+    /// Every action's limits, usage, pause and circuit.
+    pub actions: Vec<super::flow::ActionFlow>,
 }
 
 pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
@@ -321,7 +325,8 @@ pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
     let throughput = ops::throughput_last_hour(&mut *tx).await?;
     let workers = workers::list_live(&mut *tx).await?;
     tx.commit().await?;
-    Ok(Stats { counts, lag, throughput, workers })
+    let actions = super::flow::load(&state.db, &state.catalog).await?;
+    Ok(Stats { counts, lag, throughput, workers, actions })
 }
 
 async fn stats(_: Operator, State(state): State<AppState>) -> Result<Json<Stats>, OpsError> {

@@ -198,7 +198,7 @@ fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> Response {
 fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) {
     let request_id = headers.get(crate::startup::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let said = match &error {
-        OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::Conflict(_) => Some(error.to_string()),
+        OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::UnknownAction(_) | OpsError::Conflict(_) => Some(error.to_string()),
         _ => None,
     };
     // Logs the cause of a database error once.

@@ -12,6 +12,8 @@ pub enum OpsError {
     BadRequest(String),
     #[error("no job with id {0}")]
     NotFound(String),
+    #[error("no action named {0:?} in the catalog")]
+    UnknownAction(String),
     #[error("{0}")]
     Conflict(String),
     #[error("too many failed sign-ins from this address; try again in {} s", .0.as_secs().max(1))]
@@ -29,7 +31,7 @@ impl IntoResponse for OpsError {
         let (status, message) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, self.to_string()),
+            Self::NotFound(_) | Self::UnknownAction(_) => (StatusCode::NOT_FOUND, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::TooManyFailures(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Database(e) => {

@@ -7,7 +7,41 @@ use docket::db::jobs::{AttemptRow, JobRow};
 use docket::db::workers::WorkerRow;
 use docket::domain::{AttemptOutcome, JobState};
 
-pub fn explain(job: &JobRow, attempts: &[AttemptRow], workers: &[WorkerRow], now: DateTime<Utc>) -> String {
+use super::flow::ActionFlow;
+
+/// The explanation; `flow` is the flow control of the job's action (what may hold a
+/// waiting job back beyond its own state).
+pub fn explain(
+    job: &JobRow,
+    attempts: &[AttemptRow],
+    workers: &[WorkerRow],
+    flow: Option<&ActionFlow>,
+    now: DateTime<Utc>,
+) -> String {
+    let waiting = matches!(job.state, JobState::Queued | JobState::Retrying);
+    let mut text = explain_state(job, attempts, workers, now);
+    if let Some(flow) = flow.filter(|_| waiting) {
+        if let Some(holding) = flow.holding() {
+            text = format!("{text}; held: {holding}");
+        } else if flow.is_full() {
+            text = format!(
+                "{text}; held: limit group '{}' runs {} of its {} allowed jobs — it starts when one ends",
+                flow.limit_group.as_deref().unwrap_or(&flow.action),
+                flow.group_running.unwrap_or(0),
+                flow.max_concurrency.unwrap_or(0)
+            );
+        } else if let Some(rate) = &flow.rate {
+            text = format!(
+                "{text}; limit group '{}' starts at most {rate} (burst {})",
+                flow.limit_group.as_deref().unwrap_or(&flow.action),
+                flow.burst.unwrap_or(1)
+            );
+        }
+    }
+    text
+}
+
+fn explain_state(job: &JobRow, attempts: &[AttemptRow], workers: &[WorkerRow], now: DateTime<Utc>) -> String {
     let last = attempts.last();
     let last_error = || job.last_error.as_deref().map(short).unwrap_or_default();
     match job.state {
@@ -148,7 +182,7 @@ mod tests {
         let mut j = job(JobState::Retrying);
         j.run_at = at(12, 4, 10);
         assert_eq!(
-            explain(&j, &[], &[], at(12, 2, 0)),
+            explain(&j, &[], &[], None, at(12, 2, 0)),
             "waiting for attempt 3 at 12:04:10 UTC (backoff after target answered HTTP 503 Service Unavailable)"
         );
     }
@@ -157,10 +191,10 @@ mod tests {
     fn queued_without_a_worker_that_knows_the_action() {
         let j = job(JobState::Queued);
         assert_eq!(
-            explain(&j, &[], &[worker(&["print"])], at(12, 4, 0)),
+            explain(&j, &[], &[worker(&["print"])], None, at(12, 4, 0)),
             "queued 4 min; no live worker knows action 'archive'"
         );
-        assert!(explain(&j, &[], &[worker(&["archive"])], at(12, 4, 0)).contains("1 live worker(s) know"));
+        assert!(explain(&j, &[], &[worker(&["archive"])], None, at(12, 4, 0)).contains("1 live worker(s) know"));
     }
 
     #[test]
@@ -169,10 +203,10 @@ mod tests {
         j.lease_owner = Some("w-7".into());
         j.lease_expires_at = Some(at(12, 1, 30));
         assert_eq!(
-            explain(&j, &[attempt(None)], &[], at(12, 1, 10)),
+            explain(&j, &[attempt(None)], &[], None, at(12, 1, 10)),
             "running on worker w-7 since 12:01:00 UTC (attempt 2 of 8), lease until 12:01:30 UTC"
         );
-        assert!(explain(&j, &[attempt(None)], &[], at(12, 2, 0)).contains("lease has expired"));
+        assert!(explain(&j, &[attempt(None)], &[], None, at(12, 2, 0)).contains("lease has expired"));
     }
 
     #[test]
@@ -180,11 +214,47 @@ mod tests {
         let mut j = job(JobState::Failed);
         j.last_error = Some("target answered HTTP 400 Bad Request (not retried)".into());
         assert_eq!(
-            explain(&j, &[attempt(Some(AttemptOutcome::PermanentError))], &[], at(12, 5, 0)),
+            explain(&j, &[attempt(Some(AttemptOutcome::PermanentError))], &[], None, at(12, 5, 0)),
             "failed: target answered HTTP 400 Bad Request — not retried"
         );
         j.attempts = 8;
-        assert!(explain(&j, &[attempt(Some(AttemptOutcome::RetryableError))], &[], at(12, 5, 0))
+        assert!(explain(&j, &[attempt(Some(AttemptOutcome::RetryableError))], &[], None, at(12, 5, 0))
             .starts_with("failed after 8 of 8 attempts"));
+    }
+
+    fn flow() -> ActionFlow {
+        ActionFlow {
+            action: "archive".into(),
+            limit_group: Some("dam".into()),
+            max_concurrency: Some(3),
+            rate: Some("5/1s".into()),
+            burst: Some(2),
+            effective_rate_per_second: Some(5.0),
+            running: 1,
+            group_running: Some(1),
+            paused: None,
+            backoff_until: None,
+            circuit: None,
+        }
+    }
+
+    #[test]
+    fn a_waiting_job_names_what_holds_its_action() {
+        let j = job(JobState::Queued);
+        let mut f = flow();
+        assert!(explain(&j, &[], &[], Some(&f), at(12, 4, 0)).ends_with("limit group 'dam' starts at most 5/1s (burst 2)"));
+        f.group_running = Some(3);
+        assert!(explain(&j, &[], &[], Some(&f), at(12, 4, 0))
+            .ends_with("held: limit group 'dam' runs 3 of its 3 allowed jobs — it starts when one ends"));
+        f.paused = Some(super::super::flow::Pause {
+            until: None,
+            by: Some("ada".into()),
+            at: Some(at(12, 3, 0)),
+            note: Some("DAM upgrade".into()),
+        });
+        assert!(explain(&j, &[], &[], Some(&f), at(12, 4, 0))
+            .ends_with("held: action 'archive' is paused by ada at 12:03:00 UTC until resumed (DAM upgrade)"));
+        // A finished job is not held by anything.
+        assert!(!explain(&job(JobState::Succeeded), &[], &[], Some(&f), at(12, 4, 0)).contains("held"));
     }
 }

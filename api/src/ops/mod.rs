@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod explain;
+pub mod flow;
 pub mod throttle;
 
 use axum::extract::FromRequestParts;
@@ -22,7 +23,7 @@ pub use crate::state::QUERY_TIMEOUT;
 pub const PAGE_CAP: i64 = 200;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(api::router()).merge(dashboard::router())
+    Router::new().merge(api::router()).merge(flow::router()).merge(dashboard::router())
 }
 
 /// An operator authenticated with `Authorization: Bearer <admin token>`.

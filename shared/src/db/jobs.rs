@@ -33,6 +33,8 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
     /// The job whose end queued this one (a follow-up), if any.
     pub parent_id: Option<JobId>,
+    /// How often the target turned it away with back-pressure so far.
+    pub snoozes: i32,
 }
 
 /// The follow-up rules of a catalog, as the statements that end jobs take them: when a
@@ -232,12 +234,14 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-    // The statement itself is the function `docket_claim` (migration 3), which pins
-    // its plan to the claim index.
+    // The statement itself is the function `docket_claim` (flow-control migration):
+    // it skips paused actions and calls `docket_start_jobs`, which pins its plan to
+    // the claim index.
     let rows = sqlx::query!(
         r#"select id as "id!: JobId", action as "action!", document_id as "document_id!",
                   document_version_id as "document_version_id!", requested_by,
-                  attempts as "attempts!", max_attempts as "max_attempts!", parent_id as "parent_id: JobId"
+                  attempts as "attempts!", max_attempts as "max_attempts!", parent_id as "parent_id: JobId",
+                  snoozes as "snoozes!"
            from docket_claim($1, $2, $3, $4)"#,
         worker_id,
         actions,
@@ -257,6 +261,7 @@ pub async fn claim(
             attempt: r.attempts,
             max_attempts: r.max_attempts,
             parent_id: r.parent_id,
+            snoozes: r.snoozes,
         })
         .collect())
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod attempts;
 mod flags;
+pub mod flow;
 mod handle;
 pub mod jobs;
 pub mod ops;

@@ -73,7 +73,7 @@ pub async fn jobs_list(
 pub async fn job_retry(executor: impl PgExecutor<'_>, id: JobId, budget: i32) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
-                         cancel_requested_at = null, updated_at = now()
+                         cancel_requested_at = null, snoozes = 0, updated_at = now()
          where id = $1 and state in ('failed', 'cancelled')",
         id as JobId,
         budget,
@@ -139,7 +139,7 @@ pub async fn jobs_retry_failed(
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
-                          cancel_requested_at = null, updated_at = now()
+                          cancel_requested_at = null, snoozes = 0, updated_at = now()
            where action = $1 and state = 'failed'
            returning id as "id: JobId""#,
         action,

@@ -2,7 +2,8 @@
 //! request the action's templates render, with its credentials — and classifies the
 //! answer.
 //!
-//! 2xx (or the action's `success_status`) succeeds; timeouts, connection errors, 408, 429 and 5xx are retried (honouring
+//! 2xx (or the action's `success_status`) succeeds; 429, and 503 with `Retry-After`, are back-pressure (the job
+//! waits as asked without spending an attempt); timeouts, connection errors, 408 and other 5xx are retried (honouring
 //! `Retry-After`); any other status fails at once. Delivery is at-least-once, so every
 //! request carries `Idempotency-Key: <jobId>`.
 
@@ -212,7 +213,9 @@ impl HttpAction {
             return ActionOutcome::Succeeded { result };
         }
         let error = format!("target answered HTTP {}{}", status_text(status), excerpt(response).await);
-        if is_retryable(status) {
+        if is_back_pressure(status, retry_after) {
+            ActionOutcome::Throttled { error, retry_after }
+        } else if is_retryable(status) {
             ActionOutcome::Retryable { error, retry_after }
         } else {
             ActionOutcome::Permanent { error: format!("{error} (not retried)") }
@@ -323,6 +326,12 @@ fn one_line(text: &str, max: usize) -> String {
     out
 }
 
+/// The target is busy, not broken: 429 Too Many Requests, or 503 with a
+/// `Retry-After` saying when to come back.
+fn is_back_pressure(status: StatusCode, retry_after: Option<Duration>) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some())
+}
+
 /// `Retry-After` as delta-seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -338,6 +347,16 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn back_pressure_is_429_or_503_with_retry_after() {
+        let wait = Some(Duration::from_secs(2));
+        assert!(is_back_pressure(StatusCode::TOO_MANY_REQUESTS, None));
+        assert!(is_back_pressure(StatusCode::TOO_MANY_REQUESTS, wait));
+        assert!(is_back_pressure(StatusCode::SERVICE_UNAVAILABLE, wait));
+        assert!(!is_back_pressure(StatusCode::SERVICE_UNAVAILABLE, None));
+        assert!(!is_back_pressure(StatusCode::INTERNAL_SERVER_ERROR, wait));
+    }
 
     #[test]
     fn classifies_statuses() {

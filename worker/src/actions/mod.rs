@@ -23,6 +23,9 @@ pub enum ActionOutcome {
     Succeeded { result: Option<serde_json::Value> },
     /// Worth another attempt; `retry_after` is the target's own wish, if it said one.
     Retryable { error: String, retry_after: Option<Duration> },
+    /// The target pushed back (429, or 503 with `Retry-After`): not a failure. The job
+    /// waits as asked without spending an attempt, and so does its action.
+    Throttled { error: String, retry_after: Option<Duration> },
     /// Not worth another attempt.
     Permanent { error: String },
     /// Ran longer than the action's timeout.

@@ -1,0 +1,335 @@
+//! Flow control across several worker processes, against a real Postgres and real
+//! HTTP targets: the cluster-wide concurrency limit (with its negative control and a
+//! SIGKILLed slot holder), the rate limit, pause and resume, back-pressure (429 with
+//! Retry-After), and the circuit breaker.
+
+use std::time::{Duration, Instant};
+
+use docket::domain::JobId;
+use docket_tests::inprocess::{start_api, ADMIN_TOKEN};
+use docket_tests::wait::DEADLINE;
+use docket_tests::{catalog, catalog_path, wait_until, Reply, Target, TestDb, Worker, API_KEY};
+use serde_json::Value;
+
+/// An `http` action named `dam` calling `url`, with `extra` catalog lines.
+fn dam_catalog(url: &str, extra: &str) -> tempfile::TempDir {
+    catalog(&format!(
+        "[[action]]\nname = \"dam\"\nkind = \"http\"\nurl = \"{url}\"\nretry_base = \"100ms\"\nretry_max = \"2s\"\n{extra}\n"
+    ))
+}
+
+/// Quick polls, leases and rescues, so that the tests take seconds.
+fn quick(concurrency: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("DOCKET_WORKER_CONCURRENCY", concurrency.to_string()),
+        ("DOCKET_WORKER_POLL_INTERVAL", "200ms".into()),
+        ("DOCKET_WORKER_LEASE", "2s".into()),
+        ("DOCKET_WORKER_RESCUE_INTERVAL", "200ms".into()),
+    ]
+}
+
+struct Cluster {
+    db: TestDb,
+    api: String,
+    workers: Vec<Worker>,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(dir: tempfile::TempDir, workers: usize, concurrency: u32) -> Self {
+        let db = TestDb::new().await;
+        let api = start_api(&db.url, &catalog_path(&dir)).await;
+        let mut cluster = Self { db, api, workers: Vec::new(), client: reqwest::Client::new(), _dir: dir };
+        for n in 0..workers {
+            cluster.add_worker(&format!("w-{n}"), concurrency).await;
+        }
+        cluster
+    }
+
+    async fn add_worker(&mut self, id: &str, concurrency: u32) {
+        let worker = Worker::start(&self.db.url, &catalog_path(&self._dir), id, &quick(concurrency)).await;
+        self.workers.push(worker);
+    }
+
+    /// Triggers `n` jobs of `dam` the way Workfront does; each must be accepted.
+    async fn trigger(&self, n: usize) -> Vec<JobId> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let response = self
+                .client
+                .get(format!("{}/customAction", self.api))
+                .query(&[("name", "dam"), ("documentId", &format!("doc-{i}")), ("documentVersionId", "v1")])
+                .header("apiKey", API_KEY)
+                .send()
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["status"], "success", "{body}");
+            ids.push(JobId(body["jobId"].as_str().unwrap().parse().unwrap()));
+        }
+        ids
+    }
+
+    async fn count(&self, sql_where: &str) -> i64 {
+        sqlx::query_scalar(&format!("select count(*) from jobs where {sql_where}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_all_succeeded(&self, n: i64) {
+        wait_until("every job to succeed", DEADLINE, || async {
+            (self.count("state = 'succeeded'").await == n).then_some(())
+        })
+        .await;
+    }
+
+    async fn ops(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.api)).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_owned());
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn dam_flow(&self) -> Value {
+        let (status, body) = self.ops(reqwest::Method::GET, "/ops/actions", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["actions"].as_array().unwrap().iter().find(|a| a["action"] == "dam").cloned().unwrap()
+    }
+}
+
+/// The most requests that arrived within any window of `window` (the target's own
+/// receive times).
+fn most_in_any_window(target: &Target, window: Duration) -> usize {
+    let mut times: Vec<Instant> = target.received().iter().map(|r| r.at).collect();
+    times.sort();
+    (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t - times[i] < window).count()).max().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn max_concurrency_holds_exactly_across_three_worker_processes() {
+    let target = Target::start(|_| Reply::status(200).delay(Duration::from_millis(200))).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, "max_concurrency = 3"), 3, 64).await;
+    cluster.trigger(60).await;
+    cluster.wait_all_succeeded(60).await;
+    assert_eq!(target.count(), 60, "one call per job");
+    assert_eq!(target.max_in_flight(), 3, "the limit is reached and never exceeded");
+}
+
+#[tokio::test]
+async fn without_the_limit_the_same_load_exceeds_it() {
+    // The negative control of the test above: the target does see more than 3 at once
+    // when nothing limits the action, so that test can fail.
+    let target = Target::start(|_| Reply::status(200).delay(Duration::from_millis(200))).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, ""), 3, 64).await;
+    cluster.trigger(60).await;
+    cluster.wait_all_succeeded(60).await;
+    assert!(target.max_in_flight() > 3, "max in flight {}", target.max_in_flight());
+}
+
+#[tokio::test]
+async fn a_killed_slot_holder_gives_its_slots_back_and_the_limit_still_holds() {
+    // The first three calls take a second, so the first worker holds every slot when
+    // it is killed; its leases (2 s) outlast those calls, so the rescued jobs start
+    // only after the target answered them.
+    let target = Target::start(|n| {
+        let delay = if n <= 3 { Duration::from_secs(1) } else { Duration::from_millis(100) };
+        Reply::status(200).delay(delay)
+    })
+    .await;
+    let mut cluster = Cluster::start(dam_catalog(&target.url, "max_concurrency = 3"), 1, 64).await;
+    cluster.trigger(30).await;
+    wait_until("the first worker to hold all three slots", DEADLINE, || async {
+        (target.count() >= 3).then_some(())
+    })
+    .await;
+    cluster.workers[0].process.kill().await;
+    cluster.add_worker("w-b", 64).await;
+    cluster.add_worker("w-c", 64).await;
+    cluster.wait_all_succeeded(30).await;
+    assert!(target.max_in_flight() <= 3, "max in flight {}", target.max_in_flight());
+    let rescued = cluster.count("attempts = 2").await;
+    assert_eq!(rescued, 3, "the killed worker's three jobs ran again");
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_in_every_sliding_window_across_three_processes() {
+    let target = Target::always(200).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, "rate = \"10/1s\"\nburst = 2"), 3, 64).await;
+    cluster.trigger(60).await;
+    cluster.wait_all_succeeded(60).await;
+    assert_eq!(target.count(), 60);
+    // burst + rate × 1 s
+    let most = most_in_any_window(&target, Duration::from_secs(1));
+    assert!(most <= 12, "{most} calls within one second");
+}
+
+#[tokio::test]
+async fn a_paused_action_accepts_triggers_starts_nothing_and_drains_on_resume() {
+    let target = Target::always(200).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, ""), 2, 64).await;
+    let (status, body) =
+        cluster.ops(reqwest::Method::POST, "/ops/actions/dam/pause", Some(r#"{"note":"DAM upgrade"}"#)).await;
+    assert_eq!((status, body["paused"].clone()), (200, Value::Bool(true)), "{body}");
+
+    let ids = cluster.trigger(10).await;
+    // Absence cannot be polled for: give the workers several polls (200 ms) and
+    // notifications to start something, then check that nothing started.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(target.count(), 0);
+    let attempts: i64 = sqlx::query_scalar("select count(*) from job_attempts").fetch_one(&cluster.db.pool).await.unwrap();
+    assert_eq!(attempts, 0);
+
+    let flow = cluster.dam_flow().await;
+    assert_eq!(flow["paused"]["by"], "tester");
+    assert_eq!(flow["paused"]["note"], "DAM upgrade");
+    let (_, detail) = cluster.ops(reqwest::Method::GET, &format!("/ops/jobs/{}", ids[0]), None).await;
+    let explanation = detail["explanation"].as_str().unwrap();
+    assert!(explanation.contains("paused by tester"), "{explanation}");
+
+    let (status, _) = cluster.ops(reqwest::Method::POST, "/ops/actions/dam/resume", None).await;
+    assert_eq!(status, 200);
+    cluster.wait_all_succeeded(10).await;
+    let (status, _) = cluster.ops(reqwest::Method::POST, "/ops/actions/dam/resume", None).await;
+    assert_eq!(status, 409, "resuming an action that is not paused");
+
+    let (_, audit) = cluster.ops(reqwest::Method::GET, "/ops/audit", None).await;
+    let kinds: Vec<&str> =
+        audit["operatorActions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"pause") && kinds.contains(&"resume"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a_pause_with_an_end_ends_by_itself() {
+    let target = Target::always(200).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, ""), 1, 8).await;
+    let until = (chrono::Utc::now() + chrono::TimeDelta::seconds(2)).to_rfc3339();
+    let (status, body) =
+        cluster.ops(reqwest::Method::POST, "/ops/actions/dam/pause", Some(&format!(r#"{{"until":"{until}"}}"#))).await;
+    assert_eq!(status, 200, "{body}");
+    let paused_at = Instant::now();
+    cluster.trigger(3).await;
+    cluster.wait_all_succeeded(3).await;
+    assert!(paused_at.elapsed() >= Duration::from_millis(1500), "jobs ran during the pause");
+    assert!(cluster.dam_flow().await["paused"].is_null());
+}
+
+#[tokio::test]
+async fn pause_requests_are_checked() {
+    let target = Target::always(200).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, ""), 0, 1).await;
+    let post = reqwest::Method::POST;
+    let cases: [(&str, Option<&str>, u16, &str); 6] = [
+        ("/ops/actions/nope/pause", None, 404, "no action named \"nope\""),
+        ("/ops/actions/dam/pause", Some(r#"{"until":"2020-01-01T00:00:00Z"}"#), 400, "in the past"),
+        ("/ops/actions/dam/pause", Some(r#"{"until":"tomorrow"}"#), 400, "not a pause request"),
+        ("/ops/actions/dam/pause", Some("{\"note\":\"<script>\\u0007\"}"), 400, "control characters"),
+        ("/ops/actions/dam/close-circuit", None, 409, "is closed"),
+        ("/ops/actions/dam/resume", None, 409, "is not paused"),
+    ];
+    for (path, body, status, error) in cases {
+        let (got, reply) = cluster.ops(post.clone(), path, body).await;
+        assert_eq!(got, status, "{path} {body:?}: {reply}");
+        assert!(reply["error"].as_str().unwrap().contains(error), "{path} {body:?}: {reply}");
+    }
+    let long = format!("/ops/actions/{}/pause", "x".repeat(5000));
+    let (got, reply) = cluster.ops(post.clone(), &long, None).await;
+    assert_eq!(got, 404, "{reply}");
+    assert!(reply["error"].as_str().unwrap().len() < 200, "the reply does not echo a hostile name whole");
+    let unauthenticated =
+        cluster.client.post(format!("{}/ops/actions/dam/pause", cluster.api)).send().await.unwrap().status();
+    assert_eq!(unauthenticated, 401);
+    assert!(cluster.dam_flow().await["paused"].is_null(), "no refused request paused the action");
+}
+
+#[tokio::test]
+async fn back_pressure_spends_no_attempt_and_pauses_the_action() {
+    // 429 with Retry-After: 2 for the first three seconds, then 200.
+    let started = Instant::now();
+    let target = Target::start(move |_| {
+        if started.elapsed() < Duration::from_secs(3) {
+            Reply::status(429).retry_after("2")
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    // Queued before the workers start, so that the first claim starts all of them at
+    // once and every later call is a retry.
+    let mut cluster = Cluster::start(dam_catalog(&target.url, "max_attempts = 2"), 0, 64).await;
+    cluster.trigger(20).await;
+    cluster.add_worker("w-a", 64).await;
+    cluster.add_worker("w-b", 64).await;
+    cluster.wait_all_succeeded(20).await;
+    let throttled: i64 = sqlx::query_scalar("select count(*) from job_attempts where outcome = 'throttled'")
+        .fetch_one(&cluster.db.pool)
+        .await
+        .unwrap();
+    assert!(throttled >= 20, "every job was turned away at least once ({throttled})");
+    assert_eq!(cluster.count("snoozes = 0").await, 0);
+    // The whole action waited: after the first 429, nothing reached the target for
+    // the two seconds it asked for, except what was already under way.
+    let times: Vec<Duration> = target.received().iter().map(|r| r.at.duration_since(started)).collect();
+    let first = *times.iter().min().unwrap();
+    let early = times.iter().filter(|t| **t > first + Duration::from_millis(500) && **t < first + Duration::from_secs(2)).count();
+    assert_eq!(early, 0, "calls while the action waited: {times:?}");
+}
+
+#[tokio::test]
+async fn an_open_circuit_lets_one_probe_through_per_cool_down_and_closes_when_the_target_is_back() {
+    // Down (503 without Retry-After) for five seconds, then up.
+    let started = Instant::now();
+    let down_for = Duration::from_secs(5);
+    let target = Target::start(move |_| {
+        if started.elapsed() < down_for {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let extra = "max_attempts = 30\ncircuit = { failures = 3, cool_down = \"1s\", cool_down_max = \"2s\" }";
+    // Two workers with one slot each: at most two calls are under way when it opens.
+    let cluster = Cluster::start(dam_catalog(&target.url, extra), 2, 1).await;
+    cluster.trigger(10).await;
+    cluster.wait_all_succeeded(10).await;
+
+    let mut down: Vec<Duration> = target
+        .received()
+        .iter()
+        .map(|r| r.at.duration_since(started))
+        .filter(|t| *t < down_for)
+        .collect();
+    down.sort();
+    // Three failures open it (a fourth may have been under way); after that, probes
+    // only, one per cool-down (1 s, then 2 s).
+    let probes = &down[down.len().min(4)..];
+    assert!(!probes.is_empty(), "the circuit let a probe through while the target was down: {down:?}");
+    for pair in probes.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(900), "two probes within one cool-down: {down:?}");
+    }
+    assert!(down.len() <= 4 + 5, "calls while down: {down:?}");
+    let flow = cluster.dam_flow().await;
+    assert_eq!(flow["circuit"]["state"], "closed", "{flow}");
+}
+
+#[tokio::test]
+async fn an_operator_closes_an_open_circuit_by_hand() {
+    let target = Target::always(503).await;
+    let extra = "max_attempts = 100\ncircuit = { failures = 2, cool_down = \"1h\" }";
+    let cluster = Cluster::start(dam_catalog(&target.url, extra), 1, 4).await;
+    cluster.trigger(4).await;
+    wait_until("the circuit to open", DEADLINE, || async {
+        (cluster.dam_flow().await["circuit"]["state"] == "open").then_some(())
+    })
+    .await;
+    let calls = target.count();
+    let (status, body) = cluster.ops(reqwest::Method::POST, "/ops/actions/dam/close-circuit", None).await;
+    assert_eq!(status, 200, "{body}");
+    wait_until("calls to resume after the close", DEADLINE, || async { (target.count() > calls).then_some(()) }).await;
+    let (_, audit) = cluster.ops(reqwest::Method::GET, "/ops/audit", None).await;
+    assert_eq!(audit["operatorActions"][0]["action"], "close_circuit");
+}
