@@ -142,10 +142,8 @@ async fn a_killed_slot_holder_gives_its_slots_back_and_the_limit_still_holds() {
     .await;
     let mut cluster = Cluster::start(dam_catalog(&target.url, "max_concurrency = 3"), 1, 64).await;
     cluster.trigger(30).await;
-    wait_until("the first worker to hold all three slots", DEADLINE, || async {
-        (target.count() >= 3).then_some(())
-    })
-    .await;
+    wait_until("the first worker to hold all three slots", DEADLINE, || async { (target.count() >= 3).then_some(()) })
+        .await;
     cluster.workers[0].process.kill().await;
     cluster.add_worker("w-b", 64).await;
     cluster.add_worker("w-c", 64).await;
@@ -180,7 +178,8 @@ async fn a_paused_action_accepts_triggers_starts_nothing_and_drains_on_resume() 
     // notifications to start something, then check that nothing started.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(target.count(), 0);
-    let attempts: i64 = sqlx::query_scalar("select count(*) from job_attempts").fetch_one(&cluster.db.pool).await.unwrap();
+    let attempts: i64 =
+        sqlx::query_scalar("select count(*) from job_attempts").fetch_one(&cluster.db.pool).await.unwrap();
     assert_eq!(attempts, 0);
 
     let flow = cluster.dam_flow().await;
@@ -274,7 +273,10 @@ async fn back_pressure_spends_no_attempt_and_pauses_the_action() {
     // the two seconds it asked for, except what was already under way.
     let times: Vec<Duration> = target.received().iter().map(|r| r.at.duration_since(started)).collect();
     let first = *times.iter().min().unwrap();
-    let early = times.iter().filter(|t| **t > first + Duration::from_millis(500) && **t < first + Duration::from_secs(2)).count();
+    let early = times
+        .iter()
+        .filter(|t| **t > first + Duration::from_millis(500) && **t < first + Duration::from_secs(2))
+        .count();
     assert_eq!(early, 0, "calls while the action waited: {times:?}");
 }
 
@@ -283,26 +285,17 @@ async fn an_open_circuit_lets_one_probe_through_per_cool_down_and_closes_when_th
     // Down (503 without Retry-After) for five seconds, then up.
     let started = Instant::now();
     let down_for = Duration::from_secs(5);
-    let target = Target::start(move |_| {
-        if started.elapsed() < down_for {
-            Reply::status(503)
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
+    let target =
+        Target::start(move |_| if started.elapsed() < down_for { Reply::status(503) } else { Reply::status(200) })
+            .await;
     let extra = "max_attempts = 30\ncircuit = { failures = 3, cool_down = \"1s\", cool_down_max = \"2s\" }";
     // Two workers with one slot each: at most two calls are under way when it opens.
     let cluster = Cluster::start(dam_catalog(&target.url, extra), 2, 1).await;
     cluster.trigger(10).await;
     cluster.wait_all_succeeded(10).await;
 
-    let mut down: Vec<Duration> = target
-        .received()
-        .iter()
-        .map(|r| r.at.duration_since(started))
-        .filter(|t| *t < down_for)
-        .collect();
+    let mut down: Vec<Duration> =
+        target.received().iter().map(|r| r.at.duration_since(started)).filter(|t| *t < down_for).collect();
     down.sort();
     // Three failures open it (a fourth may have been under way); after that, probes
     // only, one per cool-down (1 s, then 2 s).
@@ -332,4 +325,57 @@ async fn an_operator_closes_an_open_circuit_by_hand() {
     wait_until("calls to resume after the close", DEADLINE, || async { (target.count() > calls).then_some(()) }).await;
     let (_, audit) = cluster.ops(reqwest::Method::GET, "/ops/audit", None).await;
     assert_eq!(audit["operatorActions"][0]["action"], "close_circuit");
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_flow_control_and_pauses_and_resumes_with_csrf() {
+    let target = Target::always(200).await;
+    let cluster =
+        Cluster::start(dam_catalog(&target.url, "max_concurrency = 3\nrate = \"5/1s\"\nburst = 2"), 0, 1).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client.post(format!("{}/ops/login", cluster.api)).form(&[("token", ADMIN_TOKEN)]).send().await.unwrap();
+    let session = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let overview = || async {
+        let page = client.get(format!("{}/ops/", cluster.api)).header("cookie", &session).send().await.unwrap();
+        page.text().await.unwrap()
+    };
+    let html = overview().await;
+    let row =
+        html.split("<tr data-action=\"dam\">").nth(1).expect("a row for the action").split("</tr>").next().unwrap();
+    assert!(row.contains("0 / 3") && row.contains("5/1s (burst 2)") && row.contains("running freely"), "{row}");
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+
+    let post = |path: &'static str, csrf: String| {
+        let (client, session, base) = (client.clone(), session.clone(), cluster.api.clone());
+        async move {
+            client.post(format!("{base}{path}")).header("cookie", session).form(&[("csrf", csrf)]).send().await.unwrap()
+        }
+    };
+    assert_eq!(post("/ops/ui/actions/dam/pause", "wrong".into()).await.status(), 403);
+    assert!(cluster.dam_flow().await["paused"].is_null(), "a forged form changed nothing");
+    assert_eq!(post("/ops/ui/actions/dam/pause", csrf.clone()).await.status(), 303);
+    assert_eq!(cluster.dam_flow().await["paused"]["by"], "tester");
+    assert!(overview().await.contains("<strong>paused</strong> by tester until resumed"));
+    assert_eq!(post("/ops/ui/actions/dam/resume", csrf.clone()).await.status(), 303);
+    assert!(cluster.dam_flow().await["paused"].is_null());
+    let refused = post("/ops/ui/actions/dam/resume", csrf).await;
+    assert_eq!(refused.status(), 409);
+    assert!(refused.text().await.unwrap().contains("is not paused"));
+}
+
+#[tokio::test]
+async fn metrics_show_running_pauses_and_circuits_per_action() {
+    let target = Target::always(200).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, "circuit = { failures = 5 }"), 0, 1).await;
+    cluster.ops(reqwest::Method::POST, "/ops/actions/dam/pause", None).await;
+    let metrics = cluster.client.get(format!("{}/metrics", cluster.api)).send().await.unwrap().text().await.unwrap();
+    for series in [
+        "docket_action_running{action=\"dam\"} 0",
+        "docket_action_paused{action=\"dam\",reason=\"operator\"} 1",
+        "docket_action_paused{action=\"dam\",reason=\"retry_after\"} 0",
+        "docket_action_paused{action=\"dam\",reason=\"circuit\"} 0",
+        "docket_action_circuit_state{action=\"dam\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from\n{metrics}");
+    }
 }

@@ -68,7 +68,13 @@ impl ClaimLoop {
         let mut groups: Vec<Group> = self
             .groups
             .iter()
-            .map(|g| Group { name: g.name.clone(), actions: g.actions.clone(), ready: true, not_before: None, full: false })
+            .map(|g| Group {
+                name: g.name.clone(),
+                actions: g.actions.clone(),
+                ready: true,
+                not_before: None,
+                full: false,
+            })
             .collect();
         let mut backlog = false;
         let mut error_backoff = Duration::from_millis(100);

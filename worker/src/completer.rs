@@ -29,12 +29,7 @@ pub enum Finished {
         verdict: Option<Verdict>,
     },
     /// Give the job back to the queue (the attempt is recorded `interrupted`).
-    Released {
-        id: JobId,
-        attempt: i32,
-        action: String,
-        reason: String,
-    },
+    Released { id: JobId, attempt: i32, action: String, reason: String },
 }
 
 /// Where results are written, and the jobs whose leases are kept until they are.
@@ -89,7 +84,12 @@ impl Completer {
     /// Writes completions in one statement; when flow control must hear about some of
     /// them, in one transaction with what they tell it (so a circuit's probe and its
     /// verdict land together).
-    async fn write_completions(&self, completions: &[jobs::Completion], actions: &[String], verdicts: &[Option<Verdict>]) {
+    async fn write_completions(
+        &self,
+        completions: &[jobs::Completion],
+        actions: &[String],
+        verdicts: &[Option<Verdict>],
+    ) {
         let ids: Vec<JobId> = completions.iter().map(|c| c.id).collect();
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
         let heard: Vec<(String, JobId, Verdict)> = completions

@@ -183,9 +183,10 @@ pub fn completion(job: &ClaimedJob, action: &Action, outcome: ActionOutcome) -> 
                 attempt: job.attempt,
                 next: NextState::Retry(wait),
                 outcome: AttemptOutcome::Throttled,
-                error: Some(format!("{error}; waiting {} without spending an attempt", humantime::format_duration(
-                    Duration::from_secs(wait.as_secs())
-                ))),
+                error: Some(format!(
+                    "{error}; waiting {} without spending an attempt",
+                    humantime::format_duration(Duration::from_secs(wait.as_secs()))
+                )),
                 result: None,
             };
         }

@@ -281,7 +281,8 @@ fn publish_zero_metrics(actions: &[String], concurrency: usize) {
     metrics::counter!("docket_jobs_rescued_total").absolute(0);
     for action in actions {
         for reason in ["concurrency", "rate", "retry_after"] {
-            metrics::counter!("docket_action_throttled_total", "action" => action.clone(), "reason" => reason).absolute(0);
+            metrics::counter!("docket_action_throttled_total", "action" => action.clone(), "reason" => reason)
+                .absolute(0);
         }
         for outcome in docket::domain::AttemptOutcome::ALL {
             metrics::counter!("docket_attempts_total", "action" => action.clone(), "outcome" => outcome.as_str())

@@ -29,20 +29,20 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A signed-in operator: the session value and the CSRF token its forms carry.
-struct Session {
-    actor: Actor,
+pub(super) struct Session {
+    pub(super) actor: Actor,
     value: String,
     csrf: String,
 }
 
-fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+pub(super) fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     let value = session_cookie(headers)?;
     let actor = state.admin.check_session(&value, chrono::Utc::now().timestamp())?;
     let csrf = state.admin.csrf_for(&value)?;
     Some(Session { actor, value, csrf })
 }
 
-fn to_login() -> Response {
+pub(super) fn to_login() -> Response {
     Redirect::to("/ops/login").into_response()
 }
 
@@ -63,11 +63,11 @@ pub fn esc(text: &str) -> String {
 }
 
 /// Percent-encodes a query value.
-fn q(text: &str) -> String {
+pub(super) fn q(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn page(title: &str, who: Option<&Session>, body: &str) -> Response {
+pub(super) fn page(title: &str, who: Option<&Session>, body: &str) -> Response {
     let mut nav = String::from(r#"<a href="/ops/">Overview</a> <a href="/ops/ui/jobs">Jobs</a>"#);
     if let Some(s) = who {
         let _ = write!(
@@ -94,7 +94,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
     Html(html).into_response()
 }
 
-fn csrf_field(s: &Session) -> String {
+pub(super) fn csrf_field(s: &Session) -> String {
     format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&s.csrf))
 }
 
@@ -166,12 +166,12 @@ fn sign_in_refused(wait: std::time::Duration) -> Response {
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
+pub(super) struct CsrfForm {
+    pub(super) csrf: String,
 }
 
 /// The session of a state-changing request, if its CSRF token matches.
-fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) -> Option<Session> {
+pub(super) fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) -> Option<Session> {
     let s = session(state, headers)?;
     state.admin.check_csrf(&s.value, &form.csrf).then_some(s)
 }
@@ -184,7 +184,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): F
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/ops/login".to_owned())]).into_response()
 }
 
-fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> Response {
+pub(super) fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> Response {
     let message = error_sentence(headers, error);
     let status = message.0;
     let mut response = page("Error", Some(s), &format!("<p class=\"error\">{}</p>", esc(&message.1)));
@@ -198,7 +198,9 @@ fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> Response {
 fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) {
     let request_id = headers.get(crate::startup::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let said = match &error {
-        OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::UnknownAction(_) | OpsError::Conflict(_) => Some(error.to_string()),
+        OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::UnknownAction(_) | OpsError::Conflict(_) => {
+            Some(error.to_string())
+        }
         _ => None,
     };
     // Logs the cause of a database error once.
@@ -218,7 +220,8 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         Ok(stats) => stats,
         Err(e) => return error_page(&s, &headers, e),
     };
-    let mut body = String::from("<h2>Jobs by action and state</h2><p>Live states exactly; final states of the last hour.</p><table><tr><th>action</th><th>state</th><th>jobs</th></tr>");
+    let mut body = super::flow_page::section(&s, &stats.actions);
+    body.push_str("<h2>Jobs by action and state</h2><p>Live states exactly; final states of the last hour.</p><table><tr><th>action</th><th>state</th><th>jobs</th></tr>");
     for c in &stats.counts {
         let _ = write!(
             body,

@@ -242,7 +242,9 @@ mod tests {
     fn a_waiting_job_names_what_holds_its_action() {
         let j = job(JobState::Queued);
         let mut f = flow();
-        assert!(explain(&j, &[], &[], Some(&f), at(12, 4, 0)).ends_with("limit group 'dam' starts at most 5/1s (burst 2)"));
+        assert!(
+            explain(&j, &[], &[], Some(&f), at(12, 4, 0)).ends_with("limit group 'dam' starts at most 5/1s (burst 2)")
+        );
         f.group_running = Some(3);
         assert!(explain(&j, &[], &[], Some(&f), at(12, 4, 0))
             .ends_with("held: limit group 'dam' runs 3 of its 3 allowed jobs — it starts when one ends"));

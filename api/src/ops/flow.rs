@@ -143,9 +143,16 @@ fn assemble(
                 max_concurrency: group.and_then(|g| g.max_concurrency),
                 rate: group.and_then(|g| g.rate.as_ref().map(|r| r.text.clone())),
                 burst: group.and_then(|g| g.rate.as_ref().map(|r| r.burst)),
-                effective_rate_per_second: stored.and_then(|s| s.effective_rate),
+                // Before any worker wrote the group, its configured rate is in force.
+                effective_rate_per_second: stored
+                    .and_then(|s| s.effective_rate)
+                    .or_else(|| group.and_then(|g| g.rate.as_ref().map(|r| r.per_second))),
                 running: running.get(action.name.as_str()).copied().unwrap_or(0),
-                group_running: stored.map(|s| s.running),
+                group_running: group.map(|g| {
+                    stored.map(|s| s.running).unwrap_or_else(|| {
+                        g.actions.iter().map(|a| running.get(a.as_str()).copied().unwrap_or(0)).sum()
+                    })
+                }),
                 paused: control.filter(|c| c.paused).map(|c| Pause {
                     until: c.paused_until,
                     by: c.paused_by.clone(),
@@ -193,7 +200,8 @@ impl PauseRequest {
         let request: Self = if body.iter().all(u8::is_ascii_whitespace) {
             Self::default()
         } else {
-            serde_json::from_slice(body).map_err(|e| OpsError::BadRequest(format!("the body is not a pause request: {e}")))?
+            serde_json::from_slice(body)
+                .map_err(|e| OpsError::BadRequest(format!("the body is not a pause request: {e}")))?
         };
         if let Some(until) = request.until {
             if until <= now {

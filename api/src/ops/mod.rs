@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod error;
 pub mod explain;
 pub mod flow;
+mod flow_page;
 pub mod throttle;
 
 use axum::extract::FromRequestParts;
@@ -23,7 +24,7 @@ pub use crate::state::QUERY_TIMEOUT;
 pub const PAGE_CAP: i64 = 200;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(api::router()).merge(flow::router()).merge(dashboard::router())
+    Router::new().merge(api::router()).merge(flow::router()).merge(dashboard::router()).merge(flow_page::router())
 }
 
 /// An operator authenticated with `Authorization: Bearer <admin token>`.

@@ -74,8 +74,11 @@ async fn refresh_gauges(state: &AppState) -> Result<(), sqlx::Error> {
             ("circuit", flow.circuit.as_ref().is_some_and(|c| c.state != "closed")),
         ];
         for (reason, on) in paused {
-            metrics::gauge!("docket_action_paused", "action" => action.clone(), "reason" => reason)
-                .set(if on { 1.0 } else { 0.0 });
+            metrics::gauge!("docket_action_paused", "action" => action.clone(), "reason" => reason).set(if on {
+                1.0
+            } else {
+                0.0
+            });
         }
         let circuit = match flow.circuit.as_ref().map(|c| c.state.as_str()) {
             Some("open") => 2.0,

@@ -23,6 +23,10 @@ fn ok(schema: &str) -> Value {
     json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
 }
 
+fn action_param() -> Value {
+    json!({"name": "action", "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
 fn job_id_param() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
@@ -93,7 +97,24 @@ pub fn document() -> Value {
                 "summary": "Retry every failed job of one action", "operationId": "retryFailed", "security": ops_security,
                 "parameters": [{"name": "action", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "how many jobs were queued again"}, "401": ops_error("Unauthorized")}}},
-            "/ops/stats": {"get": {"summary": "Counts, lag, throughput, live workers", "operationId": "stats", "security": ops_security,
+            "/ops/actions": {"get": {"summary": "Every action's limits, usage, pause and circuit", "operationId": "listActions",
+                "security": ops_security,
+                "responses": {"200": ok("ActionFlows"), "401": ops_error("Unauthorized")}}},
+            "/ops/actions/{action}/pause": {"post": {
+                "summary": "Pause an action: triggers are still accepted, no job of it starts", "operationId": "pauseAction",
+                "security": ops_security, "parameters": [action_param()],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PauseRequest"}}}},
+                "responses": {"200": {"description": "paused"}, "400": ops_error("Bad body: not JSON, unknown field, `until` past or over a year away, note too long or with control characters"),
+                              "401": ops_error("Unauthorized"), "404": ops_error("No such action")}}},
+            "/ops/actions/{action}/resume": {"post": {
+                "summary": "End an operator's pause", "operationId": "resumeAction", "security": ops_security,
+                "parameters": [action_param()],
+                "responses": {"200": {"description": "resumed"}, "401": ops_error("Unauthorized"), "404": ops_error("No such action"), "409": ops_error("Not paused")}}},
+            "/ops/actions/{action}/close-circuit": {"post": {
+                "summary": "Close an action's circuit by hand (and end a back-pressure wait)", "operationId": "closeCircuit",
+                "security": ops_security, "parameters": [action_param()],
+                "responses": {"200": {"description": "closed"}, "401": ops_error("Unauthorized"), "404": ops_error("No such action"), "409": ops_error("Already closed")}}},
+            "/ops/stats": {"get": {"summary": "Counts, lag, throughput, live workers, every action's flow control", "operationId": "stats", "security": ops_security,
                 "responses": {"200": {"description": "figures"}, "401": ops_error("Unauthorized")}}},
             "/ops/audit": {"get": {"summary": "Operator actions, newest first", "operationId": "audit", "security": ops_security,
                 "parameters": [{"name": "jobId", "in": "query", "schema": {"type": "string", "format": "uuid"}},
@@ -131,6 +152,22 @@ pub fn document() -> Value {
                         "finishedAt": {"type": "string", "format": "date-time", "nullable": true},
                         "cancelRequestedAt": {"type": "string", "format": "date-time", "nullable": true},
                         "result": {"nullable": true, "description": "the value the action's `result` JSON pointer found in the target's successful answer (any JSON value), or null"}}},
+                "PauseRequest": {"type": "object", "additionalProperties": false, "properties": {
+                    "until": {"type": "string", "format": "date-time", "description": "the pause ends by itself then; without it, until resumed"},
+                    "note": {"type": "string", "minLength": 1, "maxLength": 500, "description": "why, shown with the pause"}}},
+                "ActionFlows": {"type": "object", "required": ["actions"], "properties": {
+                    "actions": {"type": "array", "items": {"type": "object", "required": ["action", "running"], "properties": {
+                        "action": {"type": "string"},
+                        "limitGroup": {"type": "string", "nullable": true},
+                        "maxConcurrency": {"type": "integer", "nullable": true},
+                        "rate": {"type": "string", "nullable": true},
+                        "burst": {"type": "integer", "nullable": true},
+                        "effectiveRatePerSecond": {"type": "number", "nullable": true},
+                        "running": {"type": "integer"},
+                        "groupRunning": {"type": "integer", "nullable": true},
+                        "paused": {"type": "object", "nullable": true},
+                        "backoffUntil": {"type": "string", "format": "date-time", "nullable": true},
+                        "circuit": {"type": "object", "nullable": true}}}}}},
                 "JobPage": {"type": "object", "required": ["jobs"], "properties": {
                     "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
                     "nextCursor": {"type": "string", "format": "uuid", "nullable": true}}},

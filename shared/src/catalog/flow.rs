@@ -149,7 +149,8 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         return Err(format!("{text:?} allows nothing; to stop an action, pause it"));
     }
     let period = period.trim();
-    let period = if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
+    let period =
+        if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
     let period = crate::duration::parse(&period).map_err(|_| usage())?;
     let per_second = f64::from(count) / period.as_secs_f64();
     if per_second > MAX_RATE_PER_SECOND {
@@ -187,15 +188,13 @@ pub(super) fn limit_groups(actions: &[Action]) -> Result<Vec<LimitGroup>, (Strin
         }
         if let Some(rate) = &action.flow.rate {
             match &group.rate {
-                Some(r) if r != rate => {
-                    return Err(fail(
-                        "rate",
-                        format!(
-                            "{:?} (burst {}) differs from {:?} (burst {}), set by another action of limit group {name:?}",
-                            rate.text, rate.burst, r.text, r.burst
-                        ),
-                    ))
-                }
+                Some(r) if r != rate => return Err(fail(
+                    "rate",
+                    format!(
+                        "{:?} (burst {}) differs from {:?} (burst {}), set by another action of limit group {name:?}",
+                        rate.text, rate.burst, r.text, r.burst
+                    ),
+                )),
                 _ => group.rate = Some(rate.clone()),
             }
         }
@@ -205,7 +204,10 @@ pub(super) fn limit_groups(actions: &[Action]) -> Result<Vec<LimitGroup>, (Strin
             return Err((
                 group.actions[0].clone(),
                 "limit_group",
-                format!("{:?} is the name of action {:?}, which is not in the group; name the group otherwise", group.name, other.name),
+                format!(
+                    "{:?} is the name of action {:?}, which is not in the group; name the group otherwise",
+                    group.name, other.name
+                ),
             ));
         }
     }

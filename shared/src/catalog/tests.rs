@@ -229,3 +229,65 @@ fn follow_ups_name_known_actions_final_states_and_no_cycle() {
         error("[[action]]\nname = \"a\"\nkind = \"noop\"\non_finish = [{ when = [\"failed\"], run = \"a\" }]\n");
     assert!(itself.contains("cycle: a → a"), "{itself}");
 }
+
+#[test]
+fn flow_control_keys_form_limit_groups() {
+    let catalog = parse(
+        "[[action]]\nname = \"archive\"\nkind = \"noop\"\nlimit_group = \"dam\"\nmax_concurrency = 3\nrate = \"300/1m\"\nburst = 5\n\n\
+         [[action]]\nname = \"tag\"\nkind = \"noop\"\nlimit_group = \"dam\"\n\n\
+         [[action]]\nname = \"print\"\nkind = \"noop\"\ncircuit = { failures = 4, cool_down = \"10s\" }\n\n\
+         [[action]]\nname = \"free\"\nkind = \"noop\"\n",
+    )
+    .unwrap();
+    let groups = catalog.limit_groups();
+    assert_eq!(groups.len(), 2);
+    let dam = catalog.limit_group_of("tag").unwrap();
+    assert_eq!((dam.name.as_str(), dam.actions.clone()), ("dam", vec!["archive".to_owned(), "tag".to_owned()]));
+    assert_eq!(dam.max_concurrency, Some(3));
+    let rate = dam.rate.clone().unwrap();
+    assert_eq!((rate.per_second, rate.burst, rate.text.as_str()), (5.0, 5, "300/1m"));
+    let print = catalog.limit_group_of("print").unwrap();
+    assert_eq!((print.name.as_str(), print.max_concurrency, print.rate.is_none()), ("print", None, true));
+    let circuit = catalog.get("print").unwrap().flow.circuit.clone().unwrap();
+    assert_eq!(
+        (circuit.failures, circuit.cool_down, circuit.cool_down_max),
+        (4, Duration::from_secs(10), flow::DEFAULT_COOL_DOWN_MAX)
+    );
+    assert!(catalog.limit_group_of("free").is_none(), "an action without limits keeps the plain claim");
+    // A rate without a burst allows one at a time.
+    let one = parse("[[action]]\nname = \"a\"\nkind = \"noop\"\nrate = \"5/1s\"\n").unwrap();
+    assert_eq!(one.limit_group_of("a").unwrap().rate.as_ref().unwrap().burst, 1);
+}
+
+#[test]
+fn flow_control_mistakes_are_named() {
+    let action = |extra: &str| error(&format!("[[action]]\nname = \"a\"\nkind = \"noop\"\n{extra}\n"));
+    assert!(action("max_concurrency = 0").contains("`max_concurrency`: 0 is out of range"));
+    assert!(action("max_concurrency = -3").contains("out of range"));
+    assert!(action("max_concurrency = \"3\"").contains("not valid TOML"));
+    assert!(action("rate = \"fast\"").contains("`rate`: \"fast\" is not a rate"));
+    assert!(action("rate = \"0/1s\"").contains("pause it"));
+    assert!(action("burst = 3").contains("`burst`: is used only with rate"));
+    assert!(action("rate = \"1/1s\"\nburst = 0").contains("`burst`: 0 is out of range"));
+    assert!(action("circuit = { failures = 0 }").contains("`circuit`: failures = 0"));
+    assert!(action("circuit = { cool_down = \"soon\" }").contains("cool_down"));
+    assert!(action("circuit = { cool_down = \"1m\", cool_down_max = \"10s\" }").contains("must not be shorter"));
+    assert!(action("circuit = { failures = 3, open = true }").contains("unknown field"));
+    assert!(action("limit_group = \"\"").contains("`limit_group`: is empty"));
+    assert!(action("limit_group = \"a b\"").contains("may hold only"));
+    let disagree = error(
+        "[[action]]\nname = \"a\"\nkind = \"noop\"\nlimit_group = \"g\"\nmax_concurrency = 3\n\n\
+         [[action]]\nname = \"b\"\nkind = \"noop\"\nlimit_group = \"g\"\nmax_concurrency = 4\n",
+    );
+    assert!(disagree.contains("action \"b\", field `max_concurrency`: 4 differs from 3"), "{disagree}");
+    let rates = error(
+        "[[action]]\nname = \"a\"\nkind = \"noop\"\nlimit_group = \"g\"\nrate = \"1/1s\"\n\n\
+         [[action]]\nname = \"b\"\nkind = \"noop\"\nlimit_group = \"g\"\nrate = \"2/1s\"\n",
+    );
+    assert!(rates.contains("field `rate`"), "{rates}");
+    let named_like_another = error(
+        "[[action]]\nname = \"a\"\nkind = \"noop\"\nlimit_group = \"b\"\nmax_concurrency = 1\n\n\
+         [[action]]\nname = \"b\"\nkind = \"noop\"\n",
+    );
+    assert!(named_like_another.contains("is the name of action \"b\""), "{named_like_another}");
+}
