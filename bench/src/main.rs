@@ -23,9 +23,11 @@ struct Args {
     /// database there, dropped afterwards.
     #[arg(long, env = "DOCKET_BENCH_SERVER", default_value = "postgres://postgres@127.0.0.1:5432")]
     server: String,
-    /// Scenarios to run (comma-separated): baseline, enqueue, limit, drain, latency,
-    /// scale. `drain` runs `limit` too (its figures are ratios to it).
-    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,limit,drain,latency,scale")]
+    /// Scenarios to run (comma-separated): baseline, enqueue, limit, drain, limited,
+    /// latency, scale. `drain` runs `limit` too (its figures are ratios to it);
+    /// `limited` drains an action whose concurrency limit never binds (the cost of the
+    /// limited claim path).
+    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,limit,drain,limited,latency,scale")]
     only: Vec<String>,
     /// Repetitions of each scenario.
     #[arg(long, default_value_t = 3)]
@@ -131,11 +133,13 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let catalog = dir.join("actions.toml");
     std::fs::write(&catalog, scenarios::CATALOG)?;
+    let limited_catalog = dir.join("limited.toml");
+    std::fs::write(&limited_catalog, scenarios::LIMITED_CATALOG)?;
     let bouncer = (args.pgbouncer > 0).then(|| {
         let server = sqlx::postgres::PgConnectOptions::from_str(&args.server).expect("--server is a Postgres URL");
         docket_tests::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
     });
-    let setup = Setup { server: args.server.clone(), catalog, env: args.env.clone(), bouncer };
+    let setup = Setup { server: args.server.clone(), catalog, limited_catalog, env: args.env.clone(), bouncer };
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let mut report = Report::default();
 
@@ -161,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
             report.add("api CPU during enqueue", "s", e.api.cpu_seconds);
         }
         let mut limit_rate = None;
+        let mut unlimited_rate = None;
         if wants("limit") || wants("drain") {
             let l = scenarios::limit(&setup, args.jobs, args.limit_connections, args.limit_batch).await?;
             report.add(
@@ -172,13 +177,14 @@ async fn main() -> anyhow::Result<()> {
             limit_rate = Some(l.jobs_per_second);
         }
         if wants("drain") {
-            let d = scenarios::drain(&setup, args.jobs, args.workers, None).await?;
+            let d = scenarios::drain(&setup, args.jobs, args.workers, None, false).await?;
             report.add(format!("drain: default settings, {} workers", args.workers), "jobs/s", d.jobs_per_second);
+            unlimited_rate = Some(d.jobs_per_second);
             if let Some(l) = limit_rate {
                 report.add("drain (default settings) / limit", "x", d.jobs_per_second / l);
             }
             report.add("drain (default settings): WAL per job", "bytes", d.wal_bytes_per_job);
-            let d = scenarios::drain(&setup, args.jobs, args.workers, Some(args.worker_concurrency)).await?;
+            let d = scenarios::drain(&setup, args.jobs, args.workers, Some(args.worker_concurrency), false).await?;
             report.add(
                 format!("drain: concurrency {}, {} workers", args.worker_concurrency, args.workers),
                 "jobs/s",
@@ -195,6 +201,23 @@ async fn main() -> anyhow::Result<()> {
             report.add("worker peak RSS under drain", "MiB", d.worker.peak_rss_mib);
             report.add("workers' CPU during drain", "s", d.worker.cpu_seconds);
         }
+        if wants("limited") {
+            let d = scenarios::drain(&setup, args.jobs, args.workers, None, true).await?;
+            report.add(
+                format!(
+                    "drain: limited action (max_concurrency never binding), default settings, {} workers",
+                    args.workers
+                ),
+                "jobs/s",
+                d.jobs_per_second,
+            );
+            if let Some(u) = unlimited_rate {
+                report.add("drain (limited action) / drain (default settings)", "x", d.jobs_per_second / u);
+            }
+            if let Some(l) = limit_rate {
+                report.add("drain (limited action) / limit", "x", d.jobs_per_second / l);
+            }
+        }
         if wants("latency") {
             let l = scenarios::latency(&setup, args.latency_jobs, Duration::from_secs(args.idle_seconds)).await?;
             report.add_percentiles("latency queued->started", l.queued_to_started_ms);
@@ -204,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
         if wants("scale") {
             let mut single = None;
             for workers in [1usize, 2, 4] {
-                let d = scenarios::drain(&setup, args.jobs, workers, Some(args.worker_concurrency)).await?;
+                let d = scenarios::drain(&setup, args.jobs, workers, Some(args.worker_concurrency), false).await?;
                 report.add(format!("scale: {workers} worker process(es)"), "jobs/s", d.jobs_per_second);
                 match single {
                     None => single = Some(d.jobs_per_second),

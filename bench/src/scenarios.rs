@@ -18,6 +18,9 @@ use crate::stats::{percentiles, Percentiles};
 
 /// The catalog every scenario uses: one action that succeeds at once.
 pub const CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\n";
+/// The same action with a concurrency limit that never binds: what the limited claim
+/// path (`docket_claim_group`: lock, count, claim) costs by itself.
+pub const LIMITED_CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\nmax_concurrency = 100000\n";
 
 /// Log only what the harness waits for (start-up lines) and warnings.
 const QUIET: &str = "warn,docket_api::startup=info,docket_worker::runner=info,docket_worker::listener=info";
@@ -25,6 +28,8 @@ const QUIET: &str = "warn,docket_api::startup=info,docket_worker::runner=info,do
 pub struct Setup {
     pub server: String,
     pub catalog: std::path::PathBuf,
+    /// [`LIMITED_CATALOG`].
+    pub limited_catalog: std::path::PathBuf,
     /// Extra environment for the processes (e.g. settings under comparison).
     pub env: Vec<(String, String)>,
     /// When set, api and workers reach Postgres through this PgBouncer (transaction
@@ -254,14 +259,16 @@ pub async fn drain(
     jobs_count: usize,
     workers: usize,
     concurrency: Option<usize>,
+    limited: bool,
 ) -> anyhow::Result<Drain> {
     let db = setup.database().await?;
+    let catalog = if limited { &setup.limited_catalog } else { &setup.catalog };
     let mut running = Vec::new();
     for i in 0..workers {
         let slots: Vec<(&'static str, String)> =
             concurrency.map(|c| ("DOCKET_WORKER_CONCURRENCY", c.to_string())).into_iter().collect();
         let env = setup.env(&db, &slots);
-        running.push(Worker::start(&setup.url(&db), &setup.catalog, &format!("bench-{i}"), &env).await);
+        running.push(Worker::start(&setup.url(&db), catalog, &format!("bench-{i}"), &env).await);
     }
     let tx = queue_noop_jobs(&db, jobs_count).await?;
     let wal_before = probe::wal_position(&db.pool).await?;

@@ -188,13 +188,15 @@ pub(super) fn limit_groups(actions: &[Action]) -> Result<Vec<LimitGroup>, (Strin
         }
         if let Some(rate) = &action.flow.rate {
             match &group.rate {
-                Some(r) if r != rate => return Err(fail(
-                    "rate",
-                    format!(
+                Some(r) if r != rate => {
+                    return Err(fail(
+                        "rate",
+                        format!(
                         "{:?} (burst {}) differs from {:?} (burst {}), set by another action of limit group {name:?}",
                         rate.text, rate.burst, r.text, r.burst
                     ),
-                )),
+                    ))
+                }
                 _ => group.rate = Some(rate.clone()),
             }
         }
