@@ -241,15 +241,21 @@ declare
     v_cool float8;
     v_failures integer;
 begin
+    -- Lock order, as in the claim: the groups' rows (sorted), then action_controls
+    -- rows (sorted by action). Taking them the other way round could deadlock with
+    -- a claim that holds its group's row and moves a circuit.
+    perform 1 from limit_groups l where l.name = any (p_groups) order by l.name for update;
+
     -- Back-pressure: the action, and every action of its group, waits as long as the
     -- target asked; the group's rate is halved, at most once per such wait (AIMD).
     for r in select t.action, t.grp, max(t.wait) as wait
              from unnest(p_actions, p_groups, p_kinds, p_wait_seconds) as t(action, grp, kind, wait)
              where t.kind = 'throttled' and t.wait is not null
-             group by t.action, t.grp loop
+             group by t.action, t.grp
+             order by t.action loop
         v_members := coalesce((select l.actions from limit_groups l where l.name = r.grp), array[r.action]);
         insert into action_controls (action, backoff_until)
-        select a, now() + make_interval(secs => r.wait) from unnest(v_members) as a
+        select a, now() + make_interval(secs => r.wait) from unnest(v_members) as a order by a
         on conflict (action) do update
             set backoff_until = greatest(action_controls.backoff_until, excluded.backoff_until), updated_at = now();
         update limit_groups l
@@ -268,7 +274,8 @@ begin
 
     -- Circuits.
     for r in select * from unnest(p_circuit_actions, p_circuit_failures, p_cool_down, p_cool_down_max)
-                 as t(action, threshold, cool_down, cool_down_max) loop
+                 as t(action, threshold, cool_down, cool_down_max)
+             order by t.action loop
         if not exists (select 1 from unnest(p_actions) as a where a = r.action) then
             continue;
         end if;

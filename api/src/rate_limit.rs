@@ -1,9 +1,13 @@
 //! An optional request budget per API key (`DOCKET_API_RATE_LIMIT`, e.g. `100/1s` or
 //! `600/1m`): a token bucket per key that holds at most the budget and refills over the
-//! period. Per api process; several api replicas each allow the budget.
+//! period. Per api process; several api replicas each allow the budget. The limiter is
+//! governor's.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::Quota;
 
 /// `N/period`, e.g. `100/1s`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,38 +29,25 @@ impl std::str::FromStr for Rate {
     }
 }
 
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-}
-
+/// One GCRA limiter (governor) keyed by the API key's index: the budget may be spent
+/// at once, then refills evenly over the period — the token bucket's behaviour.
 pub struct RateLimiter {
-    rate: Rate,
-    buckets: Mutex<Vec<Bucket>>,
+    limiter: governor::DefaultKeyedRateLimiter<usize>,
+    clock: governor::clock::DefaultClock,
 }
 
 impl RateLimiter {
-    pub fn new(rate: Rate, keys: usize) -> Self {
-        let now = Instant::now();
-        let buckets = (0..keys.max(1)).map(|_| Bucket { tokens: f64::from(rate.requests), refilled: now }).collect();
-        Self { rate, buckets: Mutex::new(buckets) }
+    pub fn new(rate: Rate) -> Self {
+        let burst = NonZeroU32::new(rate.requests).unwrap_or(NonZeroU32::MIN);
+        // One request's share of the period (at least a nanosecond, which governor needs).
+        let per_request = (rate.period / rate.requests.max(1)).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(per_request).expect("a positive period").allow_burst(burst);
+        Self { limiter: governor::RateLimiter::keyed(quota), clock: Default::default() }
     }
 
     /// Takes one request from the budget of key `index`; `Err(wait)` when it is spent.
     pub fn take(&self, index: usize) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(bucket) = buckets.get_mut(index) else { return Ok(()) };
-        let now = Instant::now();
-        let per_second = f64::from(self.rate.requests) / self.rate.period.as_secs_f64();
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(f64::from(self.rate.requests));
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
-        }
+        self.limiter.check_key(&index).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
 
@@ -75,7 +66,7 @@ mod tests {
 
     #[test]
     fn budgets_are_per_key() {
-        let limiter = RateLimiter::new("2/1h".parse().unwrap(), 2);
+        let limiter = RateLimiter::new("2/1h".parse().unwrap());
         assert!(limiter.take(0).is_ok());
         assert!(limiter.take(0).is_ok());
         let wait = limiter.take(0).unwrap_err();

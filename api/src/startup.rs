@@ -76,7 +76,7 @@ impl Application {
             config.insert_batch,
             config.commit_wait,
         );
-        let rate_limit = config.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate, keys.len())));
+        let rate_limit = config.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
         let state = AppState {
             db,
             catalog: Arc::new(catalog),

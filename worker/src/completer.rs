@@ -74,8 +74,17 @@ impl Completer {
             if !completions.is_empty() {
                 self.write_completions(&completions, &actions, &verdicts).await;
             }
+            // One statement per distinct reason (a shutdown releases every job at once,
+            // with one reason).
+            let mut by_reason: Vec<(String, Vec<((JobId, i32), String)>)> = Vec::new();
             for (held, action, reason) in releases {
-                self.release(held, &action, &reason).await;
+                match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                    Some((_, jobs)) => jobs.push((held, action)),
+                    None => by_reason.push((reason, vec![(held, action)])),
+                }
+            }
+            for (reason, jobs) in by_reason {
+                self.release(&jobs, &reason).await;
             }
             self.written.notify_one();
         }
@@ -132,22 +141,26 @@ impl Completer {
         }
     }
 
-    async fn release(&self, held: (JobId, i32), action: &str, reason: &str) {
-        let one = [held];
+    /// Gives jobs back to the queue in one fenced statement.
+    async fn release(&self, jobs: &[((JobId, i32), String)], reason: &str) {
+        let held: Vec<(JobId, i32)> = jobs.iter().map(|(h, _)| *h).collect();
+        let ids: Vec<JobId> = held.iter().map(|(id, _)| *id).collect();
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
         let result = self
-            .persist(&[held.0], || db.run(async |c| jobs::release(c, worker_id, &one, reason, &self.rules).await))
+            .persist(&ids, || db.run(async |c| jobs::release(c, worker_id, &held, reason, &self.rules).await))
             .await;
-        match result {
-            Ok(released) if released.is_empty() => {
-                tracing::warn!(job.id = %held.0, job.action = %action, "not released: the lease was already lost")
+        if let Ok(released) = result {
+            for ((id, _), action) in jobs {
+                if released.contains(id) {
+                    tracing::info!(job.id = %id, job.action = %action, reason = %reason, "job released to other workers");
+                } else {
+                    tracing::warn!(job.id = %id, job.action = %action, "not released: the lease was already lost");
+                }
             }
-            Ok(_) => {
-                tracing::info!(job.id = %held.0, job.action = %action, reason = %reason, "job released to other workers")
-            }
-            Err(()) => {}
         }
-        self.running.remove(held.0);
+        for id in ids {
+            self.running.remove(id);
+        }
     }
 
     /// Retries a write while the database is unreachable, every second at most, so

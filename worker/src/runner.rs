@@ -63,7 +63,8 @@ pub struct Worker {
     /// flow control hears about the ends of attempts.
     limit_groups: Vec<LimitGroup>,
     flow: Arc<FlowRules>,
-    health: tokio::net::TcpListener,
+    /// Taken by the health server when the worker runs.
+    health: Option<tokio::net::TcpListener>,
     heartbeat: Duration,
     retention: upkeep::Retention,
 }
@@ -105,7 +106,7 @@ impl Worker {
             follow_ups: Arc::new(jobs::FollowUpRules::from_catalog(&catalog)),
             limit_groups: catalog.limit_groups().to_vec(),
             flow: Arc::new(FlowRules::from_catalog(&catalog)),
-            health,
+            health: Some(health),
             heartbeat: config.heartbeat,
             retention: upkeep::Retention {
                 succeeded: config.retention_succeeded,
@@ -117,10 +118,11 @@ impl Worker {
 
     /// Runs until `shutdown` is cancelled, then drains: no new claims, running jobs get
     /// the grace period, whatever still runs after it is released to other workers.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) {
         let actions = self.registry.names();
         publish_zero_metrics(&actions, self.concurrency);
-        let health_addr = self.health.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let health_addr =
+            self.health.as_ref().and_then(|h| h.local_addr().ok()).map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, health.addr = %health_addr, "docket-worker started");
         let background = CancellationToken::new();
         let wake = Arc::new(Notify::new());
@@ -139,34 +141,7 @@ impl Worker {
             written: written.clone(),
         };
         let completer = tokio::spawn(completer.record(finished_rx));
-        let helpers = TaskTracker::new();
-        helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), running.clone(), background.clone()));
-        helpers.spawn(lease::keep_leases(
-            self.db.clone(),
-            self.id.clone(),
-            running.clone(),
-            self.lease,
-            background.clone(),
-        ));
-        helpers.spawn(crate::health::serve(self.health, self.db.clone(), background.clone()));
-        let me = docket::db::workers::NewWorker {
-            id: self.id.clone(),
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
-            pid: std::process::id() as i32,
-            version: docket::VERSION.to_owned(),
-            actions: actions.clone(),
-            concurrency: self.concurrency as i32,
-        };
-        helpers.spawn(upkeep::heartbeat(self.db.clone(), me, self.heartbeat, background.clone()));
-        helpers.spawn(upkeep::prune(self.db.clone(), self.retention, background.clone()));
-        helpers.spawn(rescue_loop(
-            self.db.clone(),
-            self.follow_ups.clone(),
-            self.rescue_interval,
-            lease::renewal_period(self.lease) * 2,
-            wake.clone(),
-            background.clone(),
-        ));
+        let helpers = self.spawn_helpers(&actions, &wake, &running, &background);
 
         let shared = Arc::new(Shared {
             db: self.db.clone(),
@@ -192,13 +167,7 @@ impl Worker {
         let jobs_tasks = TaskTracker::new();
         claims.run(&jobs_tasks, &shutdown).await;
 
-        tracing::info!(running = running.len(), grace = ?self.shutdown_grace, "stopping: no new claims");
-        jobs_tasks.close();
-        if tokio::time::timeout(self.shutdown_grace, jobs_tasks.wait()).await.is_err() {
-            tracing::warn!(running = running.len(), "grace period over; stopping running jobs and releasing them");
-            running.abort_all(AbortReason::Shutdown);
-            jobs_tasks.wait().await;
-        }
+        drain(&jobs_tasks, &running, self.shutdown_grace).await;
         drop(shared);
         // Results are written while the lease keeper still renews their leases.
         let _ = completer.await;
@@ -207,6 +176,56 @@ impl Worker {
         helpers.wait().await;
         self.db.close().await;
         tracing::info!("docket-worker stopped");
+    }
+}
+
+impl Worker {
+    /// The tasks that run beside the claim loop until `stop`: the listener, the lease
+    /// keeper, the health server, heartbeat, pruning and the rescuer.
+    fn spawn_helpers(
+        &mut self,
+        actions: &[String],
+        wake: &Arc<Notify>,
+        running: &Running,
+        stop: &CancellationToken,
+    ) -> TaskTracker {
+        let helpers = TaskTracker::new();
+        helpers.spawn(listener::listen(self.listen_url.clone(), wake.clone(), running.clone(), stop.clone()));
+        helpers.spawn(lease::keep_leases(self.db.clone(), self.id.clone(), running.clone(), self.lease, stop.clone()));
+        if let Some(health) = self.health.take() {
+            helpers.spawn(crate::health::serve(health, self.db.clone(), stop.clone()));
+        }
+        let me = docket::db::workers::NewWorker {
+            id: self.id.clone(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id() as i32,
+            version: docket::VERSION.to_owned(),
+            actions: actions.to_vec(),
+            concurrency: self.concurrency as i32,
+        };
+        helpers.spawn(upkeep::heartbeat(self.db.clone(), me, self.heartbeat, stop.clone()));
+        helpers.spawn(upkeep::prune(self.db.clone(), self.retention, stop.clone()));
+        helpers.spawn(rescue_loop(
+            self.db.clone(),
+            self.follow_ups.clone(),
+            self.rescue_interval,
+            lease::renewal_period(self.lease) * 2,
+            wake.clone(),
+            stop.clone(),
+        ));
+        helpers
+    }
+}
+
+/// Stops taking jobs: running ones get the grace period; whatever still runs after
+/// it is aborted and released to other workers.
+async fn drain(jobs_tasks: &TaskTracker, running: &Running, grace: Duration) {
+    tracing::info!(running = running.len(), ?grace, "stopping: no new claims");
+    jobs_tasks.close();
+    if tokio::time::timeout(grace, jobs_tasks.wait()).await.is_err() {
+        tracing::warn!(running = running.len(), "grace period over; stopping running jobs and releasing them");
+        running.abort_all(AbortReason::Shutdown);
+        jobs_tasks.wait().await;
     }
 }
 
