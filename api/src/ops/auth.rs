@@ -3,6 +3,7 @@
 //! tokens of the dashboard.
 
 use axum::http::HeaderMap;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -138,14 +139,19 @@ impl AdminTokens {
 
 /// The session cookie's value from the request, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
+    CookieJar::from_headers(headers).get(COOKIE).map(|c| c.value().to_owned())
+}
+
+/// The session cookie: HttpOnly, SameSite=Strict, scoped to `/ops`, `Secure` when the
+/// dashboard is served over HTTPS; `value` empty and `max_age` zero signs out.
+pub fn session_set_cookie(value: String, secure: bool, max_age: i64) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .path("/ops")
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build()
 }
 
 #[cfg(test)]

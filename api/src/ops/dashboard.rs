@@ -4,15 +4,17 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Form, FromRequest, Path, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use super::api::{self, ListQuery};
-use super::auth::{session_cookie, Actor, COOKIE, SESSION_SECONDS};
+use super::auth::{session_cookie, session_set_cookie, Actor, SESSION_SECONDS};
 use super::error::OpsError;
 use crate::state::AppState;
 
@@ -33,6 +35,15 @@ pub(super) struct Session {
     pub(super) actor: Actor,
     value: String,
     csrf: String,
+}
+
+/// Pages need a session: without a valid one the request is sent to the sign-in page.
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        session(state, &parts.headers).ok_or_else(to_login)
+    }
 }
 
 pub(super) fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
@@ -111,18 +122,14 @@ struct LoginForm {
     token: String,
 }
 
-/// The attributes of the session cookie: `Secure` when the dashboard is served over
-/// HTTPS (`DOCKET_PUBLIC_URL`, or a proxy's `X-Forwarded-Proto: https`).
-fn cookie_attributes(state: &AppState, headers: &HeaderMap) -> &'static str {
+/// Whether the session cookie is `Secure`: the dashboard is served over HTTPS
+/// (`DOCKET_PUBLIC_URL`, or a proxy's `X-Forwarded-Proto: https`).
+fn secure_cookies(state: &AppState, headers: &HeaderMap) -> bool {
     let forwarded_https = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-    if state.https || forwarded_https {
-        "HttpOnly; Secure; SameSite=Strict; Path=/ops"
-    } else {
-        "HttpOnly; SameSite=Strict; Path=/ops"
-    }
+    state.https || forwarded_https
 }
 
 async fn login(State(state): State<AppState>, request: axum::extract::Request) -> Response {
@@ -138,10 +145,8 @@ async fn login(State(state): State<AppState>, request: axum::extract::Request) -
     match state.admin.check_token(form.token.trim()).and_then(|actor| state.admin.session_for(&actor, now)) {
         Some(value) => {
             state.sign_in_throttle.succeeded(client);
-            let attributes = cookie_attributes(&state, &headers);
-            let cookie = format!("{COOKIE}={value}; {attributes}; Max-Age={SESSION_SECONDS}");
-            (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/ops/".to_owned())])
-                .into_response()
+            let cookie = session_set_cookie(value, secure_cookies(&state, &headers), SESSION_SECONDS);
+            (CookieJar::new().add(cookie), Redirect::to("/ops/")).into_response()
         }
         None => {
             state.sign_in_throttle.failed(client);
@@ -180,8 +185,8 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): F
     if checked(&state, &headers, &form).is_none() {
         return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
     }
-    let cookie = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&state, &headers));
-    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/ops/login".to_owned())]).into_response()
+    let cookie = session_set_cookie(String::new(), secure_cookies(&state, &headers), 0);
+    (CookieJar::new().add(cookie), Redirect::to("/ops/login")).into_response()
 }
 
 pub(super) fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> Response {
@@ -214,8 +219,7 @@ fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) 
     (status, sentence)
 }
 
-async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(s) = session(&state, &headers) else { return to_login() };
+async fn overview(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let stats = match api::load_stats(&state).await {
         Ok(stats) => stats,
         Err(e) => return error_page(&s, &headers, e),
@@ -266,8 +270,12 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
     page("Overview", Some(&s), &body)
 }
 
-async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
-    let Some(s) = session(&state, &headers) else { return to_login() };
+async fn jobs_page(
+    s: Session,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
     let result = api::list_page(&state, &query).await;
     let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
     let mut body = format!(
@@ -340,8 +348,7 @@ async fn jobs_page(State(state): State<AppState>, headers: HeaderMap, Query(quer
     page("Jobs", Some(&s), &body)
 }
 
-async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let Some(s) = session(&state, &headers) else { return to_login() };
+async fn job_page(s: Session, State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let detail = match api::parse_id(&id) {
         Ok(id) => api::load_detail(&state, id).await,
         Err(e) => Err(e),
