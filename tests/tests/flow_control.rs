@@ -379,3 +379,22 @@ async fn metrics_show_running_pauses_and_circuits_per_action() {
         assert!(metrics.contains(series), "{series} missing from\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn a_limited_action_claims_again_as_slots_free_without_waiting_for_the_poll() {
+    // Found by docket-bench: a worker that serves only limited actions claimed a batch,
+    // then waited for the next poll instead of claiming as its slots freed. With a
+    // ten-minute poll, only event-driven claims can finish these jobs in time.
+    let target = Target::always(200).await;
+    let mut cluster = Cluster::start(dam_catalog(&target.url, "max_concurrency = 1000"), 0, 1).await;
+    cluster.trigger(100).await;
+    let worker = Worker::start(
+        &cluster.db.url,
+        &catalog_path(&cluster._dir),
+        "w-slow-poll",
+        &[("DOCKET_WORKER_CONCURRENCY", "4".into()), ("DOCKET_WORKER_POLL_INTERVAL", "10m".into())],
+    )
+    .await;
+    cluster.workers.push(worker);
+    cluster.wait_all_succeeded(100).await;
+}

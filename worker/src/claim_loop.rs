@@ -123,8 +123,8 @@ impl ClaimLoop {
     }
 
     /// One round of claims for the free slots: the groups that are due, then the plain
-    /// actions. Returns whether the plain claim filled every slot it asked for (more
-    /// may be waiting).
+    /// actions. Returns whether a claim filled every slot it asked for (more may be
+    /// waiting: claim again, batched, as slots free).
     async fn claim_round(
         &self,
         slots: &Arc<Semaphore>,
@@ -132,10 +132,11 @@ impl ClaimLoop {
         tasks: &TaskTracker,
     ) -> Result<bool, sqlx::Error> {
         let now = Instant::now();
+        let mut more = false;
         for group in groups.iter_mut().filter(|g| g.due(now)) {
             let free = slots.available_permits();
             if free == 0 {
-                return Ok(false);
+                return Ok(true);
             }
             let claimed_at = Instant::now();
             let (name, lease, worker_id) = (group.name.as_str(), self.lease, self.worker_id.as_str());
@@ -144,8 +145,9 @@ impl ClaimLoop {
             })
             .await?;
             let got = claim.jobs.len();
-            self.start(claim.jobs, slots, claimed_at, tasks);
+            self.start(claim.jobs, slots, claimed_at, tasks, true);
             group.ready = got == free;
+            more |= group.ready;
             group.full = claim.held == Some(Held::Concurrency);
             group.not_before = match claim.held {
                 Some(Held::Rate(wait)) => Some(Instant::now() + wait),
@@ -160,27 +162,41 @@ impl ClaimLoop {
         }
         let free = slots.available_permits();
         if free == 0 || self.plain.is_empty() {
-            return Ok(false);
+            return Ok(more || free == 0);
         }
         let claimed_at = Instant::now();
         let claimed = db::retry_transient(|| {
             self.db.run(async |c| jobs::claim(c, &self.worker_id, &self.plain, free as i64, self.lease).await)
         })
         .await?;
-        let more = claimed.len() == free;
-        self.start(claimed, slots, claimed_at, tasks);
+        more |= claimed.len() == free;
+        self.start(claimed, slots, claimed_at, tasks, false);
         Ok(more)
     }
 
-    /// Runs each claimed job in its own task, holding a slot.
-    fn start(&self, claimed: Vec<ClaimedJob>, slots: &Arc<Semaphore>, claimed_at: Instant, tasks: &TaskTracker) {
+    /// Runs each claimed job in its own task, holding a slot. A job of a limit group
+    /// holds its slot until its result is written (`until_written`): the next claim
+    /// then sees the result (a circuit that opened, a slot that freed), so a worker
+    /// never has more of a group's jobs running or awaiting their write than slots.
+    fn start(
+        &self,
+        claimed: Vec<ClaimedJob>,
+        slots: &Arc<Semaphore>,
+        claimed_at: Instant,
+        tasks: &TaskTracker,
+        until_written: bool,
+    ) {
         for job in claimed {
             let permit = slots.clone().try_acquire_owned().expect("a slot is free for each claimed job");
             let abort_valid_until = claimed_at + self.lease;
             let shared = self.shared.clone();
             let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt);
             tasks.spawn(async move {
+                let id = job.id;
                 execute::execute(&shared, job, abort_valid_until).instrument(span).await;
+                if until_written {
+                    shared.running.removed(id).await;
+                }
                 drop(permit);
                 shared.slot_freed.notify_one();
             });

@@ -61,6 +61,8 @@ struct Entry {
     action: String,
     valid_until: Instant,
     abort: Abort,
+    /// Told when the job leaves the table (its result is written).
+    on_removed: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The jobs this worker is running now.
@@ -74,15 +76,37 @@ impl Running {
     pub fn insert(&self, id: JobId, attempt: i32, action: &str, valid_until: Instant) -> Abort {
         let abort = Abort::default();
         let mut map = self.lock();
-        map.insert(id, Entry { attempt, action: action.to_owned(), valid_until, abort: abort.clone() });
+        map.insert(
+            id,
+            Entry { attempt, action: action.to_owned(), valid_until, abort: abort.clone(), on_removed: Vec::new() },
+        );
         metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
         abort
     }
 
     pub fn remove(&self, id: JobId) {
         let mut map = self.lock();
-        map.remove(&id);
+        let entry = map.remove(&id);
         metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
+        drop(map);
+        for tell in entry.map(|e| e.on_removed).unwrap_or_default() {
+            let _ = tell.send(());
+        }
+    }
+
+    /// Resolves once the job has left the table (at once if it is not in it).
+    pub async fn removed(&self, id: JobId) {
+        let waiting = {
+            let mut map = self.lock();
+            map.get_mut(&id).map(|entry| {
+                let (tell, wait) = tokio::sync::oneshot::channel();
+                entry.on_removed.push(tell);
+                wait
+            })
+        };
+        if let Some(wait) = waiting {
+            let _ = wait.await;
+        }
     }
 
     /// Until when this worker can count on holding the job's lease (its last renewal
