@@ -221,9 +221,10 @@ async fn pause_requests_are_checked() {
     let target = Target::always(200).await;
     let cluster = Cluster::start(dam_catalog(&target.url, ""), 0, 1).await;
     let post = reqwest::Method::POST;
-    let cases: [(&str, Option<&str>, u16, &str); 6] = [
+    let cases: [(&str, Option<&str>, u16, &str); 7] = [
+        ("/ops/actions/dam/pause", Some("[null, null]"), 400, "expected a JSON object"),
         ("/ops/actions/nope/pause", None, 404, "no action named \"nope\""),
-        ("/ops/actions/dam/pause", Some(r#"{"until":"2020-01-01T00:00:00Z"}"#), 400, "in the past"),
+        ("/ops/actions/dam/pause", Some(r#"{"until":"2020-01-01T00:00:00Z"}"#), 409, "already passed"),
         ("/ops/actions/dam/pause", Some(r#"{"until":"tomorrow"}"#), 400, "not a pause request"),
         ("/ops/actions/dam/pause", Some("{\"note\":\"<script>\\u0007\"}"), 400, "control characters"),
         ("/ops/actions/dam/close-circuit", None, 409, "is closed"),

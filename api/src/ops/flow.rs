@@ -200,16 +200,18 @@ impl PauseRequest {
         let request: Self = if body.iter().all(u8::is_ascii_whitespace) {
             Self::default()
         } else {
-            serde_json::from_slice(body)
-                .map_err(|e| OpsError::BadRequest(format!("the body is not a pause request: {e}")))?
+            let not_a_request = |e: String| OpsError::BadRequest(format!("the body is not a pause request: {e}"));
+            // An object only: serde would also read a struct from an array of its fields.
+            match serde_json::from_slice::<Value>(body).map_err(|e| not_a_request(e.to_string()))? {
+                object @ Value::Object(_) => {
+                    serde_json::from_value(object).map_err(|e| not_a_request(e.to_string()))?
+                }
+                _ => return Err(not_a_request("expected a JSON object".into())),
+            }
         };
-        if let Some(until) = request.until {
-            if until <= now {
-                return Err(OpsError::BadRequest("`until` is in the past; leave it out to pause until resumed".into()));
-            }
-            if until > now + chrono::TimeDelta::days(366) {
-                return Err(OpsError::BadRequest("`until` is more than a year away; leave it out instead".into()));
-            }
+        if request.until.is_some_and(|until| until <= now) {
+            // Well formed, but the moment has passed: a conflict with the present.
+            return Err(OpsError::Conflict("`until` has already passed; leave it out to pause until resumed".into()));
         }
         if let Some(note) = &request.note {
             docket::domain::check_text(note, NOTE_CHARS).map_err(|e| OpsError::BadRequest(format!("`note` {e}")))?;
@@ -320,8 +322,11 @@ mod tests {
         assert!(PauseRequest::parse(b"  \n", now()).unwrap().until.is_none());
         let until = PauseRequest::parse(br#"{"until":"2026-12-01T13:00:00Z","note":"DAM upgrade"}"#, now()).unwrap();
         assert_eq!(until.until, Some("2026-12-01T13:00:00Z".parse().unwrap()));
-        assert!(error(r#"{"until":"2026-12-01T11:00:00Z"}"#).contains("in the past"));
-        assert!(error(r#"{"until":"2028-12-01T11:00:00Z"}"#).contains("more than a year"));
+        assert!(error(r#"{"until":"2026-12-01T11:00:00Z"}"#).contains("already passed"));
+        assert!(PauseRequest::parse(br#"{"until":"2036-12-01T11:00:00Z"}"#, now()).is_ok());
+        assert!(error("[null, null]").contains("expected a JSON object"));
+        assert!(error("null").contains("expected a JSON object"));
+        assert!(error("\"x\"").contains("expected a JSON object"));
         assert!(error(r#"{"until":"tomorrow"}"#).contains("not a pause request"));
         assert!(error(r#"{"until":"2026-12-01T13:00:00Z","force":true}"#).contains("unknown field"));
         assert!(error("[1,2]").contains("not a pause request"));

@@ -104,8 +104,8 @@ pub fn document() -> Value {
                 "summary": "Pause an action: triggers are still accepted, no job of it starts", "operationId": "pauseAction",
                 "security": ops_security, "parameters": [action_param()],
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PauseRequest"}}}},
-                "responses": {"200": {"description": "paused"}, "400": ops_error("Bad body: not JSON, unknown field, `until` past or over a year away, note too long or with control characters"),
-                              "401": ops_error("Unauthorized"), "404": ops_error("No such action")}}},
+                "responses": {"200": {"description": "paused"}, "400": ops_error("Bad body: not a JSON object, unknown field, note too long or with control characters"),
+                              "401": ops_error("Unauthorized"), "404": ops_error("No such action"), "409": ops_error("`until` has already passed")}}},
             "/ops/actions/{action}/resume": {"post": {
                 "summary": "End an operator's pause", "operationId": "resumeAction", "security": ops_security,
                 "parameters": [action_param()],
@@ -153,8 +153,8 @@ pub fn document() -> Value {
                         "cancelRequestedAt": {"type": "string", "format": "date-time", "nullable": true},
                         "result": {"nullable": true, "description": "the value the action's `result` JSON pointer found in the target's successful answer (any JSON value), or null"}}},
                 "PauseRequest": {"type": "object", "additionalProperties": false, "properties": {
-                    "until": {"type": "string", "format": "date-time", "description": "the pause ends by itself then; without it, until resumed"},
-                    "note": {"type": "string", "minLength": 1, "maxLength": 500, "description": "why, shown with the pause"}}},
+                    "until": {"type": "string", "format": "date-time", "nullable": true, "description": "the pause ends by itself then; left out or null: until resumed"},
+                    "note": {"type": "string", "nullable": true, "minLength": 1, "maxLength": 500, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$", "description": "why, shown with the pause"}}},
                 "ActionFlows": {"type": "object", "required": ["actions"], "properties": {
                     "actions": {"type": "array", "items": {"type": "object", "required": ["action", "running"], "properties": {
                         "action": {"type": "string"},
