@@ -399,3 +399,101 @@ async fn a_limited_action_claims_again_as_slots_free_without_waiting_for_the_pol
     cluster.workers.push(worker);
     cluster.wait_all_succeeded(100).await;
 }
+
+/// The catalog of the statement-level tests below: `a` and `b` share limit group `g`
+/// (10/1s), `c` has a circuit of 2 failures.
+fn statement_catalog() -> docket::catalog::Catalog {
+    let text = "[[action]]\nname = \"a\"\nkind = \"noop\"\nlimit_group = \"g\"\nrate = \"10/1s\"\nburst = 10\n\n\
+                [[action]]\nname = \"b\"\nkind = \"noop\"\nlimit_group = \"g\"\n\n\
+                [[action]]\nname = \"c\"\nkind = \"noop\"\ncircuit = { failures = 2, cool_down = \"1h\", cool_down_max = \"3h\" }\n";
+    docket::catalog::Catalog::parse(text, std::path::Path::new("actions.toml")).unwrap()
+}
+
+async fn effective_rate(db: &TestDb) -> f64 {
+    sqlx::query_scalar("select effective_rate from limit_groups where name = 'g'").fetch_one(&db.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn back_pressure_halves_the_group_rate_once_per_wait_and_successes_raise_it_back_to_the_configured_rate() {
+    use docket::db::flow::{self, FlowRules, Verdict};
+    let db = TestDb::new().await;
+    let catalog = statement_catalog();
+    flow::configure(&db.pool, catalog.limit_groups()).await.unwrap();
+    let rules = FlowRules::from_catalog(&catalog);
+    let throttled = |action: &str| (action.to_owned(), JobId::new(), Verdict::Throttled(Duration::from_secs(30)));
+    let succeeded = |action: &str| (action.to_owned(), JobId::new(), Verdict::Succeeded);
+    assert_eq!(effective_rate(&db).await, 10.0);
+
+    flow::feedback(&db.pool, &rules, &[throttled("a")]).await.unwrap();
+    assert_eq!(effective_rate(&db).await, 5.0, "halved");
+    // Every action of the group waits, not only the one that was turned away.
+    let waiting: Vec<String> =
+        sqlx::query_scalar("select action from action_controls where backoff_until > now() + interval '25 seconds' order by action")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting, ["a", "b"]);
+    flow::feedback(&db.pool, &rules, &[throttled("b"), throttled("a")]).await.unwrap();
+    assert_eq!(effective_rate(&db).await, 5.0, "at most once per wait");
+
+    // Each success adds a fiftieth of the configured rate, up to the configured rate.
+    let ten: Vec<_> = (0..10).map(|_| succeeded("b")).collect();
+    flow::feedback(&db.pool, &rules, &ten).await.unwrap();
+    assert!((effective_rate(&db).await - 7.0).abs() < 1e-9);
+    let many: Vec<_> = (0..100).map(|_| succeeded("a")).collect();
+    flow::feedback(&db.pool, &rules, &many).await.unwrap();
+    assert_eq!(effective_rate(&db).await, 10.0, "never above the configured rate");
+}
+
+#[tokio::test]
+async fn a_circuit_counts_consecutive_failures_and_only_its_probe_decides() {
+    use docket::db::flow::{self, FlowRules, Verdict};
+    let db = TestDb::new().await;
+    let catalog = statement_catalog();
+    flow::configure(&db.pool, catalog.limit_groups()).await.unwrap();
+    let rules = FlowRules::from_catalog(&catalog);
+    let ended = |verdict: Verdict| ("c".to_owned(), JobId::new(), verdict);
+    let state = || async {
+        sqlx::query_as::<_, (String, i32, Option<f64>)>(
+            "select circuit, failures, cool_down_seconds from action_controls where action = 'c'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    // A permanent error (the target answered) breaks the run of failures.
+    flow::feedback(&db.pool, &rules, &[ended(Verdict::Failed), ended(Verdict::Answered)]).await.unwrap();
+    assert_eq!(state().await, ("closed".into(), 0, None));
+    flow::feedback(&db.pool, &rules, &[ended(Verdict::Failed)]).await.unwrap();
+    assert_eq!(state().await.1, 1);
+    flow::feedback(&db.pool, &rules, &[ended(Verdict::Failed)]).await.unwrap();
+    assert_eq!(state().await, ("open".into(), 2, Some(3600.0)));
+
+    // Half-open with a probe: another job's success decides nothing, the probe's
+    // failure reopens it for twice as long (capped), the probe's success closes it.
+    let probe = JobId::new();
+    sqlx::query("update action_controls set circuit = 'half_open', probe_job = $1 where action = 'c'")
+        .bind(probe.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    flow::feedback(&db.pool, &rules, &[ended(Verdict::Succeeded)]).await.unwrap();
+    assert_eq!(state().await.0, "half_open");
+    flow::feedback(&db.pool, &rules, &[("c".to_owned(), probe, Verdict::Failed)]).await.unwrap();
+    assert_eq!(state().await.0, "open");
+    assert_eq!(state().await.2, Some(7200.0));
+    sqlx::query("update action_controls set circuit = 'half_open', probe_job = $1, cool_down_seconds = 7200 where action = 'c'")
+        .bind(probe.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    flow::feedback(&db.pool, &rules, &[("c".to_owned(), probe, Verdict::Failed)]).await.unwrap();
+    assert_eq!(state().await.2, Some(10800.0), "capped at cool_down_max");
+    sqlx::query("update action_controls set circuit = 'half_open', probe_job = $1 where action = 'c'")
+        .bind(probe.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    flow::feedback(&db.pool, &rules, &[("c".to_owned(), probe, Verdict::Succeeded)]).await.unwrap();
+    assert_eq!(state().await, ("closed".into(), 0, None));
+}
