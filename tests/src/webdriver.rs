@@ -1,22 +1,20 @@
-//! A minimal W3C WebDriver client over HTTP, driving Debian's headless Chromium
-//! through `chromedriver`: enough to sign in, fill forms, click and take screenshots.
+//! Debian's headless Chromium driven through `chromedriver` with fantoccini (a W3C
+//! WebDriver client): sign in, fill forms, click, read text, take screenshots.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Map};
 use tokio::process::{Child, Command};
 
 use crate::wait::{wait_until, DEADLINE};
 
-/// The key of a web element reference in W3C WebDriver answers.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
 pub struct Browser {
-    base: String,
-    session: String,
-    client: reqwest::Client,
+    client: Client,
+    /// `DELETE` ends the session (and its Chromium).
+    session_url: String,
     _driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -32,144 +30,78 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver is installed (Debian package chromium-driver)");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        wait_until("chromedriver to answer", DEADLINE, || async {
-            let status = client.get(format!("{base}/status")).send().await.ok()?;
-            let body: Value = status.json().await.ok()?;
-            body["value"]["ready"].as_bool().filter(|ready| *ready)
+        let profile = tempfile::tempdir().unwrap();
+        let options = json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                     format!("--user-data-dir={}", profile.path().display())]
+        });
+        let mut capabilities = Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let url = format!("http://127.0.0.1:{port}");
+        // fantoccini's client is built with rustls; with more than one crypto provider
+        // compiled into the tests, rustls needs to be told which (chromedriver itself is
+        // plain HTTP on loopback).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        // chromedriver needs a moment to listen: connect until it answers.
+        let client = wait_until("chromedriver to open a session", DEADLINE, || async {
+            ClientBuilder::rustls().ok()?.capabilities(capabilities.clone()).connect(&url).await.ok()
         })
         .await;
-        let profile = tempfile::tempdir().unwrap();
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-quic", "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.path().display())]
-            }
-        }}});
-        let created: Value =
-            client.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
-        let session =
-            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_owned();
-        Self { base, session, client, _driver: driver, _profile: profile }
-    }
-
-    async fn try_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut request = self.client.request(method, url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let value: Value = request.send().await.unwrap().json().await.unwrap();
-        if value["value"]["error"].is_string() {
-            return Err(value["value"].clone());
-        }
-        Ok(value["value"].clone())
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        match self.try_call(method, path, body).await {
-            Ok(value) => value,
-            Err(error) => panic!("webdriver {path}: {error}"),
-        }
+        let session = client.session_id().await.ok().flatten().map(|id| id.to_string()).unwrap_or_default();
+        let session_url = format!("{url}/session/{session}");
+        Self { client, session_url, _driver: driver, _profile: profile }
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await;
+        self.client.goto(url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
     }
 
     pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_owned()
+        self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default()
     }
 
-    /// The element matching a CSS selector (waits for it to appear).
-    pub async fn find(&self, css: &str) -> String {
-        wait_until(&format!("element {css}"), DEADLINE, || async {
-            let url = format!("{}/session/{}/element", self.base, self.session);
-            let value: Value = self
-                .client
-                .post(url)
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            value["value"][ELEMENT_KEY].as_str().map(str::to_owned)
-        })
-        .await
+    /// Waits for an element matching a CSS selector to appear.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        wait_until(&format!("element {css}"), DEADLINE, || async { self.client.find(Locator::Css(css)).await.ok() })
+            .await
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let element = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), Some(json!({ "text": text }))).await;
+        self.find(css).await.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
     pub async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
+        self.find(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// The visible text of the element matching `css`; retried while the page is
     /// still changing (a navigation makes found elements stale).
     pub async fn text(&self, css: &str) -> String {
-        wait_until(&format!("text of {css}"), DEADLINE, || async {
-            let element = self.find(css).await;
-            let text = self.try_call(reqwest::Method::GET, &format!("/element/{element}/text"), None).await.ok()?;
-            text.as_str().map(str::to_owned)
-        })
-        .await
+        wait_until(&format!("text of {css}"), DEADLINE, || async { self.find(css).await.text().await.ok() }).await
     }
 
     /// Saves a PNG of the viewport.
     pub async fn screenshot(&self, path: &Path) {
-        use base64_decode::decode;
-        let data = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        std::fs::write(path, decode(data.as_str().unwrap_or_default())).unwrap();
+        let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot: {e}"));
+        std::fs::write(path, png).unwrap();
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let url = format!("{}/session/{}", self.base, self.session);
+        // Ends the session so that Chromium exits (chromedriver itself is killed with
+        // its process handle). fantoccini's own `close` needs the test's runtime, which
+        // a destructor cannot wait on, so the request goes out on a runtime of its own.
+        let url = self.session_url.clone();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async { reqwest::Client::new().delete(url).send().await.ok() })
         })
         .join();
-    }
-}
-
-/// Standard base64 decoding (the screenshot's encoding), without another dependency.
-mod base64_decode {
-    pub fn decode(text: &str) -> Vec<u8> {
-        let value = |c: u8| -> Option<u32> {
-            match c {
-                b'A'..=b'Z' => Some(u32::from(c - b'A')),
-                b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-                b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-                b'+' => Some(62),
-                b'/' => Some(63),
-                _ => None,
-            }
-        };
-        let mut out = Vec::with_capacity(text.len() * 3 / 4);
-        let (mut buffer, mut bits) = (0u32, 0u32);
-        for v in text.bytes().filter_map(value) {
-            buffer = (buffer << 6) | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((buffer >> bits) as u8);
-                buffer &= (1 << bits) - 1;
-            }
-        }
-        out
     }
 }
 

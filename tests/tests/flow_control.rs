@@ -427,11 +427,12 @@ async fn back_pressure_halves_the_group_rate_once_per_wait_and_successes_raise_i
     flow::feedback(&db.pool, &rules, &[throttled("a")]).await.unwrap();
     assert_eq!(effective_rate(&db).await, 5.0, "halved");
     // Every action of the group waits, not only the one that was turned away.
-    let waiting: Vec<String> =
-        sqlx::query_scalar("select action from action_controls where backoff_until > now() + interval '25 seconds' order by action")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let waiting: Vec<String> = sqlx::query_scalar(
+        "select action from action_controls where backoff_until > now() + interval '25 seconds' order by action",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(waiting, ["a", "b"]);
     flow::feedback(&db.pool, &rules, &[throttled("b"), throttled("a")]).await.unwrap();
     assert_eq!(effective_rate(&db).await, 5.0, "at most once per wait");
@@ -482,11 +483,13 @@ async fn a_circuit_counts_consecutive_failures_and_only_its_probe_decides() {
     flow::feedback(&db.pool, &rules, &[("c".to_owned(), probe, Verdict::Failed)]).await.unwrap();
     assert_eq!(state().await.0, "open");
     assert_eq!(state().await.2, Some(7200.0));
-    sqlx::query("update action_controls set circuit = 'half_open', probe_job = $1, cool_down_seconds = 7200 where action = 'c'")
-        .bind(probe.0)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update action_controls set circuit = 'half_open', probe_job = $1, cool_down_seconds = 7200 where action = 'c'",
+    )
+    .bind(probe.0)
+    .execute(&db.pool)
+    .await
+    .unwrap();
     flow::feedback(&db.pool, &rules, &[("c".to_owned(), probe, Verdict::Failed)]).await.unwrap();
     assert_eq!(state().await.2, Some(10800.0), "capped at cool_down_max");
     sqlx::query("update action_controls set circuit = 'half_open', probe_job = $1 where action = 'c'")
