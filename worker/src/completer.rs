@@ -32,6 +32,9 @@ pub enum Finished {
     Released { id: JobId, attempt: i32, action: String, reason: String },
 }
 
+/// A job this worker holds (id, attempt) and its action's name.
+type HeldJob = ((JobId, i32), String);
+
 /// Where results are written, and the jobs whose leases are kept until they are.
 pub struct Completer {
     pub db: Db,
@@ -76,7 +79,7 @@ impl Completer {
             }
             // One statement per distinct reason (a shutdown releases every job at once,
             // with one reason).
-            let mut by_reason: Vec<(String, Vec<((JobId, i32), String)>)> = Vec::new();
+            let mut by_reason: Vec<(String, Vec<HeldJob>)> = Vec::new();
             for (held, action, reason) in releases {
                 match by_reason.iter_mut().find(|(r, _)| *r == reason) {
                     Some((_, jobs)) => jobs.push((held, action)),
@@ -142,7 +145,7 @@ impl Completer {
     }
 
     /// Gives jobs back to the queue in one fenced statement.
-    async fn release(&self, jobs: &[((JobId, i32), String)], reason: &str) {
+    async fn release(&self, jobs: &[HeldJob], reason: &str) {
         let held: Vec<(JobId, i32)> = jobs.iter().map(|(h, _)| *h).collect();
         let ids: Vec<JobId> = held.iter().map(|(id, _)| *id).collect();
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
