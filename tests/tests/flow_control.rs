@@ -61,12 +61,17 @@ impl Cluster {
 
     /// Triggers `n` jobs of `dam` the way Workfront does; each must be accepted.
     async fn trigger(&self, n: usize) -> Vec<JobId> {
+        self.trigger_documents("doc", n).await
+    }
+
+    /// Triggers `dam` on documents `{prefix}-0` … `{prefix}-{n-1}`; each must be accepted.
+    async fn trigger_documents(&self, prefix: &str, n: usize) -> Vec<JobId> {
         let mut ids = Vec::new();
         for i in 0..n {
             let response = self
                 .client
                 .get(format!("{}/customAction", self.api))
-                .query(&[("name", "dam"), ("documentId", &format!("doc-{i}")), ("documentVersionId", "v1")])
+                .query(&[("name", "dam"), ("documentId", &format!("{prefix}-{i}")), ("documentVersionId", "v1")])
                 .header("apiKey", API_KEY)
                 .send()
                 .await
@@ -286,20 +291,8 @@ async fn back_pressure_spends_no_attempt_and_pauses_the_action() {
     })
     .await;
     let waits_until = Instant::now() + Duration::from_secs_f64(remaining) - Duration::from_millis(50);
-    let mut later = Vec::new();
-    for i in 0..5 {
-        let response = cluster
-            .client
-            .get(format!("{}/customAction", cluster.api))
-            .query(&[("name", "dam"), ("documentId", &format!("later-{i}")), ("documentVersionId", "v1")])
-            .header("apiKey", API_KEY)
-            .send()
-            .await
-            .unwrap();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["status"], "success", "triggers are accepted while the action waits");
-        later.push(body["jobId"].as_str().unwrap().to_owned());
-    }
+    // (Accepted while the action waits: `trigger_documents` checks each reply.)
+    let later: Vec<String> = cluster.trigger_documents("later", 5).await.iter().map(|id| id.to_string()).collect();
     cluster.wait_all_succeeded(25).await;
     let throttled: i64 = sqlx::query_scalar("select count(*) from job_attempts where outcome = 'throttled'")
         .fetch_one(&cluster.db.pool)
