@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&limited_catalog, scenarios::LIMITED_CATALOG)?;
     let bouncer = (args.pgbouncer > 0).then(|| {
         let server = sqlx::postgres::PgConnectOptions::from_str(&args.server).expect("--server is a Postgres URL");
-        docket_tests::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
+        docket_harness::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
     });
     let setup = Setup { server: args.server.clone(), catalog, limited_catalog, env: args.env.clone(), bouncer };
     let wants = |s: &str| args.only.iter().any(|o| o == s);

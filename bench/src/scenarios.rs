@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use docket::db::jobs::{self, NewJob};
 use docket::domain::{DocumentId, DocumentVersionId, JobId};
-use docket_tests::pooler::PgBouncer;
-use docket_tests::{Api, TestDb, Worker};
+use docket_harness::pooler::PgBouncer;
+use docket_harness::{Api, TestDb, Worker};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::probe;
@@ -68,7 +68,7 @@ pub struct Usage {
     pub cpu_seconds: f64,
 }
 
-fn usage(process: &docket_tests::process::Process) -> Usage {
+fn usage(process: &docket_harness::process::Process) -> Usage {
     let pid = process.pid().as_raw() as u32;
     Usage {
         peak_rss_mib: procfs::peak_rss_mib(pid).unwrap_or(f64::NAN),
@@ -146,7 +146,7 @@ pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyh
                     let response = client
                         .get(&url)
                         .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v1")])
-                        .header("apiKey", docket_tests::API_KEY)
+                        .header("apiKey", docket_harness::API_KEY)
                         .header("username", "bench@example.com")
                         .send()
                         .await;

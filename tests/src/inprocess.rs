@@ -9,7 +9,7 @@ use docket_api::config::Config;
 use docket_api::startup::Application;
 
 /// The admin token the tests configure, labelled `tester`.
-pub const ADMIN_TOKEN: &str = "ops-token-for-tests-0123456789";
+pub use docket_harness::ADMIN_TOKEN;
 /// A second Workfront key, to test rotation.
 pub const SECOND_KEY: &str = "second-key-for-rotation";
 

@@ -47,7 +47,7 @@ impl TestDb {
 /// Seconds from the job's creation to the start of its first attempt, waiting (up to a
 /// minute) until that attempt exists.
 pub async fn seconds_to_first_start(pool: &PgPool, id: docket::domain::JobId) -> f64 {
-    crate::wait_until(&format!("job {id} to start"), std::time::Duration::from_secs(60), || async {
+    crate::wait::wait_until(&format!("job {id} to start"), std::time::Duration::from_secs(60), || async {
         sqlx::query_scalar::<_, f64>(
             "select extract(epoch from a.started_at - j.created_at)::float8
              from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 where j.id = $1",

@@ -163,7 +163,7 @@ impl Api {
     pub async fn job_detail(&self, client: &reqwest::Client, id: docket::domain::JobId) -> serde_json::Value {
         let response = client
             .get(format!("{}/ops/jobs/{id}", self.base))
-            .bearer_auth(crate::inprocess::ADMIN_TOKEN)
+            .bearer_auth(crate::ADMIN_TOKEN)
             .send()
             .await
             .expect("request to api");
