@@ -61,7 +61,9 @@ impl Completer {
             let mut completions = Vec::new();
             let mut actions = Vec::new();
             let mut verdicts = Vec::new();
-            let mut releases: Vec<((JobId, i32), String, String)> = Vec::new();
+            // Releases, one statement per distinct reason (a shutdown releases every job
+            // at once, with one reason).
+            let mut releases: Vec<(String, Vec<HeldJob>)> = Vec::new();
             for finished in batch.drain(..) {
                 match finished {
                     Finished::Completed { completion, action, verdict } => {
@@ -70,23 +72,17 @@ impl Completer {
                         verdicts.push(verdict);
                     }
                     Finished::Released { id, attempt, action, reason } => {
-                        releases.push(((id, attempt), action, reason))
+                        match releases.iter_mut().find(|(r, _)| *r == reason) {
+                            Some((_, jobs)) => jobs.push(((id, attempt), action)),
+                            None => releases.push((reason, vec![((id, attempt), action)])),
+                        }
                     }
                 }
             }
             if !completions.is_empty() {
                 self.write_completions(&completions, &actions, &verdicts).await;
             }
-            // One statement per distinct reason (a shutdown releases every job at once,
-            // with one reason).
-            let mut by_reason: Vec<(String, Vec<HeldJob>)> = Vec::new();
-            for (held, action, reason) in releases {
-                match by_reason.iter_mut().find(|(r, _)| *r == reason) {
-                    Some((_, jobs)) => jobs.push((held, action)),
-                    None => by_reason.push((reason, vec![(held, action)])),
-                }
-            }
-            for (reason, jobs) in by_reason {
+            for (reason, jobs) in releases {
                 self.release(&jobs, &reason).await;
             }
             self.written.notify_one();
