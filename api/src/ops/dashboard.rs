@@ -183,7 +183,7 @@ pub(super) fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) ->
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
     if checked(&state, &headers, &form).is_none() {
-        return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
+        return csrf_refused();
     }
     let cookie = session_set_cookie(String::new(), secure_cookies(&state, &headers), 0);
     (CookieJar::new().add(cookie), Redirect::to("/ops/login")).into_response()
@@ -456,16 +456,24 @@ async fn steer(
     Form(form): Form<CsrfForm>,
     what: Steer,
 ) -> Response {
-    let Some(s) = checked(&state, &headers, &form) else {
-        return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
-    };
+    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
     let done = match (api::parse_id(&id), what) {
         (Ok(job), Steer::Retry) => api::retry_job(&state, &s.actor.0, job).await,
         (Ok(job), Steer::Cancel) => api::cancel_job(&state, &s.actor.0, job).await.map(drop),
         (Err(e), _) => Err(e),
     };
+    after_change(&s, &headers, done, &format!("/ops/ui/jobs/{}", q(&id)))
+}
+
+/// The answer to a form whose session or CSRF token does not check out.
+pub(super) fn csrf_refused() -> Response {
+    (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response()
+}
+
+/// After a button's change: back to `page`, or the error said on a page.
+pub(super) fn after_change(s: &Session, headers: &HeaderMap, done: Result<(), OpsError>, page: &str) -> Response {
     match done {
-        Ok(()) => Redirect::to(&format!("/ops/ui/jobs/{}", q(&id))).into_response(),
-        Err(e) => error_page(&s, &headers, e),
+        Ok(()) => Redirect::to(page).into_response(),
+        Err(e) => error_page(s, headers, e),
     }
 }

@@ -5,12 +5,12 @@
 use std::fmt::Write;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Form, Router};
 
-use super::dashboard::{checked, csrf_field, error_page, esc, q, CsrfForm, Session};
+use super::dashboard::{after_change, checked, csrf_field, csrf_refused, esc, q, CsrfForm, Session};
 use super::flow::{self, ActionFlow, PauseRequest};
 use crate::state::AppState;
 
@@ -118,17 +118,12 @@ async fn change(
     Form(form): Form<CsrfForm>,
     what: Change,
 ) -> Response {
-    let Some(s) = checked(&state, &headers, &form) else {
-        return (StatusCode::FORBIDDEN, "invalid session or CSRF token").into_response();
-    };
+    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
     let actor = s.actor.0.clone();
     let done = match what {
         Change::Pause => flow::pause_action(&state, &actor, &action, &PauseRequest::default()).await,
         Change::Resume => flow::resume_action(&state, &actor, &action).await,
         Change::CloseCircuit => flow::close_action_circuit(&state, &actor, &action).await,
     };
-    match done {
-        Ok(()) => Redirect::to("/ops/").into_response(),
-        Err(e) => error_page(&s, &headers, e),
-    }
+    after_change(&s, &headers, done, "/ops/")
 }

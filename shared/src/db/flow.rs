@@ -280,17 +280,13 @@ pub async fn running_per_action(executor: impl PgExecutor<'_>) -> Result<Vec<(St
     Ok(rows.into_iter().map(|r| (r.action, r.running)).collect())
 }
 
-/// A limit group as stored, with its running jobs.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-#[serde(rename_all = "camelCase")]
+/// What a limit group's row holds that the catalog does not: the rate in force and
+/// the group's running jobs. (Its limits are the catalog's.)
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupState {
     pub name: String,
-    pub actions: Vec<String>,
-    pub max_running: Option<i32>,
-    pub rate: Option<f64>,
-    pub burst: Option<f64>,
+    /// The rate in force (AIMD), if the group has a rate.
     pub effective_rate: Option<f64>,
-    pub tokens: f64,
     pub running: i64,
 }
 
@@ -298,11 +294,7 @@ pub struct GroupState {
 pub async fn groups(executor: impl PgExecutor<'_>) -> Result<Vec<GroupState>, sqlx::Error> {
     sqlx::query_as!(
         GroupState,
-        r#"select l.name, l.actions, l.max_running, l.rate, l.burst, l.effective_rate,
-                  case when l.rate is null then l.tokens
-                       else least(l.burst, l.tokens + l.effective_rate
-                                                     * greatest(0, extract(epoch from clock_timestamp() - l.refilled_at)))
-                  end as "tokens!",
+        r#"select l.name, l.effective_rate,
                   (select count(*) from jobs j where j.state = 'running' and j.action = any (l.actions)) as "running!"
            from limit_groups l order by l.name"#
     )
