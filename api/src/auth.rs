@@ -44,18 +44,6 @@ impl ApiKeys {
         Ok(Self::Required(keys.iter().map(|k| digest(k.expose().as_bytes())).collect()))
     }
 
-    /// How many keys there are (rate limits keep a budget per key).
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Required(digests) => digests.len(),
-            Self::Disabled => 1,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Accepts the request if its `apiKey` header matches one of the keys; returns the
     /// index of the key.
     pub fn check(&self, headers: &HeaderMap) -> Result<usize, ApiError> {

@@ -30,8 +30,9 @@ pub enum ApiError {
 }
 
 /// Workfront's failure body.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Failure {
+    #[schema(pattern = "^failure$")]
     pub status: &'static str,
     pub error: String,
 }

@@ -2,47 +2,60 @@
 //! audit trail. Every change is recorded in `operator_actions`.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use docket::db::jobs::{self, AttemptRow, JobRow};
-use docket::db::ops::{self, Cancelled, JobFilter};
+use docket::db::jobs::{self, AttemptRow, ChildJob, JobRow};
+use docket::db::ops::{self, Cancelled, JobFilter, OperatorAction};
 use docket::db::{attempts, workers};
 use docket::domain::{JobId, JobState};
 
-use super::error::OpsError;
+use super::error::{OpsError, OpsErrorBody};
 use super::{explain, retry_budget, Operator, PAGE_CAP, QUERY_TIMEOUT};
+use crate::routes::openapi::{EmptyOrDateTime, EmptyOrInt64, EmptyOrUuid, Filter, Int64, StateFilter};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ops/jobs", get(list))
-        .route("/ops/jobs/{id}", get(detail))
-        .route("/ops/jobs/{id}/retry", post(retry))
-        .route("/ops/jobs/{id}/cancel", post(cancel))
-        .route("/ops/actions/{action}/retry-failed", post(retry_failed))
-        .route("/ops/stats", get(stats))
-        .route("/ops/audit", get(audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(retry))
+        .routes(routes!(cancel))
+        .routes(routes!(retry_failed))
+        .routes(routes!(stats))
+        .routes(routes!(audit))
 }
 
-/// The list's query parameters (all optional).
-#[derive(Debug, Default, Deserialize)]
+/// The list's query parameters (all optional; an empty value means "not given").
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
+    #[param(inline, value_type = Option<StateFilter>)]
     pub state: Option<String>,
+    #[param(inline, value_type = Option<Filter>)]
     pub action: Option<String>,
+    #[param(inline, value_type = Option<Filter>)]
     pub document_id: Option<String>,
+    #[param(inline, value_type = Option<Filter>)]
     pub requested_by: Option<String>,
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline, value_type = Option<EmptyOrDateTime>)]
     pub created_since: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline, value_type = Option<EmptyOrDateTime>)]
     pub created_until: Option<DateTime<Utc>>,
+    /// The `nextCursor` of the page before.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline, value_type = Option<EmptyOrUuid>)]
     pub cursor: Option<uuid::Uuid>,
+    /// Page size (default 50), clamped to 1..200.
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(inline, value_type = Option<EmptyOrInt64>)]
     pub limit: Option<i64>,
 }
 
@@ -97,62 +110,12 @@ fn parse_state(text: &str) -> Result<JobState, OpsError> {
 }
 
 /// One page of jobs, newest first, and the cursor of the next page.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = JobPage)]
 pub struct Page {
-    pub jobs: Vec<JobJson>,
+    pub jobs: Vec<JobRow>,
     pub next_cursor: Option<JobId>,
-}
-
-/// A job as the ops API shows it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobJson {
-    id: JobId,
-    action: String,
-    document_id: String,
-    document_version_id: String,
-    requested_by: Option<String>,
-    state: JobState,
-    attempts: i32,
-    max_attempts: i32,
-    run_at: DateTime<Utc>,
-    last_error: Option<String>,
-    lease_owner: Option<String>,
-    lease_expires_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-    cancel_requested_at: Option<DateTime<Utc>>,
-    /// What the target said (the action's `result` pointer), if captured.
-    result: Option<serde_json::Value>,
-    /// The job whose end queued this one (a follow-up), if any.
-    parent_id: Option<JobId>,
-}
-
-impl From<JobRow> for JobJson {
-    fn from(j: JobRow) -> Self {
-        Self {
-            id: j.id,
-            action: j.action,
-            document_id: j.document_id,
-            document_version_id: j.document_version_id,
-            requested_by: j.requested_by,
-            state: j.state,
-            attempts: j.attempts,
-            max_attempts: j.max_attempts,
-            run_at: j.run_at,
-            last_error: j.last_error,
-            lease_owner: j.lease_owner,
-            lease_expires_at: j.lease_expires_at,
-            created_at: j.created_at,
-            updated_at: j.updated_at,
-            finished_at: j.finished_at,
-            cancel_requested_at: j.cancel_requested_at,
-            result: j.result,
-            parent_id: j.parent_id,
-        }
-    }
 }
 
 /// Runs the list query under the operators' statement timeout.
@@ -164,9 +127,17 @@ pub async fn list_page(state: &AppState, query: &ListQuery) -> Result<Page, OpsE
     let rows = ops::jobs_list(&mut *tx, &filter, query.cursor.map(JobId), limit).await?;
     tx.commit().await?;
     let next_cursor = if rows.len() as i64 == limit { rows.last().map(|j| j.id) } else { None };
-    Ok(Page { jobs: rows.into_iter().map(JobJson::from).collect(), next_cursor })
+    Ok(Page { jobs: rows, next_cursor })
 }
 
+/// Jobs, newest first, filtered; keyset pagination.
+#[utoipa::path(get, path = "/ops/jobs", operation_id = "listJobs", tag = "ops", security(("adminToken" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page", body = Page),
+        (status = 400, description = "Bad filter", body = OpsErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = OpsErrorBody)
+    ))]
 async fn list(
     _: Operator,
     State(state): State<AppState>,
@@ -207,25 +178,42 @@ pub async fn load_detail(state: &AppState, id: JobId) -> Result<Detail, OpsError
     Ok(Detail { job, children, attempts, explanation, audit })
 }
 
-async fn detail(_: Operator, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, OpsError> {
+/// [`Detail`] as the JSON API answers it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = JobDetail)]
+pub struct DetailJson {
+    job: JobRow,
+    /// The follow-ups its ends queued.
+    children: Vec<ChildJob>,
+    attempts: Vec<AttemptRow>,
+    /// Why the job is where it is, in a sentence or two.
+    explanation: String,
+    operator_actions: Vec<OperatorAction>,
+}
+
+/// A job, its attempts, why it is where it is, and operator actions on it.
+#[utoipa::path(get, path = "/ops/jobs/{id}", operation_id = "getJob", tag = "ops", security(("adminToken" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the job id")),
+    responses(
+        (status = 200, description = "The job", body = DetailJson),
+        (status = 400, description = "Not a job id", body = OpsErrorBody),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody),
+        (status = 404, description = "No such job", body = OpsErrorBody)
+    ))]
+async fn detail(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DetailJson>, OpsError> {
     let d = load_detail(&state, parse_id(&id)?).await?;
-    let attempts: Vec<Value> = d
-        .attempts
-        .iter()
-        .map(|a| {
-            json!({
-                "attempt": a.attempt, "workerId": a.worker_id, "startedAt": a.started_at,
-                "finishedAt": a.finished_at, "outcome": a.outcome, "error": a.error,
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "job": JobJson::from(d.job),
-        "children": d.children,
-        "attempts": attempts,
-        "explanation": d.explanation,
-        "operatorActions": d.audit,
-    })))
+    Ok(Json(DetailJson {
+        job: d.job,
+        children: d.children,
+        attempts: d.attempts,
+        explanation: d.explanation,
+        operator_actions: d.audit,
+    }))
 }
 
 pub fn parse_id(text: &str) -> Result<JobId, OpsError> {
@@ -249,14 +237,33 @@ pub async fn retry_job(state: &AppState, actor: &str, id: JobId) -> Result<(), O
     Ok(())
 }
 
+/// The answer to a retry.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retried {
+    job_id: JobId,
+    /// Always "queued".
+    state: JobState,
+}
+
+/// Run a failed or cancelled job again with a fresh attempt budget.
+#[utoipa::path(post, path = "/ops/jobs/{id}/retry", operation_id = "retryJob", tag = "ops", security(("adminToken" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the job id")),
+    responses(
+        (status = 200, description = "Queued again", body = Retried),
+        (status = 400, description = "Not a job id", body = OpsErrorBody),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody),
+        (status = 404, description = "No such job", body = OpsErrorBody),
+        (status = 409, description = "The job is not failed or cancelled", body = OpsErrorBody)
+    ))]
 async fn retry(
     Operator(actor): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<Retried>, OpsError> {
     let id = parse_id(&id)?;
     retry_job(&state, &actor.0, id).await?;
-    Ok(Json(json!({ "jobId": id, "state": "queued" })))
+    Ok(Json(Retried { job_id: id, state: JobState::Queued }))
 }
 
 /// Cancels a job (or asks its worker to stop it); records who did it.
@@ -277,24 +284,68 @@ pub async fn cancel_job(state: &AppState, actor: &str, id: JobId) -> Result<Canc
     Ok(outcome)
 }
 
+/// What a cancel did.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelResult {
+    /// The job waited; it is cancelled.
+    Cancelled,
+    /// The job runs; its worker was asked to stop it.
+    CancelRequested,
+}
+
+/// The answer to a cancel.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelReply {
+    job_id: JobId,
+    result: CancelResult,
+}
+
+/// Cancel a waiting job, or ask the worker of a running job to stop it.
+#[utoipa::path(post, path = "/ops/jobs/{id}/cancel", operation_id = "cancelJob", tag = "ops", security(("adminToken" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the job id")),
+    responses(
+        (status = 200, description = "Cancelled, or cancel requested", body = CancelReply),
+        (status = 400, description = "Not a job id", body = OpsErrorBody),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody),
+        (status = 404, description = "No such job", body = OpsErrorBody),
+        (status = 409, description = "The job has already finished", body = OpsErrorBody)
+    ))]
 async fn cancel(
     Operator(actor): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<CancelReply>, OpsError> {
     let id = parse_id(&id)?;
     let result = match cancel_job(&state, &actor.0, id).await? {
-        Cancelled::Now => "cancelled",
-        _ => "cancel_requested",
+        Cancelled::Now => CancelResult::Cancelled,
+        _ => CancelResult::CancelRequested,
     };
-    Ok(Json(json!({ "jobId": id, "result": result })))
+    Ok(Json(CancelReply { job_id: id, result }))
 }
 
+/// The answer to a bulk retry.
+#[derive(Serialize, ToSchema)]
+pub struct RetriedFailed {
+    action: String,
+    /// How many jobs were queued again.
+    retried: usize,
+}
+
+/// Retry every failed job of one action.
+#[utoipa::path(post, path = "/ops/actions/{action}/retry-failed", operation_id = "retryFailed", tag = "ops",
+    security(("adminToken" = [])),
+    params(("action" = String, Path, description = "the action")),
+    responses(
+        (status = 200, description = "How many jobs were queued again", body = RetriedFailed),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody)
+    ))]
 async fn retry_failed(
     Operator(actor): Operator,
     State(state): State<AppState>,
     Path(action): Path<String>,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<RetriedFailed>, OpsError> {
     let budget = retry_budget(&state, &action);
     let mut tx = state.db.begin().await?;
     let ids = ops::jobs_retry_failed(&mut *tx, &action, budget).await?;
@@ -302,11 +353,11 @@ async fn retry_failed(
     jobs::notify(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(job.action = %action, actor = %actor.0, retried = ids.len(), "operator retried failed jobs");
-    Ok(Json(json!({ "action": action, "retried": ids.len() })))
+    Ok(Json(RetriedFailed { action, retried: ids.len() }))
 }
 
 /// The figures of `/ops/stats` and the dashboard's overview.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub counts: Vec<ops::StateCount>,
@@ -329,24 +380,49 @@ pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
     Ok(Stats { counts, lag, throughput, workers, actions })
 }
 
+/// Counts, lag, throughput, live workers, every action's flow control.
+#[utoipa::path(get, path = "/ops/stats", operation_id = "stats", tag = "ops", security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "Figures", body = Stats),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody)
+    ))]
 async fn stats(_: Operator, State(state): State<AppState>) -> Result<Json<Stats>, OpsError> {
     Ok(Json(load_stats(&state).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct AuditQuery {
+    /// Only the actions on this job.
     job_id: Option<uuid::Uuid>,
+    /// Clamped to 1..1000 (default 100).
+    #[param(inline, value_type = Option<Int64>)]
     limit: Option<i64>,
 }
 
+/// Operator actions, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    operator_actions: Vec<OperatorAction>,
+}
+
+/// Operator actions, newest first.
+#[utoipa::path(get, path = "/ops/audit", operation_id = "audit", tag = "ops", security(("adminToken" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Operator actions", body = Audit),
+        (status = 400, description = "Bad parameter", body = OpsErrorBody),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody)
+    ))]
 async fn audit(
     _: Operator,
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<Audit>, OpsError> {
     let Query(query) = query.map_err(|e| OpsError::BadRequest(e.body_text()))?;
     let (job_id, limit) = (query.job_id.map(JobId), query.limit.unwrap_or(100).clamp(1, 1000));
     let rows = state.db.run(async |c| ops::audit_list(c, job_id, limit).await).await?;
-    Ok(Json(json!({ "operatorActions": rows })))
+    Ok(Json(Audit { operator_actions: rows }))
 }

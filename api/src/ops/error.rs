@@ -4,6 +4,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+/// The body of every ops error.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = OpsError)]
+pub struct OpsErrorBody {
+    pub error: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error("missing or wrong admin token")]
@@ -39,7 +46,7 @@ impl IntoResponse for OpsError {
                 (StatusCode::SERVICE_UNAVAILABLE, DATABASE_SENTENCE.to_owned())
             }
         };
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut response = (status, Json(OpsErrorBody { error: message })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", "Bearer".parse().expect("valid header"));
         }

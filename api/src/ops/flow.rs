@@ -6,30 +6,32 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use docket::catalog::Catalog;
 use docket::db::flow::{self, ActionControl, GroupState};
 use docket::db::{jobs, ops, Db};
 
-use super::error::OpsError;
+use super::error::{OpsError, OpsErrorBody};
 use super::Operator;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ops/actions", get(list))
-        .route("/ops/actions/{action}/pause", post(pause))
-        .route("/ops/actions/{action}/resume", post(resume))
-        .route("/ops/actions/{action}/close-circuit", post(close_circuit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(close_circuit))
 }
 
 /// One action's flow control, as operators see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionFlow {
     pub action: String,
@@ -51,7 +53,8 @@ pub struct ActionFlow {
     pub circuit: Option<CircuitView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Who paused an action, when, why, and until when.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pause {
     /// `None`: until resumed.
@@ -61,7 +64,8 @@ pub struct Pause {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An action's circuit breaker.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CircuitView {
     /// "closed", "open" or "half_open".
@@ -171,18 +175,32 @@ fn assemble(
         .collect()
 }
 
-async fn list(_: Operator, State(state): State<AppState>) -> Result<Json<Value>, OpsError> {
+/// Every action of the catalog with its flow control.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActionFlows)]
+pub struct ActionList {
+    actions: Vec<ActionFlow>,
+}
+
+/// Every action's limits, usage, pause and circuit.
+#[utoipa::path(get, path = "/ops/actions", operation_id = "listActions", tag = "ops", security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "Every action", body = ActionList),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody)
+    ))]
+async fn list(_: Operator, State(state): State<AppState>) -> Result<Json<ActionList>, OpsError> {
     let actions = load(&state.db, &state.catalog).await?;
-    Ok(Json(json!({ "actions": actions })))
+    Ok(Json(ActionList { actions }))
 }
 
 /// `POST /ops/actions/{action}/pause`: an optional JSON body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PauseRequest {
     /// The pause ends by itself then (RFC 3339); without it, it lasts until resumed.
     pub until: Option<DateTime<Utc>>,
     /// Why, for the other operators (shown with the pause).
+    #[schema(min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
     pub note: Option<String>,
 }
 
@@ -275,33 +293,84 @@ pub async fn close_action_circuit(state: &AppState, actor: &str, action: &str) -
     Ok(())
 }
 
+/// The answer to a pause or a resume.
+#[derive(Serialize, ToSchema)]
+pub struct Paused {
+    action: String,
+    paused: bool,
+    /// When the pause ends by itself (null: when resumed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<DateTime<Utc>>,
+}
+
+/// The answer to closing a circuit.
+#[derive(Serialize, ToSchema)]
+pub struct CircuitClosed {
+    action: String,
+    /// Always "closed".
+    circuit: String,
+}
+
+/// Pause an action: triggers are still accepted, no job of it starts.
+#[utoipa::path(post, path = "/ops/actions/{action}/pause", operation_id = "pauseAction", tag = "ops",
+    security(("adminToken" = [])),
+    params(("action" = String, Path, description = "the action")),
+    request_body(content = Option<PauseRequest>, description = "optional; an empty body pauses until resumed"),
+    responses(
+        (status = 200, description = "Paused", body = Paused),
+        (status = 400, description = "Bad body: not a JSON object, unknown field, note too long or with control characters",
+            body = OpsErrorBody),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody),
+        (status = 404, description = "No such action", body = OpsErrorBody),
+        (status = 409, description = "`until` has already passed", body = OpsErrorBody)
+    ))]
 async fn pause(
     Operator(actor): Operator,
     State(state): State<AppState>,
     Path(action): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<Paused>, OpsError> {
     let request = PauseRequest::parse(&body, Utc::now())?;
     pause_action(&state, &actor.0, &action, &request).await?;
-    Ok(Json(json!({ "action": action, "paused": true, "until": request.until })))
+    Ok(Json(Paused { action, paused: true, until: request.until }))
 }
 
+/// End an operator's pause.
+#[utoipa::path(post, path = "/ops/actions/{action}/resume", operation_id = "resumeAction", tag = "ops",
+    security(("adminToken" = [])),
+    params(("action" = String, Path, description = "the action")),
+    responses(
+        (status = 200, description = "Resumed", body = Paused),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody),
+        (status = 404, description = "No such action", body = OpsErrorBody),
+        (status = 409, description = "Not paused", body = OpsErrorBody)
+    ))]
 async fn resume(
     Operator(actor): Operator,
     State(state): State<AppState>,
     Path(action): Path<String>,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<Paused>, OpsError> {
     resume_action(&state, &actor.0, &action).await?;
-    Ok(Json(json!({ "action": action, "paused": false })))
+    Ok(Json(Paused { action, paused: false, until: None }))
 }
 
+/// Close an action's circuit by hand (and end a back-pressure wait).
+#[utoipa::path(post, path = "/ops/actions/{action}/close-circuit", operation_id = "closeCircuit", tag = "ops",
+    security(("adminToken" = [])),
+    params(("action" = String, Path, description = "the action")),
+    responses(
+        (status = 200, description = "Closed", body = CircuitClosed),
+        (status = 401, description = "Unauthorized", body = OpsErrorBody),
+        (status = 404, description = "No such action", body = OpsErrorBody),
+        (status = 409, description = "Already closed", body = OpsErrorBody)
+    ))]
 async fn close_circuit(
     Operator(actor): Operator,
     State(state): State<AppState>,
     Path(action): Path<String>,
-) -> Result<Json<Value>, OpsError> {
+) -> Result<Json<CircuitClosed>, OpsError> {
     close_action_circuit(&state, &actor.0, &action).await?;
-    Ok(Json(json!({ "action": action, "circuit": "closed" })))
+    Ok(Json(CircuitClosed { action, circuit: "closed".into() }))
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@ pub mod explain;
 pub mod flow;
 mod flow_page;
 pub mod throttle;
+mod views;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 use auth::Actor;
@@ -23,8 +24,13 @@ pub use crate::state::QUERY_TIMEOUT;
 /// Most jobs in one page of the list.
 pub const PAGE_CAP: i64 = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new().merge(api::router()).merge(flow::router()).merge(dashboard::router()).merge(flow_page::router())
+/// The JSON API (documented) and the dashboard's pages (not in the OpenAPI document).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(api::router())
+        .merge(flow::router())
+        .merge(dashboard::router().into())
+        .merge(flow_page::router().into())
 }
 
 /// An operator authenticated with `Authorization: Bearer <admin token>`.

@@ -3,28 +3,53 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use docket::db::jobs::NewJob;
 use docket::domain::{JobId, Username};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Failure};
 use crate::query::{header_error, CustomActionParams};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// Workfront's success body, with the id of the job (a new one, or the live job a
+/// duplicate trigger joined).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Success {
+    #[schema(pattern = "^success$")]
     status: &'static str,
     job_id: JobId,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/customAction", get(custom_action))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(custom_action))
 }
 
+/// Queue a custom action on a document. The parameters are read from the raw query
+/// (a repeated one is refused), so their schema is stated here.
+#[utoipa::path(get, path = "/customAction", operation_id = "customAction", tag = "workfront",
+    security(("apiKey" = [])),
+    params(
+        ("name" = String, Query, description = "the action", min_length = 1, max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"),
+        ("documentId" = String, Query, min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"),
+        ("documentVersionId" = String, Query, min_length = 1, max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"),
+        ("username" = Option<String>, Header, description = "the Workfront user", min_length = 1, max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")
+    ),
+    responses(
+        (status = 200, description = "The job is stored", body = Success),
+        (status = 400, description = "A parameter is missing, empty, repeated, too long, not UTF-8 or holds control characters", body = Failure),
+        (status = 403, description = "Missing or wrong apiKey", body = Failure),
+        (status = 404, description = "No such action", body = Failure),
+        (status = 414, description = "Query string too long", body = Failure),
+        (status = 503, description = "The job could not be stored", body = Failure)
+    ))]
 #[tracing::instrument(name = "custom_action", skip_all, fields(job.id, job.action))]
 async fn custom_action(
     State(state): State<AppState>,

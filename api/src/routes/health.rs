@@ -3,26 +3,39 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": …}`: "ok", "ready" or "not ready".
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    status: &'static str,
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes",
+    responses((status = 200, description = "alive", body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// The database answers and carries this build's schema.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "probes",
+    responses((status = 200, description = "ready", body = Status), (status = 503, description = "not ready", body = Status)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
     match docket::db::readiness(&state.db).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(()) => (StatusCode::OK, Json(Status { status: "ready" })),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready"})))
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status: "not ready" }))
         }
     }
 }

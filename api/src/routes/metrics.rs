@@ -6,15 +6,15 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use docket::db::{ops, workers};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(render))
 }
 
 /// Records `docket_http_requests_total{route,status}` and
@@ -36,6 +36,8 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// Refreshes the gauges read from the database, then renders every metric.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "probes", summary = "Prometheus metrics",
+    responses((status = 200, description = "text exposition format", content_type = "text/plain", body = String)))]
 async fn render(State(state): State<AppState>) -> Response {
     if let Err(e) = refresh_gauges(&state).await {
         tracing::warn!(error = %e, "could not read job figures for /metrics");

@@ -1,182 +1,215 @@
-//! `GET /openapi.json`: an OpenAPI 3 document of every JSON endpoint, Workfront's and
-//! the operators'.
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every JSON endpoint, Workfront's
+//! and the operators'. Derived by utoipa from the handlers' `#[utoipa::path]`
+//! attributes and the types they return; the routes are registered through
+//! [`utoipa_axum::router::OpenApiRouter`], so a route in the router is a path in the
+//! document. What serde cannot say (patterns, "empty means any") is said here once.
+
+use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(document()) }))
+/// 1–255 characters without control characters (Unicode category Cc), as validated.
+/// Attributes cannot name a constant, so the `#[utoipa::path]`s spell it out; a unit
+/// test checks that every copy in the document is this one.
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]+$";
+/// The same, or empty: a filter (an empty value, as HTML forms send, means "any").
+pub const FILTER_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Docket",
+        description = "Workfront document webhook provider that runs custom actions as durable jobs."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "workfront", description = "What Workfront calls"),
+        (name = "probes", description = "Health, readiness and metrics"),
+        (name = "ops", description = "Operators: jobs, actions, figures, audit (admin token)")
+    )
+)]
+struct Base;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("apiKey"))));
+        components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
-fn failure(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}}})
+/// The document's frame (info, tags, security schemes) the routers add paths to.
+pub fn base() -> utoipa::openapi::OpenApi {
+    let mut document = Base::openapi();
+    document.info.version = docket::VERSION.to_owned();
+    document
 }
 
-fn ops_error(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpsError"}}}})
-}
-
-fn ok(schema: &str) -> Value {
-    json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-fn action_param() -> Value {
-    json!({"name": "action", "in": "path", "required": true, "schema": {"type": "string"}})
-}
-
-fn job_id_param() -> Value {
-    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
-}
-
-pub fn document() -> Value {
-    let ops_security = json!([{"adminToken": []}]);
-    // 1–255 characters, no control characters (Unicode category Cc), as validated.
-    let text = |max: u32| json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"});
-    // A filter: the same, or empty (an empty value, as HTML forms send, means "any").
-    let filter = || json!({"type": "string", "maxLength": 255, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
-    let int64 = || json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX});
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "Docket", "version": docket::VERSION,
-                 "description": "Workfront document webhook provider that runs custom actions as durable jobs."},
-        "paths": {
-            "/serviceInfo": {"get": {"summary": "What Docket offers (no authentication)", "operationId": "serviceInfo",
-                "responses": {"200": ok("ServiceInfo")}}},
-            "/customAction": {"get": {
-                "summary": "Queue a custom action on a document", "operationId": "customAction",
-                "security": [{"apiKey": []}],
-                "parameters": [
-                    {"name": "name", "in": "query", "required": true, "schema": text(255)},
-                    {"name": "documentId", "in": "query", "required": true, "schema": text(255)},
-                    {"name": "documentVersionId", "in": "query", "required": true, "schema": text(255)},
-                    {"name": "username", "in": "header", "required": false, "schema": text(255)}
-                ],
-                "responses": {
-                    "200": ok("Success"),
-                    "400": failure("A parameter is missing, empty, repeated, too long, not UTF-8 or holds control characters"),
-                    "403": failure("Missing or wrong apiKey"),
-                    "404": failure("No such action"),
-                    "414": failure("Query string too long"),
-                    "503": failure("The job could not be stored")
-                }}},
-            "/healthz": {"get": {"summary": "The process answers", "operationId": "healthz", "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Database reachable and schema current", "operationId": "readyz",
-                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
-                "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/ops/jobs": {"get": {
-                "summary": "Jobs, newest first, filtered; keyset pagination", "operationId": "listJobs", "security": ops_security,
-                "parameters": [
-                    {"name": "state", "in": "query", "allowEmptyValue": true, "schema": {"$ref": "#/components/schemas/JobState"}},
-                    {"name": "action", "in": "query", "schema": filter()},
-                    {"name": "documentId", "in": "query", "schema": filter()},
-                    {"name": "requestedBy", "in": "query", "schema": filter()},
-                    {"name": "createdSince", "in": "query", "allowEmptyValue": true, "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "createdUntil", "in": "query", "allowEmptyValue": true, "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "cursor", "in": "query", "allowEmptyValue": true, "schema": {"type": "string", "format": "uuid"}},
-                    {"name": "limit", "in": "query", "allowEmptyValue": true, "description": "page size (default 50), clamped to 1..200",
-                     "schema": int64()}
-                ],
-                "responses": {"200": ok("JobPage"), "400": ops_error("Bad filter"), "401": ops_error("Missing or wrong admin token")}}},
-            "/ops/jobs/{id}": {"get": {
-                "summary": "A job, its attempts, why it is where it is, and operator actions on it", "operationId": "getJob",
-                "security": ops_security, "parameters": [job_id_param()],
-                "responses": {"200": ok("JobDetail"), "400": ops_error("Not a job id"), "401": ops_error("Unauthorized"), "404": ops_error("No such job")}}},
-            "/ops/jobs/{id}/retry": {"post": {
-                "summary": "Run a failed or cancelled job again with a fresh attempt budget", "operationId": "retryJob",
-                "security": ops_security, "parameters": [job_id_param()],
-                "responses": {"200": {"description": "queued again"}, "400": ops_error("Not a job id"), "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job is not failed or cancelled")}}},
-            "/ops/jobs/{id}/cancel": {"post": {
-                "summary": "Cancel a waiting job, or ask the worker of a running job to stop it", "operationId": "cancelJob",
-                "security": ops_security, "parameters": [job_id_param()],
-                "responses": {"200": {"description": "cancelled or cancel_requested"}, "400": ops_error("Not a job id"), "401": ops_error("Unauthorized"), "404": ops_error("No such job"), "409": ops_error("Job already finished")}}},
-            "/ops/actions/{action}/retry-failed": {"post": {
-                "summary": "Retry every failed job of one action", "operationId": "retryFailed", "security": ops_security,
-                "parameters": [{"name": "action", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "how many jobs were queued again"}, "401": ops_error("Unauthorized")}}},
-            "/ops/actions": {"get": {"summary": "Every action's limits, usage, pause and circuit", "operationId": "listActions",
-                "security": ops_security,
-                "responses": {"200": ok("ActionFlows"), "401": ops_error("Unauthorized")}}},
-            "/ops/actions/{action}/pause": {"post": {
-                "summary": "Pause an action: triggers are still accepted, no job of it starts", "operationId": "pauseAction",
-                "security": ops_security, "parameters": [action_param()],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PauseRequest"}}}},
-                "responses": {"200": {"description": "paused"}, "400": ops_error("Bad body: not a JSON object, unknown field, note too long or with control characters"),
-                              "401": ops_error("Unauthorized"), "404": ops_error("No such action"), "409": ops_error("`until` has already passed")}}},
-            "/ops/actions/{action}/resume": {"post": {
-                "summary": "End an operator's pause", "operationId": "resumeAction", "security": ops_security,
-                "parameters": [action_param()],
-                "responses": {"200": {"description": "resumed"}, "401": ops_error("Unauthorized"), "404": ops_error("No such action"), "409": ops_error("Not paused")}}},
-            "/ops/actions/{action}/close-circuit": {"post": {
-                "summary": "Close an action's circuit by hand (and end a back-pressure wait)", "operationId": "closeCircuit",
-                "security": ops_security, "parameters": [action_param()],
-                "responses": {"200": {"description": "closed"}, "401": ops_error("Unauthorized"), "404": ops_error("No such action"), "409": ops_error("Already closed")}}},
-            "/ops/stats": {"get": {"summary": "Counts, lag, throughput, live workers, every action's flow control", "operationId": "stats", "security": ops_security,
-                "responses": {"200": {"description": "figures"}, "401": ops_error("Unauthorized")}}},
-            "/ops/audit": {"get": {"summary": "Operator actions, newest first", "operationId": "audit", "security": ops_security,
-                "parameters": [{"name": "jobId", "in": "query", "schema": {"type": "string", "format": "uuid"}},
-                               {"name": "limit", "in": "query", "description": "clamped to 1..1000", "schema": int64()}],
-                "responses": {"200": {"description": "operator actions"}, "400": ops_error("Bad parameter"), "401": ops_error("Unauthorized")}}}
-        },
-        "components": {
-            "securitySchemes": {
-                "apiKey": {"type": "apiKey", "in": "header", "name": "apiKey"},
-                "adminToken": {"type": "http", "scheme": "bearer"}
-            },
-            "schemas": {
-                "Failure": {"type": "object", "required": ["status", "error"],
-                    "properties": {"status": {"type": "string", "enum": ["failure"]}, "error": {"type": "string"}}},
-                "Success": {"type": "object", "required": ["status", "jobId"],
-                    "properties": {"status": {"type": "string", "enum": ["success"]}, "jobId": {"type": "string", "format": "uuid"}}},
-                "ServiceInfo": {"type": "object", "required": ["webhookVersion", "version", "publisher", "availableEndpoints", "customActions"],
-                    "properties": {
-                        "webhookVersion": {"type": "string"}, "version": {"type": "string"}, "publisher": {"type": "string"},
-                        "availableEndpoints": {"type": "array", "items": {"type": "string"}},
-                        "customActions": {"type": "array", "items": {"type": "object", "required": ["name", "displayName"],
-                            "properties": {"name": {"type": "string"}, "displayName": {"type": "string"}}}}}},
-                "OpsError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                "JobState": {"type": "string", "enum": docket::domain::JobState::ALL.map(|s| s.as_str())},
-                "Job": {"type": "object", "required": ["id", "action", "documentId", "documentVersionId", "state", "attempts", "maxAttempts", "runAt", "createdAt", "updatedAt"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"}, "action": {"type": "string"},
-                        "documentId": {"type": "string"}, "documentVersionId": {"type": "string"},
-                        "requestedBy": {"type": "string", "nullable": true}, "state": {"$ref": "#/components/schemas/JobState"},
-                        "attempts": {"type": "integer"}, "maxAttempts": {"type": "integer"},
-                        "runAt": {"type": "string", "format": "date-time"}, "lastError": {"type": "string", "nullable": true},
-                        "leaseOwner": {"type": "string", "nullable": true},
-                        "leaseExpiresAt": {"type": "string", "format": "date-time", "nullable": true},
-                        "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"},
-                        "finishedAt": {"type": "string", "format": "date-time", "nullable": true},
-                        "cancelRequestedAt": {"type": "string", "format": "date-time", "nullable": true},
-                        "result": {"nullable": true, "description": "the value the action's `result` JSON pointer found in the target's successful answer (any JSON value), or null"}}},
-                "PauseRequest": {"type": "object", "additionalProperties": false, "properties": {
-                    "until": {"type": "string", "format": "date-time", "nullable": true, "description": "the pause ends by itself then; left out or null: until resumed"},
-                    "note": {"type": "string", "nullable": true, "minLength": 1, "maxLength": 500, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$", "description": "why, shown with the pause"}}},
-                "ActionFlows": {"type": "object", "required": ["actions"], "properties": {
-                    "actions": {"type": "array", "items": {"type": "object", "required": ["action", "running"], "properties": {
-                        "action": {"type": "string"},
-                        "limitGroup": {"type": "string", "nullable": true},
-                        "maxConcurrency": {"type": "integer", "nullable": true},
-                        "rate": {"type": "string", "nullable": true},
-                        "burst": {"type": "integer", "nullable": true},
-                        "effectiveRatePerSecond": {"type": "number", "nullable": true},
-                        "running": {"type": "integer"},
-                        "groupRunning": {"type": "integer", "nullable": true},
-                        "paused": {"type": "object", "nullable": true},
-                        "backoffUntil": {"type": "string", "format": "date-time", "nullable": true},
-                        "circuit": {"type": "object", "nullable": true}}}}}},
-                "JobPage": {"type": "object", "required": ["jobs"], "properties": {
-                    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                    "nextCursor": {"type": "string", "format": "uuid", "nullable": true}}},
-                "JobDetail": {"type": "object", "required": ["job", "attempts", "explanation", "operatorActions"], "properties": {
-                    "job": {"$ref": "#/components/schemas/Job"},
-                    "attempts": {"type": "array", "items": {"type": "object"}},
-                    "explanation": {"type": "string"},
-                    "operatorActions": {"type": "array", "items": {"type": "object"}}}}
+/// What the routers' paths need after they are collected: utoipa documents an
+/// optional body (`Option<T>`) as `null` or `T`; Docket's optional bodies are absent
+/// or `T`, and `null` is refused, so the `null` branch goes.
+pub fn finish(document: &mut utoipa::openapi::OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        for operation in [&mut item.post, &mut item.put, &mut item.patch].into_iter().flatten() {
+            let Some(body) = operation.request_body.as_mut() else { continue };
+            if body.required == Some(utoipa::openapi::Required::True) {
+                continue;
+            }
+            for content in body.content.values_mut() {
+                if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                    let mut rest = one_of.items.iter().filter(|item| !is_null(item));
+                    if let (Some(only), None) = (rest.next(), rest.next()) {
+                        content.schema = Some(only.clone());
+                    }
+                }
             }
         }
-    })
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(object)) if object.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// Serves the finished document.
+pub fn router(document: utoipa::openapi::OpenApi) -> Router<AppState> {
+    let document = Arc::new(document);
+    Router::new().route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
+}
+
+fn empty_string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).max_length(Some(0))
+}
+
+fn empty_or(schema: impl Into<RefOr<Schema>>) -> RefOr<Schema> {
+    OneOfBuilder::new().item(schema).item(empty_string()).into()
+}
+
+/// A text filter: a value Docket could have stored, or empty for "any".
+pub struct Filter;
+
+impl PartialSchema for Filter {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).max_length(Some(255)).pattern(Some(FILTER_PATTERN)).into()
+    }
+}
+impl ToSchema for Filter {}
+
+/// A state filter: a job state, or empty for "any".
+pub struct StateFilter;
+
+impl PartialSchema for StateFilter {
+    fn schema() -> RefOr<Schema> {
+        empty_or(docket::domain::JobState::schema())
+    }
+}
+impl ToSchema for StateFilter {}
+
+/// A moment (RFC 3339), or empty for "not given".
+pub struct EmptyOrDateTime;
+
+impl PartialSchema for EmptyOrDateTime {
+    fn schema() -> RefOr<Schema> {
+        empty_or(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+    }
+}
+impl ToSchema for EmptyOrDateTime {}
+
+/// A job id, or empty for "not given".
+pub struct EmptyOrUuid;
+
+impl PartialSchema for EmptyOrUuid {
+    fn schema() -> RefOr<Schema> {
+        empty_or(
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        )
+    }
+}
+impl ToSchema for EmptyOrUuid {}
+
+/// A 64-bit integer, its bounds stated: what lies outside is refused with 400.
+pub struct Int64;
+
+impl PartialSchema for Int64 {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(i64::MIN as isize))
+            .maximum(Some(i64::MAX as isize))
+            .into()
+    }
+}
+impl ToSchema for Int64 {}
+
+/// A 64-bit integer, or empty for "not given".
+pub struct EmptyOrInt64;
+
+impl PartialSchema for EmptyOrInt64 {
+    fn schema() -> RefOr<Schema> {
+        empty_or(Int64::schema())
+    }
+}
+impl ToSchema for EmptyOrInt64 {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> serde_json::Value {
+        serde_json::to_value(crate::routes::document()).unwrap()
+    }
+
+    fn patterns(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    match (key.as_str(), inner) {
+                        ("pattern", serde_json::Value::String(p)) => found.push(p.clone()),
+                        _ => patterns(inner, found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| patterns(i, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn an_optional_body_is_absent_or_an_object_never_null() {
+        let document = document();
+        let body = &document["paths"]["/ops/actions/{action}/pause"]["post"]["requestBody"];
+        assert_eq!(body["required"], serde_json::Value::Null, "{body}");
+        assert_eq!(
+            body["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/PauseRequest",
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn every_control_character_pattern_is_one_of_the_two() {
+        let mut found = vec![];
+        patterns(&document(), &mut found);
+        found.retain(|p| p.contains("u0000"));
+        assert!(found.len() >= 5, "{found:?}");
+        for pattern in found {
+            assert!(pattern == TEXT_PATTERN || pattern == FILTER_PATTERN, "{pattern}");
+        }
+    }
 }

@@ -84,8 +84,10 @@ pub enum NextState {
     Retry(Duration),
 }
 
-/// A whole `jobs` row, as operators see it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A whole `jobs` row, as operators see it (and as the ops API serializes it).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Job)]
 pub struct JobRow {
     pub id: JobId,
     pub action: String,
@@ -103,15 +105,18 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
-    /// What the target said (the action's `result` pointer), if captured.
+    /// What the target said (the action's `result` pointer), if captured: any JSON value.
     pub result: Option<serde_json::Value>,
     /// The job whose end queued this one (a follow-up), if any.
     pub parent_id: Option<JobId>,
 }
 
-/// One `job_attempts` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One `job_attempts` row (serialized without its job's id).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Attempt)]
 pub struct AttemptRow {
+    #[serde(skip)]
     pub job_id: JobId,
     pub attempt: i32,
     pub worker_id: String,
@@ -484,7 +489,7 @@ pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobR
 }
 
 /// A follow-up of a job, as the ops views list it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChildJob {
     pub id: JobId,

@@ -151,7 +151,7 @@ pub async fn jobs_retry_failed(
 }
 
 /// One recorded operator action.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorAction {
     pub id: i64,
@@ -202,7 +202,7 @@ pub async fn audit_list(
 
 /// Jobs by action and state: exact for the live states (read from their partial
 /// indexes), and for the final states those that finished within `window`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateCount {
     pub action: String,
@@ -230,7 +230,7 @@ pub async fn state_counts(executor: impl PgExecutor<'_>, window: Duration) -> Re
 }
 
 /// How long the oldest due job of each action has been waiting.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Lag {
     pub action: String,
@@ -251,7 +251,7 @@ pub async fn lag_per_action(executor: impl PgExecutor<'_>) -> Result<Vec<Lag>, s
 }
 
 /// Jobs that finished in one minute, by final state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Minute {
     pub minute: DateTime<Utc>,

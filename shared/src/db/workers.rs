@@ -18,7 +18,7 @@ pub struct NewWorker {
 }
 
 /// A `workers` row.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerRow {
     pub id: String,
