@@ -1,6 +1,7 @@
 //! `docket-bench`: measures Docket on this machine with the real processes against a
 //! local Postgres, and prints medians (with min and max) over repeated runs.
 
+mod big;
 mod probe;
 mod procfs;
 mod scenarios;
@@ -24,10 +25,11 @@ struct Args {
     #[arg(long, env = "DOCKET_BENCH_SERVER", default_value = "postgres://postgres@127.0.0.1:5432")]
     server: String,
     /// Scenarios to run (comma-separated): baseline, enqueue, limit, drain, limited,
-    /// latency, scale. `drain` runs `limit` too (its figures are ratios to it);
+    /// latency, scale, big. `drain` runs `limit` too (its figures are ratios to it);
     /// `limited` drains an action whose concurrency limit never binds (the cost of the
-    /// limited claim path).
-    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,limit,drain,limited,latency,scale")]
+    /// limited claim path); `big` fills the table (--big-finished …) and times what
+    /// must not grow with it.
+    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,limit,drain,limited,latency,scale,big")]
     only: Vec<String>,
     /// Repetitions of each scenario.
     #[arg(long, default_value_t = 3)]
@@ -66,6 +68,18 @@ struct Args {
     /// Seconds of idle worker CPU measured after `latency`.
     #[arg(long, default_value_t = 10)]
     idle_seconds: u64,
+    /// Finished jobs (with an attempt each) in `big`; one in 30 failed.
+    #[arg(long, default_value_t = 5_000_000)]
+    big_finished: u64,
+    /// Due jobs of `archive` in `big`.
+    #[arg(long, default_value_t = 500_000)]
+    big_due_a: u64,
+    /// Due jobs of `print` in `big` (the claim is timed on these).
+    #[arg(long, default_value_t = 1_000)]
+    big_due_b: u64,
+    /// Operator actions in `big`'s audit trail.
+    #[arg(long, default_value_t = 100_000)]
+    big_audit: u64,
     /// Extra KEY=VALUE environment for the api and worker processes (repeatable), to
     /// compare settings, e.g. --env DOCKET_API_INSERT_BATCH=1.
     #[arg(long = "env", value_parser = key_value)]
@@ -129,12 +143,18 @@ async fn main() -> anyhow::Result<()> {
         args.jobs = args.jobs.min(2_000);
         args.latency_jobs = args.latency_jobs.min(20);
         args.idle_seconds = args.idle_seconds.min(2);
+        args.big_finished = args.big_finished.min(30_000);
+        args.big_due_a = args.big_due_a.min(3_000);
+        args.big_due_b = args.big_due_b.min(100);
+        args.big_audit = args.big_audit.min(1_000);
     }
     let dir = tempfile_dir()?;
     let catalog = dir.join("actions.toml");
     std::fs::write(&catalog, scenarios::CATALOG)?;
     let limited_catalog = dir.join("limited.toml");
     std::fs::write(&limited_catalog, scenarios::LIMITED_CATALOG)?;
+    let big_catalog = dir.join("big.toml");
+    std::fs::write(&big_catalog, big::CATALOG)?;
     let bouncer = (args.pgbouncer > 0).then(|| {
         let server = sqlx::postgres::PgConnectOptions::from_str(&args.server).expect("--server is a Postgres URL");
         docket_harness::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
@@ -235,6 +255,27 @@ async fn main() -> anyhow::Result<()> {
                     Some(_) => {}
                 }
             }
+        }
+        if wants("big") {
+            let size = big::Size {
+                finished: args.big_finished,
+                due_a: args.big_due_a,
+                due_b: args.big_due_b,
+                audit_rows: args.big_audit,
+            };
+            let b = big::big(&setup, &big_catalog, size).await?;
+            report.add("big: rows in jobs", "rows", b.rows as f64);
+            report.add("big: fill and vacuum", "s", b.fill_seconds);
+            report.add_percentiles("big: claim of a worker serving only print", b.claim_b_ms);
+            report.add_percentiles("big: GET /metrics", b.scrape_ms);
+            for (name, p) in b.page_ms {
+                report.add_percentiles(&format!("big: {name}"), p);
+            }
+            report.add_percentiles("big: GET /ops/audit?jobId", b.audit_ms);
+            report.add("big: bulk retry of failed archive jobs", "jobs", b.retried as f64);
+            report.add("big: bulk retry", "jobs/s", b.retried as f64 / b.retry_seconds);
+            report.add("big: pruned (succeeded, older than 15 days)", "rows", b.pruned as f64);
+            report.add("big: pruning", "rows/s", b.prune_rows_per_second);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -39,7 +39,7 @@ pub struct Setup {
 
 impl Setup {
     /// The environment of a process on `db`.
-    fn env(&self, db: &TestDb, more: &[(&'static str, String)]) -> Vec<(&str, String)> {
+    pub(crate) fn env(&self, db: &TestDb, more: &[(&'static str, String)]) -> Vec<(&str, String)> {
         let mut env: Vec<(&str, String)> = vec![("RUST_LOG", QUIET.to_owned())];
         if self.bouncer.is_some() {
             env.push(("DOCKET_DB_POOLER", "transaction".to_owned()));
@@ -51,14 +51,14 @@ impl Setup {
     }
 
     /// The `DATABASE_URL` of the api and workers: the pooler's when there is one.
-    fn url(&self, db: &TestDb) -> String {
+    pub(crate) fn url(&self, db: &TestDb) -> String {
         match &self.bouncer {
             Some(bouncer) => bouncer.url(&db.name),
             None => db.url.clone(),
         }
     }
 
-    async fn database(&self) -> anyhow::Result<TestDb> {
+    pub(crate) async fn database(&self) -> anyhow::Result<TestDb> {
         Ok(TestDb::on_server(&self.server, "docket_bench").await)
     }
 }

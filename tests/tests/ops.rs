@@ -224,6 +224,41 @@ async fn bulk_retry_of_failed_jobs_reports_a_count() {
     assert_eq!(audit["operatorActions"][0]["jobIds"].as_array().unwrap().len(), 3);
 }
 
+/// A bulk retry runs in batches of 10,000 (one transaction and one audit row each), so
+/// that 100,000 failed jobs are never one statement's locks.
+#[tokio::test]
+async fn bulk_retry_goes_in_bounded_batches_each_recorded() {
+    let ops = Ops::start().await;
+    sqlx::query(
+        "insert into jobs (id, action, document_id, document_version_id, state, attempts, max_attempts, finished_at,
+                           last_error)
+         select docket_uuid_v7(), 'archive', 'bulk-' || i, 'v1', 'failed', 3, 3, now(), 'HTTP 500'
+         from generate_series(1, 25000) i",
+    )
+    .execute(&ops.db.pool)
+    .await
+    .unwrap();
+    let (status, body) = ops.post("/ops/actions/archive/retry-failed").await;
+    assert_eq!((status, body["retried"].as_i64()), (200, Some(25_000)), "{body}");
+    let (failed, queued): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where state = 'failed'), count(*) filter (where state = 'queued') from jobs",
+    )
+    .fetch_one(&ops.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((failed, queued), (0, 25_000));
+    let (_, audit) = ops.get("/ops/audit").await;
+    let sizes: Vec<usize> = audit["operatorActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "retry_failed")
+        .map(|a| a["jobIds"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 25_000, "{sizes:?}");
+    assert!(sizes.len() == 3 && sizes.iter().all(|&n| n <= 10_000), "{sizes:?}");
+}
+
 #[tokio::test]
 async fn stats_metrics_and_openapi() {
     let ops = Ops::start().await;

@@ -325,6 +325,34 @@ async fn cancel(
     Ok(Json(CancelReply { job_id: id, result }))
 }
 
+/// Failed jobs retried per transaction (each with its audit row) by a bulk retry.
+pub const RETRY_BATCH: i64 = 10_000;
+
+/// Retries every failed job of `action` in batches of [`RETRY_BATCH`], each batch one
+/// transaction under the operators' statement timeout with its own audit row, so a
+/// bulk retry of 100,000 jobs holds no long lock and a failure midway keeps what was
+/// done (and recorded). Returns how many jobs were queued again.
+pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> Result<usize, OpsError> {
+    let budget = retry_budget(state, action);
+    let mut retried = 0;
+    loop {
+        let mut tx = state.db.begin().await?;
+        ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
+        let ids = ops::jobs_retry_failed(&mut *tx, action, budget, RETRY_BATCH).await?;
+        if !ids.is_empty() || retried == 0 {
+            ops::audit_record(&mut *tx, actor, "retry_failed", &ids, Some(&format!("action={action}"))).await?;
+            jobs::notify(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        retried += ids.len();
+        if (ids.len() as i64) < RETRY_BATCH {
+            break;
+        }
+    }
+    tracing::info!(job.action = %action, actor, retried, "operator retried failed jobs");
+    Ok(retried)
+}
+
 /// The answer to a bulk retry.
 #[derive(Serialize, ToSchema)]
 pub struct RetriedFailed {
@@ -346,14 +374,8 @@ async fn retry_failed(
     State(state): State<AppState>,
     Path(action): Path<String>,
 ) -> Result<Json<RetriedFailed>, OpsError> {
-    let budget = retry_budget(&state, &action);
-    let mut tx = state.db.begin().await?;
-    let ids = ops::jobs_retry_failed(&mut *tx, &action, budget).await?;
-    ops::audit_record(&mut *tx, &actor.0, "retry_failed", &ids, Some(&format!("action={action}"))).await?;
-    jobs::notify(&mut *tx).await?;
-    tx.commit().await?;
-    tracing::info!(job.action = %action, actor = %actor.0, retried = ids.len(), "operator retried failed jobs");
-    Ok(Json(RetriedFailed { action, retried: ids.len() }))
+    let retried = retry_failed_jobs(&state, &actor.0, &action).await?;
+    Ok(Json(RetriedFailed { action, retried }))
 }
 
 /// The figures of `/ops/stats` and the dashboard's overview.

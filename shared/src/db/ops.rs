@@ -131,19 +131,25 @@ pub async fn job_cancel(conn: &mut PgConnection, id: JobId, rules: &FollowUpRule
     }
 }
 
-/// Puts every `failed` job of `action` back in the queue with `budget` more attempts.
+/// Puts up to `batch` `failed` jobs of `action` back in the queue with `budget` more
+/// attempts, oldest first (through jobs_failed_idx); the caller repeats until fewer
+/// come back, one transaction per batch, so no statement holds 100,000 row locks.
 pub async fn jobs_retry_failed(
     executor: impl PgExecutor<'_>,
     action: &str,
     budget: i32,
+    batch: i64,
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
                           cancel_requested_at = null, snoozes = 0, updated_at = now()
-           where action = $1 and state = 'failed'
+           where id in (select id from jobs where action = $1 and state = 'failed'
+                        order by id limit $3 for update skip locked)
+             and state = 'failed'
            returning id as "id: JobId""#,
         action,
         budget,
+        batch,
     )
     .fetch_all(executor)
     .await?;
@@ -188,16 +194,31 @@ pub async fn audit_list(
     job: Option<JobId>,
     limit: i64,
 ) -> Result<Vec<OperatorAction>, sqlx::Error> {
-    sqlx::query_as!(
-        OperatorAction,
-        r#"select id, at, actor, action, job_ids, detail from operator_actions
-           where ($1::uuid is null or $1 = any(job_ids))
-           order by at desc, id desc limit $2"#,
-        job.map(|j| j.0),
-        limit
-    )
-    .fetch_all(executor)
-    .await
+    match job {
+        // Through operator_actions_job_ids_idx (GIN): `@>`, not `= any`, can use it.
+        Some(job) => {
+            sqlx::query_as!(
+                OperatorAction,
+                r#"select id, at, actor, action, job_ids, detail from operator_actions
+                   where job_ids @> array[$1::uuid]
+                   order by at desc, id desc limit $2"#,
+                job.0,
+                limit
+            )
+            .fetch_all(executor)
+            .await
+        }
+        None => {
+            sqlx::query_as!(
+                OperatorAction,
+                r#"select id, at, actor, action, job_ids, detail from operator_actions
+                   order by at desc, id desc limit $1"#,
+                limit
+            )
+            .fetch_all(executor)
+            .await
+        }
+    }
 }
 
 /// Jobs by action and state: exact for the live states (read from their partial
@@ -213,7 +234,8 @@ pub struct StateCount {
 pub async fn state_counts(executor: impl PgExecutor<'_>, window: Duration) -> Result<Vec<StateCount>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select action as "action!", state as "state!: JobState", count(*) as "count!" from (
-               select action, state from jobs where state in ('queued', 'retrying')
+               select j.action, j.state from docket_waiting_actions() w (action)
+               join jobs j on j.action = w.action and j.state in ('queued', 'retrying')
                union all
                select action, state from jobs where state = 'running'
                union all
@@ -229,7 +251,8 @@ pub async fn state_counts(executor: impl PgExecutor<'_>, window: Duration) -> Re
     Ok(rows.into_iter().map(|r| StateCount { action: r.action, state: r.state, count: r.count }).collect())
 }
 
-/// How long the oldest due job of each action has been waiting.
+/// How long the oldest due job of each action has been waiting (one index probe per
+/// action with waiting jobs, whatever the backlog).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Lag {
@@ -240,10 +263,13 @@ pub struct Lag {
 
 pub async fn lag_per_action(executor: impl PgExecutor<'_>) -> Result<Vec<Lag>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select action as "action!", min(run_at) as "oldest!",
-                  extract(epoch from now() - min(run_at))::float8 as "lag!"
-           from jobs where state in ('queued', 'retrying') and run_at <= now()
-           group by action order by action"#
+        r#"select action as "action!", oldest as "oldest!", extract(epoch from now() - oldest)::float8 as "lag!"
+           from (select w.action,
+                        (select min(j.run_at) from jobs j
+                         where j.action = w.action and j.state in ('queued', 'retrying') and j.run_at <= now()) as oldest
+                 from docket_waiting_actions() w (action)) due
+           where oldest is not null
+           order by action"#
     )
     .fetch_all(executor)
     .await?;

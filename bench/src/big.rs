@@ -1,0 +1,189 @@
+//! The `big` scenario: Docket with real data in the table. Millions of finished jobs
+//! with their attempts, a large due backlog of one action (`archive`) and a small one
+//! of another (`print`), an audit trail; then the statements and pages whose cost must
+//! not grow with the table: the claim of a worker that serves only `print`, a
+//! `/metrics` scrape, ops list pages, the audit of one job, a bulk retry of every
+//! failed `archive` job, and pruning.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use docket::db::{jobs, ops};
+use docket::domain::JobState;
+use docket_harness::Api;
+
+use crate::scenarios::Setup;
+use crate::stats::{percentiles, Percentiles};
+
+/// Two actions that succeed at once.
+pub const CATALOG: &str =
+    "[[action]]\nname = \"archive\"\nkind = \"noop\"\n\n[[action]]\nname = \"print\"\nkind = \"noop\"\n";
+
+/// How much data.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub finished: u64,
+    pub due_a: u64,
+    pub due_b: u64,
+    /// Operator actions in the audit trail.
+    pub audit_rows: u64,
+}
+
+pub struct Big {
+    pub rows: i64,
+    pub fill_seconds: f64,
+    pub claim_b_ms: Percentiles,
+    pub scrape_ms: Percentiles,
+    pub page_ms: Vec<(&'static str, Percentiles)>,
+    pub audit_ms: Percentiles,
+    pub retried: usize,
+    pub retry_seconds: f64,
+    pub pruned: u64,
+    pub prune_rows_per_second: f64,
+}
+
+/// Every finished job is 1–30 days old, one in 30 failed; the due jobs are up to two
+/// hours (archive) and thirty minutes (print) late. Ids are UUIDv7 of their creation
+/// time, as the api makes them.
+/// Which of the sizes a statement's `$1` is.
+type SizeOf = fn(&Size) -> u64;
+
+/// Each statement with the size its `$1` is (if it has one).
+const FILL: &[(Option<SizeOf>, &str)] = &[
+    (None, "create function pg_temp.uuid7_at(ts timestamptz) returns uuid language sql volatile as $$
+         select encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                placing substring(int8send((extract(epoch from ts) * 1000)::bigint) from 3) from 1 for 6),
+                52, 1), 53, 1), 'hex')::uuid $$"),
+    (Some(|s| s.finished), "insert into jobs (id, action, document_id, document_version_id, requested_by, state, attempts, max_attempts,
+                       run_at, last_error, created_at, updated_at, finished_at)
+     select pg_temp.uuid7_at(t), case when i % 3 = 0 then 'print' else 'archive' end, 'doc-' || i, 'v1',
+            'user' || (i % 5000) || '@example.com',
+            case when i % 30 = 0 then 'failed'::job_state else 'succeeded' end, 1, 1, t,
+            case when i % 30 = 0 then 'target answered HTTP 400: document locked' end, t, t, t + interval '1 second'
+     from (select i, now() - interval '30 days' + (i * interval '29 days' / $1) as t
+           from generate_series(1, $1) i) s"),
+    (None, "insert into job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+     select id, 1, 'w-big', created_at, finished_at,
+            case when state = 'failed' then 'permanent_error'::attempt_outcome else 'succeeded' end, last_error
+     from jobs"),
+    (Some(|s| s.due_a), "insert into jobs (id, action, document_id, document_version_id, state, max_attempts, run_at, created_at, updated_at)
+     select pg_temp.uuid7_at(t), 'archive', 'due-a-' || i, 'v1', 'queued', 5, t, t, t
+     from (select i, now() - interval '2 hours' + (i * interval '1 hour' / $1) as t
+           from generate_series(1, $1) i) s"),
+    (Some(|s| s.due_b), "insert into jobs (id, action, document_id, document_version_id, state, max_attempts, run_at, created_at, updated_at)
+     select pg_temp.uuid7_at(t), 'print', 'due-b-' || i, 'v1', 'queued', 5, t, t, t
+     from (select i, now() - interval '30 minutes' + (i * interval '10 minutes' / $1) as t
+           from generate_series(1, $1) i) s"),
+    (Some(|s| s.audit_rows), "insert into operator_actions (actor, action, job_ids, detail)
+     select 'bench', 'retry', array[gen_random_uuid(), gen_random_uuid()], null from generate_series(1, $1)"),
+];
+
+pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow::Result<Big> {
+    let db = setup.database().await?;
+    let started = Instant::now();
+    {
+        let mut conn = db.pool.acquire().await?;
+        for (size_of, statement) in FILL {
+            let mut query = sqlx::query(statement);
+            if let Some(size_of) = size_of {
+                query = query.bind(size_of(&size) as i64);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        sqlx::query("vacuum analyze jobs").execute(&mut *conn).await?;
+        sqlx::query("vacuum analyze job_attempts").execute(&mut *conn).await?;
+        sqlx::query("vacuum analyze operator_actions").execute(&mut *conn).await?;
+    }
+    let fill_seconds = started.elapsed().as_secs_f64();
+    let rows: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&db.pool).await?;
+
+    // A worker that serves only `print`: one job per claim, as a worker with one free
+    // slot asks, through the same function the worker calls.
+    let only_b = vec!["print".to_owned()];
+    let mut claim = Vec::new();
+    for _ in 0..size.due_b.min(500) {
+        let t = Instant::now();
+        let got = jobs::claim(&db.pool, "w-bench", &only_b, 1, Duration::from_secs(30)).await?;
+        claim.push(t.elapsed().as_secs_f64() * 1000.0);
+        ensure!(got.len() == 1 && got[0].action == "print", "the claim for print found {got:?}");
+    }
+
+    let token = "bench-admin-token-0123456789";
+    let env = setup.env(&db, &[("DOCKET_ADMIN_TOKEN", format!("bench:{token}"))]);
+    let api = Api::start(&setup.url(&db), catalog, &env).await;
+    let client = reqwest::Client::new();
+    let timed = |path: String| {
+        let (client, url) = (client.clone(), format!("{}{path}", api.base));
+        async move {
+            let mut samples = Vec::new();
+            for _ in 0..20 {
+                let t = Instant::now();
+                let response = client.get(&url).bearer_auth(token).send().await?;
+                let status = response.status();
+                let _ = response.bytes().await?;
+                ensure!(status == 200, "{url}: {status}");
+                samples.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>(percentiles(&mut samples))
+        }
+    };
+    let scrape_ms = timed("/metrics".into()).await?;
+    let since = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    let mut page_ms = Vec::new();
+    for (name, path) in [
+        ("ops page: newest", "/ops/jobs".to_owned()),
+        ("ops page: action=print&state=failed", "/ops/jobs?action=print&state=failed".to_owned()),
+        ("ops page: requestedBy (a frequent user)", "/ops/jobs?requestedBy=user17%40example.com".to_owned()),
+        ("ops page: requestedBy (nobody)", "/ops/jobs?requestedBy=nobody%40example.com".to_owned()),
+        (
+            "ops page: failed, created in the last 3 days",
+            format!("/ops/jobs?state=failed&createdSince={}", urlencode(&since)),
+        ),
+    ] {
+        page_ms.push((name, timed(path).await?));
+    }
+    let some_job: uuid::Uuid =
+        sqlx::query_scalar("select id from jobs order by id limit 1").fetch_one(&db.pool).await?;
+    let audit_ms = timed(format!("/ops/audit?jobId={some_job}")).await?;
+
+    let t = Instant::now();
+    let reply: serde_json::Value = client
+        .post(format!("{}/ops/actions/archive/retry-failed", api.base))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let retry_seconds = t.elapsed().as_secs_f64();
+    let retried = reply["retried"].as_u64().unwrap_or(0) as usize;
+    ensure!(retried > 0, "bulk retry answered {reply}");
+    drop(api);
+
+    // Pruning as the worker does it: batches of 1,000 succeeded jobs older than 15 days.
+    let t = Instant::now();
+    let mut pruned = 0;
+    loop {
+        let n = ops::jobs_prune(&db.pool, &[JobState::Succeeded], Duration::from_secs(15 * 86_400), 1000).await?;
+        pruned += n;
+        if n < 1000 {
+            break;
+        }
+    }
+    let prune_seconds = t.elapsed().as_secs_f64();
+    Ok(Big {
+        rows,
+        fill_seconds,
+        claim_b_ms: percentiles(&mut claim),
+        scrape_ms,
+        page_ms,
+        audit_ms,
+        retried,
+        retry_seconds,
+        pruned,
+        prune_rows_per_second: pruned as f64 / prune_seconds.max(1e-9),
+    })
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
