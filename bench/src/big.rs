@@ -15,9 +15,10 @@ use docket_harness::Api;
 use crate::scenarios::Setup;
 use crate::stats::{percentiles, Percentiles};
 
-/// Two actions that succeed at once.
-pub const CATALOG: &str =
-    "[[action]]\nname = \"archive\"\nkind = \"noop\"\n\n[[action]]\nname = \"print\"\nkind = \"noop\"\n";
+/// Three actions that succeed at once (`notify` has only a few finished jobs).
+pub const CATALOG: &str = "[[action]]\nname = \"archive\"\nkind = \"noop\"\n\n\
+                           [[action]]\nname = \"print\"\nkind = \"noop\"\n\n\
+                           [[action]]\nname = \"notify\"\nkind = \"noop\"\n";
 
 /// How much data.
 #[derive(Debug, Clone, Copy)]
@@ -56,10 +57,11 @@ const FILL: &[(Option<SizeOf>, &str)] = &[
                 52, 1), 53, 1), 'hex')::uuid $$"),
     (Some(|s| s.finished), "insert into jobs (id, action, document_id, document_version_id, requested_by, state, attempts, max_attempts,
                        run_at, last_error, created_at, updated_at, finished_at)
-     select pg_temp.uuid7_at(t), case when i % 3 = 0 then 'print' else 'archive' end, 'doc-' || i, 'v1',
+     select pg_temp.uuid7_at(t),
+            case when i % 50000 = 5 then 'notify' when i % 3 = 0 then 'print' else 'archive' end, 'doc-' || i, 'v1',
             'user' || (i % 5000) || '@example.com',
-            case when i % 30 = 0 then 'failed'::job_state else 'succeeded' end, 1, 1, t,
-            case when i % 30 = 0 then 'target answered HTTP 400: document locked' end, t, t, t + interval '1 second'
+            case when i % 30 = 1 then 'failed'::job_state else 'succeeded' end, 1, 1, t,
+            case when i % 30 = 1 then 'target answered HTTP 400: document locked' end, t, t, t + interval '1 second'
      from (select i, now() - interval '30 days' + (i * interval '29 days' / $1) as t
            from generate_series(1, $1) i) s"),
     (None, "insert into job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
@@ -133,6 +135,7 @@ pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow
     for (name, path) in [
         ("ops page: newest", "/ops/jobs".to_owned()),
         ("ops page: action=print&state=failed", "/ops/jobs?action=print&state=failed".to_owned()),
+        ("ops page: action=notify (100 jobs in 5M)", "/ops/jobs?action=notify".to_owned()),
         ("ops page: requestedBy (a frequent user)", "/ops/jobs?requestedBy=user17%40example.com".to_owned()),
         ("ops page: requestedBy (nobody)", "/ops/jobs?requestedBy=nobody%40example.com".to_owned()),
         (

@@ -166,17 +166,26 @@ async fn main() -> anyhow::Result<()> {
     for run in 1..=args.runs {
         eprintln!("run {run}/{}", args.runs);
         let mut baseline_rate = None;
+        let mut pgbench_rate = None;
         if wants("baseline") || wants("enqueue") {
             let b = scenarios::baseline(&setup, args.requests, args.concurrency).await?;
             report.add(format!("baseline: raw INSERTs, C={}", args.concurrency), "rows/s", b.rows_per_second);
             report.add("baseline: WAL per row", "bytes", b.wal_bytes_per_row);
             baseline_rate = Some(b.rows_per_second);
+            if let Some(tps) = scenarios::pgbench_baseline(&setup, args.requests, args.concurrency).await? {
+                report.add(format!("baseline: pgbench single-row INSERTs, C={}", args.concurrency), "rows/s", tps);
+                report.add("baseline: sqlx / pgbench", "x", b.rows_per_second / tps);
+                pgbench_rate = Some(tps);
+            }
         }
         if wants("enqueue") {
             let e = scenarios::enqueue(&setup, args.requests, args.concurrency).await?;
             report.add(format!("enqueue: GET /customAction, C={}", args.concurrency), "req/s", e.requests_per_second);
             if let Some(b) = baseline_rate {
                 report.add("enqueue / baseline", "x", e.requests_per_second / b);
+            }
+            if let Some(p) = pgbench_rate {
+                report.add("enqueue / pgbench baseline", "x", e.requests_per_second / p);
             }
             report.add_percentiles("enqueue latency", e.latency_ms);
             report.add("enqueue errors", "count", e.errors as f64);
@@ -308,10 +317,10 @@ fn print_report(args: &Args, figures: &[Figure]) -> anyhow::Result<()> {
         String::new()
     };
     println!("docket-bench, {} run(s){via}, {}", args.runs, chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
-    println!("{:<42} {:>12} {:>12} {:>12}  unit", "figure", "median", "min", "max");
+    println!("{:<56} {:>12} {:>12} {:>12}  unit", "figure", "median", "min", "max");
     for f in figures {
         println!(
-            "{:<42} {:>12.2} {:>12.2} {:>12.2}  {}",
+            "{:<56} {:>12.2} {:>12.2} {:>12.2}  {}",
             f.name, f.summary.median, f.summary.min, f.summary.max, f.unit
         );
     }

@@ -22,12 +22,13 @@ pub async fn raw_insert(pool: &PgPool, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The raw lifecycle's claim: up to `batch` due jobs, running, with attempt rows.
+/// The raw lifecycle's claim: up to `batch` due jobs of the bench's one action (the
+/// claim index is keyed by action), running, with attempt rows.
 /// Returns (id, attempt) of each.
 pub async fn raw_claim(pool: &PgPool, worker: &str, batch: i64) -> anyhow::Result<Vec<(uuid::Uuid, i32)>> {
     Ok(sqlx::query_as(
         "with due as (
-             select id from jobs where state in ('queued', 'retrying') and run_at <= now()
+             select id from jobs where state in ('queued', 'retrying') and action = 'noop' and run_at <= now()
              order by run_at, id limit $1 for update skip locked
          ), claimed as (
              update jobs j set state = 'running', attempts = j.attempts + 1, lease_owner = $2,

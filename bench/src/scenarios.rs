@@ -112,6 +112,45 @@ pub async fn baseline(setup: &Setup, rows: usize, concurrency: usize) -> anyhow:
     Ok(Baseline { rows_per_second: rows as f64 / elapsed, wal_bytes_per_row: wal as f64 / rows as f64 })
 }
 
+/// The same single-row INSERTs as fast as a client can send them: pgbench (prepared
+/// statements, `concurrency` clients on 2 threads, each insert its own transaction).
+/// `None` when pgbench is not installed.
+pub async fn pgbench_baseline(setup: &Setup, rows: usize, concurrency: usize) -> anyhow::Result<Option<f64>> {
+    if std::process::Command::new("pgbench").arg("--version").output().is_err() {
+        return Ok(None);
+    }
+    let db = setup.database().await?;
+    let script = std::env::temp_dir().join(format!("docket-bench-insert-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "\\set n random(1, 2000000000)\n\
+         insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts) \
+         values (docket_uuid_v7(), 'noop', 'doc-' || :n, 'v1', 'bench@example.com', 8);\n",
+    )?;
+    let per_client = (rows / concurrency).max(1);
+    let output = tokio::process::Command::new("pgbench")
+        .args(["--no-vacuum", "--protocol=prepared", "--jobs=2"])
+        .arg(format!("--client={concurrency}"))
+        .arg(format!("--transactions={per_client}"))
+        .arg(format!("--file={}", script.display()))
+        .arg(&db.url)
+        .output()
+        .await?;
+    let _ = std::fs::remove_file(&script);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(output.status.success(), "pgbench failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
+    let tps = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()))
+        .and_then(|n| n.parse::<f64>().ok())
+        .context("no tps line in pgbench's output")?;
+    ensure!(
+        probe::count_jobs(&db.pool).await? == (per_client * concurrency) as i64,
+        "pgbench stored a wrong number of rows"
+    );
+    Ok(Some(tps))
+}
+
 pub struct Enqueue {
     pub requests_per_second: f64,
     pub latency_ms: Percentiles,

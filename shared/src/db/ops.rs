@@ -50,7 +50,9 @@ pub async fn jobs_list(
              and ($3::text is null or document_id = $3)
              and ($4::text is null or requested_by = $4)
              and ($5::timestamptz is null or created_at >= $5)
+             and ($5::timestamptz is null or id >= docket_uuid_v7_floor($5 - interval '1 hour'))
              and ($6::timestamptz is null or created_at < $6)
+             and ($6::timestamptz is null or id < docket_uuid_v7_floor($6 + interval '1 hour'))
              and ($7::uuid is null or id < $7)
            order by id desc
            limit $8"#,
