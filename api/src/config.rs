@@ -83,6 +83,10 @@ pub struct Config {
     #[arg(long, env = "DOCKET_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
     pub request_timeout: Duration,
 
+    /// How often the queue is sampled for the dashboard's charts (`0s`: never).
+    #[arg(long, env = "DOCKET_API_SAMPLE_INTERVAL", default_value = "10s", value_parser = humantime_duration)]
+    pub sample_interval: Duration,
+
     /// How long a /customAction request whose job is being written waits to learn
     /// whether the write committed, when the database stalls or the connection breaks
     /// during it (the write is repeated meanwhile; it is idempotent). Only after this

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod query;
 pub mod rate_limit;
 pub mod routes;
+pub mod sampler;
 pub mod server;
 pub mod startup;
 pub mod state;

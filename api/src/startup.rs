@@ -69,6 +69,7 @@ impl Application {
         };
         let db = db::connect_and_migrate(&config.database_url, &settings).await?;
         let notifier = Notifier::spawn(db.clone());
+        crate::sampler::spawn(db.clone(), config.sample_interval);
         let inserter = Inserter::spawn(
             db.clone(),
             notifier,

@@ -33,6 +33,7 @@ pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnO
         insert_batch: 256,
         request_timeout: Duration::from_secs(10),
         commit_wait: Duration::from_secs(30),
+        sample_interval: Duration::from_secs(1),
         public_url: None,
         max_connections: 64,
         header_timeout: Duration::from_secs(2),

@@ -84,6 +84,32 @@ impl Browser {
         wait_until(&format!("text of {css}"), DEADLINE, || async { self.find(css).await.text().await.ok() }).await
     }
 
+    /// Runs a script in the page and returns what it returns.
+    pub async fn execute(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script {script}: {e}"))
+    }
+
+    /// An attribute of the element matching `css` (empty if it has none).
+    pub async fn attr(&self, css: &str, name: &str) -> String {
+        self.find(css).await.attr(name).await.ok().flatten().unwrap_or_default()
+    }
+
+    /// Resizes the window (the viewport is a little smaller than the window).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap_or_else(|e| panic!("resize: {e}"));
+    }
+
+    /// Signs in on the dashboard at `base` and waits for the overview.
+    pub async fn sign_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/ops/login")).await;
+        self.type_into("#token", token).await;
+        self.click("#sign-in").await;
+        wait_until("the overview after signing in", DEADLINE, || async {
+            self.text("main").await.contains("Live workers").then_some(())
+        })
+        .await;
+    }
+
     /// Saves a PNG of the viewport.
     pub async fn screenshot(&self, path: &Path) {
         let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot: {e}"));

@@ -43,6 +43,9 @@ pub struct ListQuery {
     pub document_id: Option<String>,
     #[param(inline, value_type = Option<Filter>)]
     pub requested_by: Option<String>,
+    /// One box for the dashboard: a job id, else a document id, else who asked.
+    #[param(inline, value_type = Option<Filter>)]
+    pub q: Option<String>,
     #[serde(default, deserialize_with = "empty_as_none")]
     #[param(inline, value_type = Option<EmptyOrDateTime>)]
     pub created_since: Option<DateTime<Utc>>,
@@ -79,10 +82,17 @@ impl ListQuery {
             None => None,
             Some(text) => Some(parse_state(text)?),
         };
+        let search = text_filter("q", &self.q)?;
+        let id = search.as_deref().and_then(|q| q.parse::<uuid::Uuid>().ok()).map(JobId);
+        let document_id = match (&search, id) {
+            (Some(q), None) => Some(q.clone()),
+            _ => text_filter("documentId", &self.document_id)?,
+        };
         Ok(JobFilter {
+            id,
             state,
             action: text_filter("action", &self.action)?,
-            document_id: text_filter("documentId", &self.document_id)?,
+            document_id,
             requested_by: text_filter("requestedBy", &self.requested_by)?,
             created_since: self.created_since,
             created_until: self.created_until,
@@ -116,18 +126,31 @@ fn parse_state(text: &str) -> Result<JobState, OpsError> {
 pub struct Page {
     pub jobs: Vec<JobRow>,
     pub next_cursor: Option<JobId>,
+    /// The search box's text matched who asked (its next page filters by that).
+    #[serde(skip)]
+    pub searched_requester: bool,
 }
 
 /// Runs the list query under the operators' statement timeout.
 pub async fn list_page(state: &AppState, query: &ListQuery) -> Result<Page, OpsError> {
-    let filter = query.filter()?;
+    let mut filter = query.filter()?;
     let limit = query.limit();
     let mut tx = state.db.begin().await?;
     ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
-    let rows = ops::jobs_list(&mut *tx, &filter, query.cursor.map(JobId), limit).await?;
+    let mut rows = ops::jobs_list(&mut *tx, &filter, query.cursor.map(JobId), limit).await?;
+    // A search that is no job id and no document id may be who asked.
+    let fallback = rows.is_empty()
+        && query.cursor.is_none()
+        && filter.id.is_none()
+        && query.q.as_deref().is_some_and(|q| !q.is_empty());
+    if fallback {
+        filter.document_id = text_filter("documentId", &query.document_id)?;
+        filter.requested_by = query.q.clone();
+        rows = ops::jobs_list(&mut *tx, &filter, query.cursor.map(JobId), limit).await?;
+    }
     tx.commit().await?;
     let next_cursor = if rows.len() as i64 == limit { rows.last().map(|j| j.id) } else { None };
-    Ok(Page { jobs: rows, next_cursor })
+    Ok(Page { jobs: rows, next_cursor, searched_requester: fallback })
 }
 
 /// Jobs, newest first, filtered; keyset pagination.
@@ -353,6 +376,71 @@ pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> R
     Ok(retried)
 }
 
+/// Most jobs one bulk action of the dashboard takes.
+pub const BULK_CAP: i64 = 1000;
+
+/// The newest jobs (at most `cap`) that match the list's filters, and whether more do.
+pub async fn matching_ids(state: &AppState, query: &ListQuery, cap: i64) -> Result<(Vec<JobId>, bool), OpsError> {
+    let filter = query.filter()?;
+    let mut tx = state.db.begin().await?;
+    ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
+    let mut rows = ops::jobs_list(&mut *tx, &filter, None, cap + 1).await?;
+    tx.commit().await?;
+    let more = rows.len() as i64 > cap;
+    rows.truncate(cap as usize);
+    Ok((rows.into_iter().map(|j| j.id).collect(), more))
+}
+
+/// Retries the failed or cancelled jobs among `ids` (each with its action's attempt
+/// budget) in one transaction with one audit row; returns how many it retried.
+pub async fn retry_jobs(state: &AppState, actor: &str, ids: &[JobId]) -> Result<usize, OpsError> {
+    let budgets: Vec<(String, i32)> =
+        state.catalog.actions().iter().map(|a| (a.name.clone(), a.retry.max_attempts as i32)).collect();
+    let mut tx = state.db.begin().await?;
+    ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
+    let retried = ops::jobs_retry_many(&mut *tx, ids, &budgets).await?;
+    ops::audit_record(&mut *tx, actor, "bulk_retry", &retried, Some(&format!("selected={}", ids.len()))).await?;
+    jobs::notify(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!(actor, selected = ids.len(), retried = retried.len(), "operator retried jobs in bulk");
+    Ok(retried.len())
+}
+
+/// What a bulk cancel did.
+#[derive(Debug, Default, PartialEq)]
+pub struct BulkCancel {
+    /// Waiting jobs, cancelled at once.
+    pub now: usize,
+    /// Running jobs whose workers were asked to stop them.
+    pub requested: usize,
+}
+
+/// Cancels the cancellable jobs among `ids` in one transaction with one audit row.
+pub async fn cancel_jobs(state: &AppState, actor: &str, ids: &[JobId]) -> Result<BulkCancel, OpsError> {
+    let rules = docket::db::jobs::FollowUpRules::from_catalog(&state.catalog);
+    let mut tx = state.db.begin().await?;
+    ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
+    let (mut done, mut touched) = (BulkCancel::default(), Vec::new());
+    for &id in ids {
+        match ops::job_cancel(&mut tx, id, &rules).await? {
+            Cancelled::Now => done.now += 1,
+            Cancelled::Requested => done.requested += 1,
+            Cancelled::NotCancellable => continue,
+        }
+        touched.push(id);
+    }
+    ops::audit_record(&mut *tx, actor, "bulk_cancel", &touched, Some(&format!("selected={}", ids.len()))).await?;
+    tx.commit().await?;
+    tracing::info!(
+        actor,
+        selected = ids.len(),
+        cancelled = done.now,
+        requested = done.requested,
+        "operator cancelled jobs in bulk"
+    );
+    Ok(done)
+}
+
 /// The answer to a bulk retry.
 #[derive(Serialize, ToSchema)]
 pub struct RetriedFailed {
@@ -393,7 +481,7 @@ pub struct Stats {
 pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
     let mut tx = state.db.begin().await?;
     ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
-    let counts = ops::state_counts(&mut *tx, std::time::Duration::from_secs(3600)).await?;
+    let counts = ops::state_counts(&mut tx, std::time::Duration::from_secs(3600)).await?;
     let lag = ops::lag_per_action(&mut *tx).await?;
     let throughput = ops::throughput_last_hour(&mut *tx).await?;
     let workers = workers::list_live(&mut *tx).await?;

@@ -3,7 +3,7 @@
 //! SameSite=Strict, path /ops); every form that changes something carries a CSRF
 //! token bound to the session.
 
-use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,7 +12,7 @@ use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use super::api::{self, ListQuery};
+use super::api;
 use super::auth::{session_cookie, session_set_cookie, Actor, SESSION_SECONDS};
 use super::error::OpsError;
 use super::views;
@@ -21,13 +21,12 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ops", get(|| async { Redirect::to("/ops/") }))
-        .route("/ops/", get(overview))
         .route("/ops/login", get(login_page).post(login))
         .route("/ops/logout", post(logout))
-        .route("/ops/ui/jobs", get(jobs_page))
-        .route("/ops/ui/jobs/{id}", get(job_page))
         .route("/ops/ui/jobs/{id}/retry", post(retry))
         .route("/ops/ui/jobs/{id}/cancel", post(cancel))
+        .merge(super::pages::router())
+        .merge(super::bulk::router())
 }
 
 /// A signed-in operator: the session value and the CSRF token its forms carry.
@@ -157,7 +156,7 @@ pub(super) fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> R
 /// What a page says about a failed request: the client's own mistake in words, and
 /// for anything else a sentence and the request id (the cause is logged under it),
 /// never the database's text.
-fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) {
+pub(super) fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) {
     let request_id = headers.get(crate::startup::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let said = match &error {
         OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::UnknownAction(_) | OpsError::Conflict(_) => {
@@ -174,37 +173,6 @@ fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) 
         )
     });
     (status, sentence)
-}
-
-async fn overview(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match api::load_stats(&state).await {
-        Ok(stats) => page("Overview", Some(&s), views::overview(&s, &stats)),
-        Err(e) => error_page(&s, &headers, e),
-    }
-}
-
-async fn jobs_page(
-    s: Session,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<ListQuery>,
-) -> Response {
-    let body = match api::list_page(&state, &query).await {
-        Ok(jobs) => views::jobs(&query, Ok(&jobs)),
-        Err(e) => views::jobs(&query, Err(&error_sentence(&headers, e).1)),
-    };
-    page("Jobs", Some(&s), body)
-}
-
-async fn job_page(s: Session, State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let detail = match api::parse_id(&id) {
-        Ok(id) => api::load_detail(&state, id).await,
-        Err(e) => Err(e),
-    };
-    match detail {
-        Ok(d) => page(&format!("Job {}", d.job.id), Some(&s), views::job(&s, &d)),
-        Err(e) => error_page(&s, &headers, e),
-    }
 }
 
 /// What a dashboard button asks for.

@@ -4,11 +4,13 @@
 
 pub mod api;
 pub mod auth;
+mod bulk;
 pub mod dashboard;
 pub mod error;
 pub mod explain;
 pub mod flow;
 mod flow_page;
+mod pages;
 pub mod throttle;
 mod views;
 
@@ -27,7 +29,7 @@ pub const PAGE_CAP: i64 = 200;
 /// The JSON API (documented) and the dashboard's pages (not in the OpenAPI document).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .merge(api::router())
+        .merge(api::router().layer(axum::middleware::from_fn(browser_to_dashboard)))
         .merge(flow::router())
         .merge(dashboard::router().into())
         .merge(flow_page::router().into())
@@ -66,4 +68,30 @@ pub fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
 /// The attempt budget a retried job gets: its action's `max_attempts`.
 pub fn retry_budget(state: &AppState, action: &str) -> i32 {
     state.catalog.get(action).map(|a| a.retry.max_attempts).unwrap_or(docket::catalog::DEFAULT_MAX_ATTEMPTS) as i32
+}
+
+/// A browser that opens `/ops/jobs` or `/ops/jobs/{id}` (a GET that accepts HTML and
+/// carries no admin token) is sent to the dashboard's page for it, with the same
+/// filters, instead of a JSON 401.
+async fn browser_to_dashboard(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let wants_html = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if request.method() == Method::GET && wants_html && !headers.contains_key(header::AUTHORIZATION) {
+        let uri = request.uri();
+        if let Some(rest) = uri.path().strip_prefix("/ops/jobs") {
+            let one_job = rest.strip_prefix('/').is_some_and(|id| !id.is_empty() && !id.contains('/'));
+            if rest.is_empty() || one_job {
+                let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                if let Ok(location) = HeaderValue::try_from(format!("/ops/ui/jobs{rest}{query}")) {
+                    return (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+                }
+            }
+        }
+    }
+    next.run(request).await
 }

@@ -52,7 +52,7 @@ async fn render(State(state): State<AppState>) -> Response {
 async fn refresh_gauges(state: &AppState) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
     ops::statement_timeout(&mut tx, crate::state::QUERY_TIMEOUT).await?;
-    let counts = ops::state_counts(&mut *tx, std::time::Duration::from_secs(3600)).await?;
+    let counts = ops::state_counts(&mut tx, std::time::Duration::from_secs(3600)).await?;
     let lag = ops::lag_per_action(&mut *tx).await?;
     let live = workers::list_live(&mut *tx).await?;
     tx.commit().await?;

@@ -10,6 +10,7 @@ pub mod flow;
 mod handle;
 pub mod jobs;
 pub mod ops;
+pub mod samples;
 pub mod workers;
 
 pub use flags::DbFlags;

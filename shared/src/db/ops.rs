@@ -13,6 +13,8 @@ use crate::domain::{JobId, JobState};
 /// Filters of the job list; every one optional.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
+    /// One job by id (the dashboard's search box).
+    pub id: Option<JobId>,
     pub state: Option<JobState>,
     pub action: Option<String>,
     pub document_id: Option<String>,
@@ -54,6 +56,7 @@ pub async fn jobs_list(
              and ($6::timestamptz is null or created_at < $6)
              and ($6::timestamptz is null or id < docket_uuid_v7_floor($6 + interval '1 hour'))
              and ($7::uuid is null or id < $7)
+             and ($9::uuid is null or id = $9)
            order by id desc
            limit $8"#,
         filter.state as Option<JobState>,
@@ -64,6 +67,7 @@ pub async fn jobs_list(
         filter.created_until,
         cursor.map(|c| c.0),
         limit,
+        filter.id.map(|id| id.0),
     )
     .fetch_all(executor)
     .await
@@ -158,6 +162,58 @@ pub async fn jobs_retry_failed(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
+/// Puts the `failed` or `cancelled` jobs among `ids` back in the queue, each with its
+/// action's attempt budget (`budgets`: action → attempts); returns those it retried.
+pub async fn jobs_retry_many(
+    executor: impl PgExecutor<'_>,
+    ids: &[JobId],
+    budgets: &[(String, i32)],
+) -> Result<Vec<JobId>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let (actions, budgets): (Vec<String>, Vec<i32>) = budgets.iter().cloned().unzip();
+    let rows = sqlx::query!(
+        r#"update jobs j set state = 'queued', run_at = now(), max_attempts = j.attempts + b.budget,
+                  finished_at = null, cancel_requested_at = null, snoozes = 0, updated_at = now()
+           from unnest($2::text[], $3::int4[]) as b (action, budget)
+           where j.id = any($1) and j.state in ('failed', 'cancelled') and j.action = b.action
+           returning j.id as "id: JobId""#,
+        &ids,
+        &actions,
+        &budgets,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Failed jobs of one action that ended since `since`, grouped by their error, the
+/// most frequent first.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureGroup {
+    pub error: Option<String>,
+    pub jobs: i64,
+    pub last_at: DateTime<Utc>,
+}
+
+pub async fn failures_by_error(
+    executor: impl PgExecutor<'_>,
+    action: &str,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<FailureGroup>, sqlx::Error> {
+    sqlx::query_as!(
+        FailureGroup,
+        r#"select last_error as error, count(*) as "jobs!", max(finished_at) as "last_at!"
+           from jobs where action = $1 and state = 'failed' and finished_at >= $2
+           group by last_error order by 2 desc, 3 desc limit $3"#,
+        action,
+        since,
+        limit
+    )
+    .fetch_all(executor)
+    .await
+}
+
 /// One recorded operator action.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -223,8 +279,8 @@ pub async fn audit_list(
     }
 }
 
-/// Jobs by action and state: exact for the live states (read from their partial
-/// indexes), and for the final states those that finished within `window`.
+/// Jobs by action and state: the live states exactly (a backlog above [`COUNT_CAP`]
+/// from the latest sample), the final states those that finished within `window`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateCount {
@@ -233,24 +289,59 @@ pub struct StateCount {
     pub count: i64,
 }
 
-pub async fn state_counts(executor: impl PgExecutor<'_>, window: Duration) -> Result<Vec<StateCount>, sqlx::Error> {
+/// Above this many waiting jobs of one action, the figures take the backlog's size from
+/// the latest sample (`queue_samples`, at most a few seconds old) instead of counting
+/// it on every scrape and page load.
+pub const COUNT_CAP: i64 = 10_000;
+
+pub async fn state_counts(executor: &mut PgConnection, window: Duration) -> Result<Vec<StateCount>, sqlx::Error> {
+    let waiting = sqlx::query!(
+        r#"select w.action as "action!", c.queued as "queued!", c.retrying as "retrying!", c.total as "total!",
+                  s.queued as "sampled_queued?", s.retrying as "sampled_retrying?"
+           from docket_waiting_actions() w (action)
+           cross join lateral (
+               select count(*) filter (where x.state = 'queued') as queued,
+                      count(*) filter (where x.state = 'retrying') as retrying, count(*) as total
+               from (select j.state from jobs j
+                     where j.action = w.action and j.state in ('queued', 'retrying') limit $1::int8 + 1) x
+           ) c
+           left join lateral (
+               select q.queued, q.retrying from queue_samples q
+               where q.action = w.action and q.sampled_at > now() - interval '5 minutes' and q.queued is not null
+               order by q.minute desc limit 1
+           ) s on true"#,
+        COUNT_CAP
+    )
+    .fetch_all(&mut *executor)
+    .await?;
+    let mut counts = Vec::new();
+    for w in waiting {
+        let (queued, retrying) = match (w.total > COUNT_CAP, w.sampled_queued, w.sampled_retrying) {
+            (true, Some(q), Some(r)) => (q, r),
+            _ => (w.queued, w.retrying),
+        };
+        for (state, count) in [(JobState::Queued, queued), (JobState::Retrying, retrying)] {
+            if count > 0 {
+                counts.push(StateCount { action: w.action.clone(), state, count });
+            }
+        }
+    }
     let rows = sqlx::query!(
         r#"select action as "action!", state as "state!: JobState", count(*) as "count!" from (
-               select j.action, j.state from docket_waiting_actions() w (action)
-               join jobs j on j.action = w.action and j.state in ('queued', 'retrying')
-               union all
                select action, state from jobs where state = 'running'
                union all
                select action, state from jobs
                where finished_at > now() - make_interval(secs => $1)
            ) live
-           group by action, state
-           order by action, state"#,
+           group by action, state"#,
         window.as_secs_f64()
     )
-    .fetch_all(executor)
+    .fetch_all(&mut *executor)
     .await?;
-    Ok(rows.into_iter().map(|r| StateCount { action: r.action, state: r.state, count: r.count }).collect())
+    counts.extend(rows.into_iter().map(|r| StateCount { action: r.action, state: r.state, count: r.count }));
+    let order = |s: JobState| JobState::ALL.iter().position(|x| *x == s);
+    counts.sort_by(|a, b| (a.action.as_str(), order(a.state)).cmp(&(b.action.as_str(), order(b.state))));
+    Ok(counts)
 }
 
 /// How long the oldest due job of each action has been waiting (one index probe per

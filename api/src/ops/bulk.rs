@@ -1,0 +1,100 @@
+//! Bulk actions from the jobs list: the selected jobs, or every job matching the
+//! filters (at most [`api::BULK_CAP`]), retried or cancelled. Two steps: the first
+//! POST shows how many jobs it would touch; the confirmation (the same form with the
+//! exact ids) does it, through one audited transaction, and says what happened.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+
+use docket::domain::JobId;
+
+use super::api::{self, ListQuery};
+use super::dashboard::{checked, csrf_refused, error_page, page, CsrfForm, Session};
+use super::error::OpsError;
+use super::views::jobs::{confirm, done, Plan};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ops/ui/jobs/bulk", post(bulk))
+}
+
+/// Largest form: a thousand ids and the filters.
+const BODY_BYTES: usize = 64 * 1024;
+
+/// The filters of an "all matching" form, read like the list reads its query.
+fn filters(pairs: &[(String, String)]) -> Result<ListQuery, OpsError> {
+    let fields: Vec<(&str, &str)> = pairs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "op" | "all" | "confirmed" | "id"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    let uri: axum::http::Uri =
+        format!("/ops/ui/jobs?{encoded}").parse().map_err(|_| OpsError::BadRequest("bad filter".into()))?;
+    axum::extract::Query::<ListQuery>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| OpsError::BadRequest(format!("bad filter: {}", e.body_text())))
+}
+
+async fn bulk(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let form = CsrfForm { csrf: field("csrf").unwrap_or_default().to_owned() };
+    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
+    match run(&state, &s, &pairs, body.len()).await {
+        Ok(response) => response,
+        Err(e) => error_page(&s, &headers, e),
+    }
+}
+
+async fn run(state: &AppState, s: &Session, pairs: &[(String, String)], size: usize) -> Result<Response, OpsError> {
+    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if size > BODY_BYTES {
+        return Err(OpsError::BadRequest(format!("the form is larger than {BODY_BYTES} bytes")));
+    }
+    let op = match field("op") {
+        Some("retry") => "retry",
+        Some("cancel") => "cancel",
+        _ => return Err(OpsError::BadRequest("choose retry or cancel".into())),
+    };
+    let ids: Vec<JobId> =
+        pairs.iter().filter(|(k, _)| k == "id").map(|(_, v)| api::parse_id(v)).collect::<Result<_, _>>()?;
+    if ids.len() as i64 > api::BULK_CAP {
+        return Err(OpsError::BadRequest(format!("at most {} jobs at once", api::BULK_CAP)));
+    }
+    if field("confirmed") == Some("1") {
+        let sentence = match op {
+            "retry" => {
+                let retried = api::retry_jobs(state, &s.actor.0, &ids).await?;
+                format!(
+                    "Retried {retried} of {} jobs; {} were no longer failed or cancelled.",
+                    ids.len(),
+                    ids.len() - retried
+                )
+            }
+            _ => {
+                let c = api::cancel_jobs(state, &s.actor.0, &ids).await?;
+                format!(
+                    "Cancelled {} of {} jobs and asked the workers of {} running ones to stop them; {} had already ended.",
+                    c.now,
+                    ids.len(),
+                    c.requested,
+                    ids.len() - c.now - c.requested
+                )
+            }
+        };
+        return Ok(page("Jobs", Some(s), done(&sentence)));
+    }
+    let body = if field("all") == Some("1") {
+        let query = filters(pairs)?;
+        let (matching, more) = api::matching_ids(state, &query, api::BULK_CAP).await?;
+        confirm(s, &Plan { op, ids: &matching, all: Some((&query, more)) })
+    } else {
+        confirm(s, &Plan { op, ids: &ids, all: None })
+    };
+    Ok(page("Confirm", Some(s), body))
+}

@@ -1,0 +1,143 @@
+//! The dashboard's pages that read: the overview (and its live part), the jobs list,
+//! a job, an action; and the script they share. Each loads its data through the same
+//! functions as the JSON API and hands it to [`super::views`].
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::Utc;
+
+use docket::db::{ops, samples};
+
+use super::api::{self, ListQuery};
+use super::dashboard::{after_change, checked, csrf_refused, error_page, error_sentence, page, CsrfForm, Session};
+use super::error::OpsError;
+use super::views;
+use super::views::overview::Overview;
+use crate::state::{AppState, QUERY_TIMEOUT};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ops/", get(overview))
+        .route("/ops/ui/live", get(live))
+        .route("/ops/ui/jobs", get(jobs_page))
+        .route("/ops/ui/jobs/{id}", get(job_page))
+        .route("/ops/ui/actions/{action}", get(action_page))
+        .route("/ops/ui/actions/{action}/retry-failed", post(retry_failed))
+        .route(views::SCRIPT_PATH, get(script))
+}
+
+async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=300")], views::SCRIPT)
+        .into_response()
+}
+
+/// The figures and the last 24 hours of samples.
+async fn load_overview(state: &AppState) -> Result<Overview, OpsError> {
+    let stats = api::load_stats(state).await?;
+    let now = Utc::now();
+    let samples = state.db.run(async |c| samples::since(c, now - chrono::Duration::hours(24)).await).await?;
+    Ok(Overview { stats, samples, now })
+}
+
+async fn overview(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match load_overview(&state).await {
+        Ok(o) => page("Overview", Some(&s), views::overview::page(&s, &o)),
+        Err(e) => error_page(&s, &headers, e),
+    }
+}
+
+/// The overview's live part alone, for the script to swap in.
+async fn live(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match load_overview(&state).await {
+        Ok(o) => views::overview::live(&s, &o).into_response(),
+        Err(e) => error_page(&s, &headers, e),
+    }
+}
+
+async fn jobs_page(
+    s: Session,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return error_page(&s, &headers, OpsError::BadRequest(e.body_text())),
+    };
+    let body = match api::list_page(&state, &query).await {
+        Ok(jobs) => views::jobs::list(&s, &query, Ok(&jobs)),
+        Err(e) => views::jobs::list(&s, &query, Err(&error_sentence(&headers, e).1)),
+    };
+    page("Jobs", Some(&s), body)
+}
+
+async fn job_page(s: Session, State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let detail = match api::parse_id(&id) {
+        Ok(id) => api::load_detail(&state, id).await,
+        Err(e) => Err(e),
+    };
+    match detail {
+        Ok(d) => page(&format!("Job {}", d.job.id), Some(&s), views::job::page(&s, &d, Utc::now())),
+        Err(e) => error_page(&s, &headers, e),
+    }
+}
+
+async fn action_page(
+    s: Session,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(action) = state.catalog.get(&name) else {
+        return error_page(&s, &headers, OpsError::UnknownAction(name.chars().take(64).collect()));
+    };
+    let now = Utc::now();
+    let loaded = async {
+        let flows = super::flow::load(&state.db, &state.catalog).await?;
+        let mut tx = state.db.begin().await?;
+        ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
+        let failures = ops::failures_by_error(&mut *tx, &action.name, now - chrono::Duration::hours(24), 20).await?;
+        let recent = samples::since(&mut *tx, now - chrono::Duration::hours(1)).await?;
+        tx.commit().await?;
+        Ok::<_, OpsError>((flows, failures, recent))
+    }
+    .await;
+    match loaded {
+        Ok((flows, failures, recent)) => {
+            let view = views::action::ActionView {
+                action,
+                flow: flows.iter().find(|f| f.action == action.name),
+                samples: recent.iter().filter(|x| x.action == action.name).collect(),
+                failures: &failures,
+                now,
+            };
+            page(&format!("Action {}", action.name), Some(&s), views::action::page(&s, &view))
+        }
+        Err(e) => error_page(&s, &headers, e),
+    }
+}
+
+/// "Retry every failed job" on an action's page: the same batched, audited retry as
+/// `POST /ops/actions/{action}/retry-failed`; the answer says how many.
+async fn retry_failed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
+    if state.catalog.get(&name).is_none() {
+        return after_change(&s, &headers, Err(OpsError::UnknownAction(name.chars().take(64).collect())), "/ops/");
+    }
+    match api::retry_failed_jobs(&state, &s.actor.0, &name).await {
+        Ok(n) => page(
+            &format!("Action {name}"),
+            Some(&s),
+            views::jobs::done(&format!("Retried {n} failed job{} of {name}.", if n == 1 { "" } else { "s" })),
+        ),
+        Err(e) => error_page(&s, &headers, e),
+    }
+}

@@ -1,0 +1,95 @@
+//! The overview: a row per action (live counts, lag, limits, pause or circuit, the
+//! last hour drawn), the last 24 hours, live workers. The page wraps [`live`] in an
+//! element the script refreshes every few seconds from `/ops/ui/live`.
+
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+
+use docket::db::samples::Sample;
+use docket::domain::JobState;
+
+use super::charts::{self, Series};
+use super::{scroll, when};
+use crate::ops::api::Stats;
+use crate::ops::dashboard::{q, Session};
+use crate::ops::flow_page;
+
+/// What the overview shows.
+pub struct Overview {
+    pub stats: Stats,
+    /// The last 24 hours of `queue_samples`.
+    pub samples: Vec<Sample>,
+    pub now: DateTime<Utc>,
+}
+
+/// The whole page body: the live part in its refreshing frame.
+pub fn page(s: &Session, o: &Overview) -> Markup {
+    html! {
+        div id="live" data-live="/ops/ui/live" aria-live="polite" { (live(s, o)) }
+    }
+}
+
+/// Everything that changes: actions, the day chart, workers.
+pub fn live(s: &Session, o: &Overview) -> Markup {
+    let count = |action: &str, state: JobState| {
+        o.stats.counts.iter().filter(|c| c.action == action && c.state == state).map(|c| c.count).sum::<i64>()
+    };
+    html! {
+        h2 { "Actions and their targets" }
+        p.muted { "Waiting and running: now. Succeeded and failed: the last hour. Updated " (when(o.now)) "." }
+        (scroll(html! {
+            table id="flow" {
+                tr {
+                    th { "action" } th.num { "queued" } th.num { "retrying" } th { "running / limit" }
+                    th.num { "succeeded 1 h" } th.num { "failed 1 h" } th { "lag" } th { "last hour" }
+                    th { "rate" } th { "state" } th { "circuit" } th {}
+                }
+                @for a in &o.stats.actions {
+                    @let samples: Vec<&Sample> = o.samples.iter().filter(|x| x.action == a.action).collect();
+                    @let ok = charts::last_hour(&samples, o.now, |x| x.succeeded);
+                    @let bad = charts::last_hour(&samples, o.now, |x| x.failed);
+                    @let lag = o.stats.lag.iter().find(|l| l.action == a.action);
+                    tr data-action=(a.action) {
+                        td { a href={ "/ops/ui/actions/" (q(&a.action)) } { (a.action) } (flow_page::group(a)) }
+                        td.num data-count="queued" {
+                            a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=queued" } { (count(&a.action, JobState::Queued)) }
+                        }
+                        td.num data-count="retrying" { (count(&a.action, JobState::Retrying)) }
+                        (flow_page::limit_cell(a))
+                        td.num data-count="succeeded" { (count(&a.action, JobState::Succeeded)) }
+                        td.num data-count="failed" {
+                            a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=failed" } { (count(&a.action, JobState::Failed)) }
+                        }
+                        td { (lag.map(|l| charts::human(chrono::Duration::milliseconds((l.lag_seconds * 1000.0) as i64))).unwrap_or_else(|| "—".into())) }
+                        td {
+                            (charts::sparkline(
+                                &format!("{}: {} succeeded and {} failed in the last hour", a.action,
+                                         ok.iter().sum::<f64>() as i64, bad.iter().sum::<f64>() as i64),
+                                &[Series { class: "ok-line", values: ok.clone() }, Series { class: "bad-line", values: bad.clone() }],
+                            ))
+                        }
+                        (flow_page::cells(s, a))
+                    }
+                }
+            }
+        }))
+        h2 { "The last 24 hours" }
+        (charts::last_day(&o.samples, o.now))
+        h2 { "Live workers" }
+        (scroll(html! {
+            table id="workers" {
+                tr {
+                    th { "id" } th { "host" } th.num { "pid" } th { "version" } th { "actions" } th.num { "concurrency" }
+                    th { "started" } th { "heartbeat" }
+                }
+                @for w in &o.stats.workers {
+                    tr {
+                        td { (w.id) } td { (w.host) } td.num { (w.pid) } td { (w.version) } td { (w.actions.join(", ")) }
+                        td.num { (w.concurrency) } td { (when(w.started_at)) } td { (when(w.heartbeat_at)) }
+                    }
+                }
+            }
+        }))
+        @if o.stats.workers.is_empty() { p.error { "No worker is running: nothing starts." } }
+    }
+}
