@@ -350,3 +350,45 @@ async fn stats_metrics_and_openapi() {
         .all(|p| !p.starts_with("/ops/ui") && p != "/ops/" && p != "/ops/login"));
     assert_eq!(document["components"]["schemas"]["JobState"]["enum"].as_array().unwrap().len(), 6);
 }
+
+/// The figures count a backlog exactly up to `COUNT_CAP` jobs per action; above it they
+/// take its size from the latest sample, so that a scrape never counts 500,000 rows.
+#[tokio::test]
+async fn a_large_backlog_is_counted_once_per_sample_not_on_every_scrape() {
+    use docket::db::{ops::COUNT_CAP, samples};
+    let db = TestDb::new().await;
+    let insert = |action: &'static str, n: i64, state: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query(
+                "insert into jobs (id, action, document_id, document_version_id, state, max_attempts)
+                 select docket_uuid_v7(), $1, 'doc-' || i, 'v1', $3::job_state, 3 from generate_series(1, $2) i",
+            )
+            .bind(action)
+            .bind(n)
+            .bind(state)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    insert("archive", COUNT_CAP + 50, "queued").await;
+    insert("archive", 7, "retrying").await;
+    insert("print", 3, "queued").await;
+    async fn counts(conn: &mut sqlx::PgConnection) -> Vec<(String, JobState, i64)> {
+        let counts = docket::db::ops::state_counts(conn, std::time::Duration::from_secs(3600)).await.unwrap();
+        counts.into_iter().map(|c| (c.action, c.state, c.count)).collect()
+    }
+    let mut conn = db.pool.acquire().await.unwrap();
+    // No sample yet: at most COUNT_CAP + 1 rows are read per action.
+    let before = counts(&mut conn).await;
+    assert!(before.contains(&("print".into(), JobState::Queued, 3)), "{before:?}");
+    let archive: i64 = before.iter().filter(|c| c.0 == "archive").map(|c| c.2).sum();
+    assert_eq!(archive, COUNT_CAP + 1, "a bounded count: {before:?}");
+    // After a sample, the exact figures of the backlog.
+    assert!(samples::record(&mut conn).await.unwrap());
+    let after = counts(&mut conn).await;
+    assert!(after.contains(&("archive".into(), JobState::Queued, COUNT_CAP + 50)), "{after:?}");
+    assert!(after.contains(&("archive".into(), JobState::Retrying, 7)), "{after:?}");
+    assert!(after.contains(&("print".into(), JobState::Queued, 3)), "{after:?}");
+}

@@ -24,11 +24,16 @@ pub struct JobFilter {
 }
 
 /// Limits how long an operator's query may run, for the rest of the transaction, so
-/// that a dashboard never pins the vacuum horizon.
+/// that a dashboard never pins the vacuum horizon; and turns JIT off for it: on a big
+/// table the planner's estimates pass `jit_above_cost` and a 2 ms query compiled
+/// itself for 175 ms first (`docket-bench --only big`).
 pub async fn statement_timeout(conn: &mut PgConnection, timeout: Duration) -> Result<(), sqlx::Error> {
-    sqlx::query!("select set_config('statement_timeout', $1, true)", format!("{}ms", timeout.as_millis()))
-        .fetch_one(conn)
-        .await?;
+    sqlx::query!(
+        r#"select set_config('statement_timeout', $1, true) as "timeout", set_config('jit', 'off', true) as "jit""#,
+        format!("{}ms", timeout.as_millis())
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(())
 }
 
@@ -303,7 +308,8 @@ pub async fn state_counts(executor: &mut PgConnection, window: Duration) -> Resu
                select count(*) filter (where x.state = 'queued') as queued,
                       count(*) filter (where x.state = 'retrying') as retrying, count(*) as total
                from (select j.state from jobs j
-                     where j.action = w.action and j.state in ('queued', 'retrying') limit $1::int8 + 1) x
+                     where j.action = w.action and j.state in ('queued', 'retrying')
+                     order by j.run_at limit $1::int8 + 1) x
            ) c
            left join lateral (
                select q.queued, q.retrying from queue_samples q
