@@ -122,7 +122,10 @@ fn row(job: &JobRow) -> Markup {
     html! {
         tr {
             td { input type="checkbox" name="id" value=(job.id) aria-label={ "select job " (job.id) }; }
-            td { a.job-link href={ "/ops/ui/jobs/" (job.id) } { (short_id(job.id)) } }
+            td {
+                a.job-link href={ "/ops/ui/jobs/" (job.id) } { (short_id(job.id)) }
+                " " button.copy type="button" data-copy=(job.id) title="copy the whole id" aria-label={ "copy id " (job.id) } { "⧉" }
+            }
             td { (job.action) }
             td { (job.document_id) }
             td { (state(job.state)) }
