@@ -42,8 +42,7 @@ fn filters(pairs: &[(String, String)]) -> Result<ListQuery, OpsError> {
 
 async fn bulk(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let form = CsrfForm { csrf: field("csrf").unwrap_or_default().to_owned() };
+    let form = CsrfForm { csrf: field(&pairs, "csrf").unwrap_or_default().to_owned() };
     let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
     match run(&state, &s, &pairs, body.len()).await {
         Ok(response) => response,
@@ -51,8 +50,13 @@ async fn bulk(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     }
 }
 
+/// The first value of a form field.
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
 async fn run(state: &AppState, s: &Session, pairs: &[(String, String)], size: usize) -> Result<Response, OpsError> {
-    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| field(pairs, name);
     if size > BODY_BYTES {
         return Err(OpsError::BadRequest(format!("the form is larger than {BODY_BYTES} bytes")));
     }
@@ -92,9 +96,9 @@ async fn run(state: &AppState, s: &Session, pairs: &[(String, String)], size: us
     let body = if field("all") == Some("1") {
         let query = filters(pairs)?;
         let (matching, more) = api::matching_ids(state, &query, api::BULK_CAP).await?;
-        confirm(s, &Plan { op, ids: &matching, all: Some((&query, more)) })
+        confirm(s, &Plan { op, ids: &matching, more })
     } else {
-        confirm(s, &Plan { op, ids: &ids, all: None })
+        confirm(s, &Plan { op, ids: &ids, more: false })
     };
     Ok(page("Confirm", Some(s), body))
 }

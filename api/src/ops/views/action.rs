@@ -103,10 +103,10 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
                     dt { "success" } dd { (http.success_status.as_ref().map(|s| format!("{s:?}")).unwrap_or_else(|| "any 2xx".into())) }
                 }
             }
-            dt { "timeout" } dd { (charts::human(chrono::Duration::from_std(a.timeout).unwrap_or_default())) }
+            dt { "timeout" } dd { (charts::human_std(a.timeout)) }
             dt { "attempts" } dd {
-                (retry.max_attempts) ", backoff from " (charts::human(chrono::Duration::from_std(retry.base).unwrap_or_default()))
-                " up to " (charts::human(chrono::Duration::from_std(retry.cap).unwrap_or_default()))
+                (retry.max_attempts) ", backoff from " (charts::human_std(retry.base))
+                " up to " (charts::human_std(retry.cap))
             }
             dt { "duplicate triggers" } dd { (if a.dedupe { "join the waiting or running job" } else { "each makes a job" }) }
             dt { "follow-ups" } dd {
@@ -131,8 +131,8 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
                     None => "none",
                     Some(c) => {
                         "opens after " (c.failures) " failures in a row, cools down "
-                        (charts::human(chrono::Duration::from_std(c.cool_down).unwrap_or_default())) " (at most "
-                        (charts::human(chrono::Duration::from_std(c.cool_down_max).unwrap_or_default())) ")"
+                        (charts::human_std(c.cool_down)) " (at most "
+                        (charts::human_std(c.cool_down_max)) ")"
                     }
                 }
             }

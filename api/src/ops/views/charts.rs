@@ -149,6 +149,11 @@ pub fn timeline(spans: &[Span]) -> Markup {
     }
 }
 
+/// [`human`] of a configured duration (catalog settings, lags).
+pub fn human_std(d: std::time::Duration) -> String {
+    human(Duration::from_std(d).unwrap_or(Duration::MAX))
+}
+
 /// "850 ms", "12 s", "3 min 5 s", "2 h 10 min".
 pub fn human(d: Duration) -> String {
     let ms = d.num_milliseconds().max(0);

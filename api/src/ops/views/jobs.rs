@@ -150,10 +150,10 @@ fn next_page(query: &ListQuery, page: &Page, cursor: JobId) -> String {
 /// What a bulk action will do, before it does it.
 pub struct Plan<'a> {
     pub op: &'a str,
-    /// The jobs, or for "all matching" the first ones found (at most the cap).
+    /// The jobs, or for "all matching" the newest ones found (at most the cap).
     pub ids: &'a [JobId],
-    /// Set for "all matching": the filters, and whether more matched than the cap.
-    pub all: Option<(&'a ListQuery, bool)>,
+    /// "All matching" found more jobs than the cap.
+    pub more: bool,
 }
 
 /// "Retry 20 jobs?" with a button that does it.
@@ -161,7 +161,7 @@ pub fn confirm(s: &Session, plan: &Plan) -> Markup {
     let verb = if plan.op == "retry" { "Retry" } else { "Cancel" };
     html! {
         p id="bulk-question" { (verb) " " strong { (plan.ids.len()) } " job" @if plan.ids.len() != 1 { "s" } "?" }
-        @if let Some((_, true)) = plan.all {
+        @if plan.more {
             p.error { "More jobs match; one bulk action takes the " (plan.ids.len()) " newest. Run it again for the rest." }
         }
         @if plan.ids.is_empty() {

@@ -60,7 +60,7 @@ pub fn live(s: &Session, o: &Overview) -> Markup {
                         td.num data-count="failed" {
                             a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=failed" } { (count(&a.action, JobState::Failed)) }
                         }
-                        td { (lag.map(|l| charts::human(chrono::Duration::milliseconds((l.lag_seconds * 1000.0) as i64))).unwrap_or_else(|| "—".into())) }
+                        td { (lag.map(|l| charts::human_std(std::time::Duration::from_secs_f64(l.lag_seconds.max(0.0)))).unwrap_or_else(|| "—".into())) }
                         td {
                             (charts::sparkline(
                                 &format!("{}: {} succeeded and {} failed in the last hour", a.action,
