@@ -80,6 +80,9 @@ impl IntoResponse for ApiError {
             Self::Store(cause @ crate::inserter::StoreError::NotWritten) => {
                 tracing::warn!(error = %cause, "request timed out")
             }
+            Self::Store(cause @ crate::inserter::StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %cause, "database unreachable; job not stored")
+            }
             Self::Store(cause) => tracing::error!(error = %cause, "could not store job"),
             Self::Timeout => tracing::warn!("request timed out"),
             other => tracing::info!(reason = %other, "request refused"),

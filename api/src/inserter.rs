@@ -7,10 +7,14 @@
 //!
 //! The reply matches the database: a request's deadline can pass only before a writer
 //! has taken its job (the job is then never written: [`Handoff`] decides which came
-//! first); once taken, the handler waits for the outcome of the write. A write whose outcome is unknown (the connection
-//! broke or stalled during it) is repeated, which is safe because ids already stored
-//! are skipped and then found, until the write bound passes: only then is the outcome
-//! reported unknown ([`StoreError::OutcomeUnknown`]).
+//! first); once taken, the handler waits for the outcome of the write. A write that
+//! could not be sent (no connection, or the database is away: [`docket::db::Reach`])
+//! is answered at once, nothing stored. A write whose outcome is unknown (the
+//! connection broke or stalled during it) is handed to a task of its own, so the
+//! writer goes on with the next batch, and repeated as soon as the database answers,
+//! which is safe because ids already stored are skipped and then found, until the
+//! write bound passes: only then is the outcome reported unknown
+//! ([`StoreError::OutcomeUnknown`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,7 +25,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
 use docket::db::jobs::{self, NewJob};
-use docket::db::Db;
+use docket::db::reach::is_connection_error;
+use docket::db::{Db, UnitError};
 use docket::domain::JobId;
 
 use crate::notifier::Notifier;
@@ -32,6 +37,9 @@ pub enum StoreError {
     /// The request's deadline passed before a writer took the job: nothing was written.
     #[error("the request's deadline passed before its job was written; nothing was stored")]
     NotWritten,
+    /// No connection to the database could be had, or it is away: nothing was sent.
+    #[error("the database is unreachable; nothing was stored: {0}")]
+    Unavailable(Arc<sqlx::Error>),
     /// The database refused the write: nothing was stored.
     #[error("the database refused the write: {0}")]
     Database(Arc<sqlx::Error>),
@@ -86,7 +94,7 @@ impl Inserter {
         let (queue, receiver) = mpsc::channel(max_batch * writers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
-            let writer = Writer { db: db.clone(), notifier: notifier.clone(), write_bound };
+            let writer = Arc::new(Writer { db: db.clone(), notifier: notifier.clone(), write_bound });
             tokio::spawn(writer.write_batches(receiver.clone(), max_batch));
         }
         Self { queue }
@@ -127,8 +135,18 @@ struct Writer {
 /// outcome counts as unknown.
 const TRY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How one try of a write ended.
+enum Tried {
+    /// Stored: for each job, the id that stands for it.
+    Stored(Vec<Option<JobId>>),
+    /// Not stored, and known to be so.
+    NotStored(StoreError),
+    /// It may have committed: the connection broke or stalled after it was sent.
+    Unknown(String),
+}
+
 impl Writer {
-    async fn write_batches(self, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, max_batch: usize) {
+    async fn write_batches(self: Arc<Self>, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, max_batch: usize) {
         let mut batch = Vec::with_capacity(max_batch);
         loop {
             // Only the gathering holds the lock: another writer gathers while this one writes.
@@ -143,41 +161,57 @@ impl Writer {
             }
             let jobs: Vec<NewJob> = batch_now.iter().map(|p| p.job.clone()).collect();
             let inline = self.notifier.take_quiet();
-            let result = self.store(&jobs, inline).await;
-            if result.is_ok() && !inline {
-                self.notifier.wake();
-            }
-            for (n, pending) in batch_now.into_iter().enumerate() {
-                let stored = match &result {
-                    Ok(ids) => ids[n].ok_or(StoreError::Unsettled),
-                    Err(e) => Err(e.clone()),
-                };
-                let _ = pending.stored.send(stored);
+            match self.try_store(&jobs, inline).await {
+                Tried::Stored(ids) => self.answer(batch_now, Ok(ids), inline),
+                Tried::NotStored(e) => self.answer(batch_now, Err(e), inline),
+                // Only this batch waits to learn its outcome; the writer goes on with
+                // the next, which is told the truth at once (the database being away
+                // refuses it before anything is sent).
+                Tried::Unknown(why) => {
+                    let writer = self.clone();
+                    tokio::spawn(async move {
+                        let outcome = writer.learn_outcome(&jobs, why).await;
+                        writer.answer(batch_now, outcome, false);
+                    });
+                }
             }
         }
     }
 
-    /// Writes the batch, repeating a write whose outcome is unknown until it is known
-    /// or the write bound has passed.
-    async fn store(&self, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobId>>, StoreError> {
+    /// Answers every request of the batch, and wakes the workers for stored jobs that
+    /// the insert did not announce itself.
+    fn answer(&self, batch: Vec<Pending>, result: Result<Vec<Option<JobId>>, StoreError>, announced: bool) {
+        if result.is_ok() && !announced {
+            self.notifier.wake();
+        }
+        for (n, pending) in batch.into_iter().enumerate() {
+            let stored = match &result {
+                Ok(ids) => ids[n].ok_or(StoreError::Unsettled),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = pending.stored.send(stored);
+        }
+    }
+
+    /// One try of the write, bounded by [`TRY_TIMEOUT`].
+    async fn try_store(&self, jobs: &[NewJob], notify: bool) -> Tried {
+        match tokio::time::timeout(TRY_TIMEOUT, store(&self.db, jobs, notify)).await {
+            Ok(Ok(ids)) => Tried::Stored(ids),
+            Ok(Err(Failure::NotSent(e))) => Tried::NotStored(StoreError::Unavailable(Arc::new(e))),
+            Ok(Err(Failure::Refused(e))) => Tried::NotStored(StoreError::Database(Arc::new(e))),
+            Ok(Err(Failure::Unknown(why))) => Tried::Unknown(why),
+            Err(_) => Tried::Unknown("the database did not answer in time".to_owned()),
+        }
+    }
+
+    /// Learns the outcome of a write that may have committed by writing it again as
+    /// soon as the database answers (safe: ids already stored are skipped and then
+    /// found), until the write bound passes. A repeat that is refused says nothing
+    /// about the first try, so it is tried again too.
+    async fn learn_outcome(&self, jobs: &[NewJob], mut unknown: String) -> Result<Vec<Option<JobId>>, StoreError> {
         let give_up_at = Instant::now() + self.write_bound;
         let mut wait = Duration::from_millis(50);
-        // Whether an earlier try may have committed: then a refusal of a later try
-        // does not mean that nothing was stored.
-        let mut maybe_written = false;
         loop {
-            let try_until = (Instant::now() + TRY_TIMEOUT).min(give_up_at);
-            let unknown = match tokio::time::timeout_at(try_until, store(&self.db, jobs, notify)).await {
-                Ok(Ok(ids)) => return Ok(ids),
-                // Refused by the database (or no connection to be had): nothing was
-                // written.
-                Ok(Err(e)) if !maybe_written && !outcome_unknown(&e) => {
-                    return Err(StoreError::Database(Arc::new(e)));
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "the database did not answer in time".to_owned(),
-            };
-            maybe_written = true;
             if Instant::now() + wait >= give_up_at {
                 let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
                 tracing::error!(job.ids = ?ids, error = %unknown,
@@ -186,24 +220,47 @@ impl Writer {
                 return Err(StoreError::OutcomeUnknown(self.write_bound, unknown));
             }
             tracing::warn!(error = %unknown, retry_in = ?wait, "outcome of a write unknown; writing again");
+            let _ = tokio::time::timeout_at(give_up_at, self.db.reach().wait_back()).await;
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(1));
+            unknown = match self.try_store(jobs, false).await {
+                Tried::Stored(ids) => return Ok(ids),
+                Tried::NotStored(e) => e.to_string(),
+                Tried::Unknown(why) => why,
+            };
         }
     }
 }
 
-/// Whether an error leaves open whether the statement committed: the connection broke
-/// while it was in flight. Errors Postgres sent, and a pool that had no connection to
-/// give (the statement was never sent), do not.
-fn outcome_unknown(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_))
+/// Why a write failed, as far as the database's state goes.
+enum Failure {
+    /// Nothing was sent (no connection, or the database is away).
+    NotSent(sqlx::Error),
+    /// The database refused it: nothing was stored.
+    Refused(sqlx::Error),
+    /// It may have committed.
+    Unknown(String),
+}
+
+impl Failure {
+    /// `after_commit`: an earlier statement of this write committed, so no later
+    /// failure means that nothing was stored.
+    fn of(error: UnitError, after_commit: bool) -> Self {
+        match error {
+            UnitError::Failed(e) if is_connection_error(&e) => Self::Unknown(e.to_string()),
+            e if after_commit => Self::Unknown(e.into_inner().to_string()),
+            UnitError::NotSent(e) => Self::NotSent(e),
+            UnitError::Failed(e) => Self::Refused(e),
+        }
+    }
 }
 
 /// Stores the batch and returns, for each job, the id that stands for it: its own, or
 /// that of the live job it duplicates. A duplicate can finish between the insert and
 /// the look-up; such jobs are inserted again (a few rounds at most).
-async fn store(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobId>>, sqlx::Error> {
-    let inserted: HashSet<JobId> = insert(db, jobs, notify).await?.into_iter().collect();
+async fn store(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobId>>, Failure> {
+    let inserted: HashSet<JobId> =
+        insert(db, jobs, notify).await.map_err(|e| Failure::of(e, false))?.into_iter().collect();
     let mut ids: Vec<Option<JobId>> = jobs.iter().map(|j| inserted.contains(&j.id).then_some(j.id)).collect();
     for _ in 0..3 {
         let open: Vec<usize> = (0..jobs.len()).filter(|&n| ids[n].is_none()).collect();
@@ -211,7 +268,8 @@ async fn store(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobI
             break;
         }
         let subset: Vec<NewJob> = open.iter().map(|&n| jobs[n].clone()).collect();
-        let resolved = db.run(async |c| jobs::resolve(c, &subset).await).await?;
+        let resolved =
+            db.run_unit(async |c| jobs::resolve(c, &subset).await).await.map_err(|e| Failure::of(e, true))?;
         let mut again = Vec::new();
         for (k, id) in resolved.into_iter().enumerate() {
             match id {
@@ -223,7 +281,8 @@ async fn store(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobI
             break;
         }
         let subset: Vec<NewJob> = again.iter().map(|&n| jobs[n].clone()).collect();
-        let inserted: HashSet<JobId> = insert(db, &subset, false).await?.into_iter().collect();
+        let inserted: HashSet<JobId> =
+            insert(db, &subset, false).await.map_err(|e| Failure::of(e, true))?.into_iter().collect();
         for n in again {
             if inserted.contains(&jobs[n].id) {
                 ids[n] = Some(jobs[n].id);
@@ -233,8 +292,17 @@ async fn store(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<Option<JobI
     Ok(ids)
 }
 
-/// Inserts, retrying on dead pooled connections and serialization failures. Safe to
-/// repeat: ids already stored by a try that did commit are skipped.
-async fn insert(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<JobId>, sqlx::Error> {
-    docket::db::retry_transient(|| db.run(async |c| jobs::insert_many(c, jobs, notify).await)).await
+/// Inserts, retrying at once on serialization failures and deadlocks. Safe to repeat:
+/// ids already stored by a try that did commit are skipped.
+async fn insert(db: &Db, jobs: &[NewJob], notify: bool) -> Result<Vec<JobId>, UnitError> {
+    let mut tries = 0;
+    loop {
+        match db.run_unit(async |c| jobs::insert_many(c, jobs, notify).await).await {
+            Err(UnitError::Failed(e)) if docket::db::is_transient(&e) && tries < 5 => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "transient database error; inserting again");
+            }
+            other => return other,
+        }
+    }
 }

@@ -63,8 +63,11 @@ impl Application {
                  Never run this in production."
             );
         }
+        // Requests are told at once that the database is away, rather than each
+        // waiting out the acquire timeout.
         let settings = PoolSettings {
             acquire_timeout: config.db_acquire_timeout,
+            fail_fast: true,
             ..config.db.pool_settings(config.db_connections)
         };
         let db = db::connect_and_migrate(&config.database_url, &settings).await?;

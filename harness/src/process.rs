@@ -44,7 +44,7 @@ impl Process {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DOCKET_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn")
+            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

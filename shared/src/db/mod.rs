@@ -10,11 +10,13 @@ pub mod flow;
 mod handle;
 pub mod jobs;
 pub mod ops;
+pub mod reach;
 pub mod samples;
 pub mod workers;
 
 pub use flags::DbFlags;
-pub use handle::{Db, Pooler};
+pub use handle::{Db, Pooler, UnitError};
+pub use reach::Reach;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -38,6 +40,9 @@ pub struct PoolSettings {
     /// What sits between Docket and Postgres; a transaction-mode pooler turns the
     /// statement cache off and runs every unit of work in a transaction ([`Db`]).
     pub pooler: Pooler,
+    /// While the database is away, refuse units of work at once instead of waiting
+    /// for a connection ([`Db::fail_fast`]).
+    pub fail_fast: bool,
 }
 
 impl Default for PoolSettings {
@@ -48,6 +53,7 @@ impl Default for PoolSettings {
             statement_cache_capacity: 100,
             test_before_acquire: true,
             pooler: Pooler::None,
+            fail_fast: false,
         }
     }
 }
@@ -145,7 +151,9 @@ pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<D
         Pooler::None => create_database_if_missing(&options).await?,
         Pooler::Transaction => check_database_exists(&options).await?,
     }
-    let db = Db::new(pool(options, settings), settings.pooler);
+    let reach = Reach::new(options.clone());
+    let pool = pool_with_reach(options, settings, Some(&reach));
+    let db = Db::with_reach(pool, settings.pooler, reach).fail_fast(settings.fail_fast);
     migrate(&db).await?;
     Ok(db)
 }
@@ -153,7 +161,17 @@ pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<D
 /// A lazily connecting pool: it keeps working (and recovers) when the database is
 /// down at times.
 pub fn pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
-    PgPoolOptions::new()
+    pool_with_reach(options, settings, None)
+}
+
+/// [`pool`], pinging the connections opened before a loss that `reach` learnt of
+/// before their next use.
+fn pool_with_reach(options: PgConnectOptions, settings: &PoolSettings, reach: Option<&Reach>) -> PgPool {
+    let mut builder = PgPoolOptions::new();
+    if let Some(reach) = reach.cloned() {
+        builder = builder.before_acquire(move |conn, meta| reach.check_pooled(conn, meta));
+    }
+    builder
         .max_connections(settings.max_connections)
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
@@ -180,13 +198,18 @@ pub fn expected_schema_version() -> i64 {
     sqlx::migrate!("../migrations").migrations.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// Whether the database answers and carries this build's schema. `Err` says why not,
-/// in words for an operator.
+/// Longest a readiness check waits for the database.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the database answers (within 2 s) and carries this build's schema. `Err`
+/// says why not, in words for an operator.
 pub async fn readiness(db: &Db) -> Result<(), String> {
-    match db.run(async |c| admin::schema_version(c).await).await {
-        Ok(Some(v)) if v >= expected_schema_version() => Ok(()),
-        Ok(v) => Err(format!("schema is at migration {v:?}, this build needs {}", expected_schema_version())),
-        Err(e) => Err(format!("database unreachable: {e}")),
+    let version = tokio::time::timeout(READINESS_TIMEOUT, db.run(async |c| admin::schema_version(c).await));
+    match version.await {
+        Ok(Ok(Some(v))) if v >= expected_schema_version() => Ok(()),
+        Ok(Ok(v)) => Err(format!("schema is at migration {v:?}, this build needs {}", expected_schema_version())),
+        Ok(Err(e)) => Err(format!("database unreachable: {e}")),
+        Err(_) => Err(format!("the database did not answer within {READINESS_TIMEOUT:?}")),
     }
 }
 
