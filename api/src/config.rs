@@ -84,7 +84,7 @@ pub struct Config {
     pub request_timeout: Duration,
 
     /// How often the queue is sampled for the dashboard's charts (`0s`: never).
-    #[arg(long, env = "DOCKET_API_SAMPLE_INTERVAL", default_value = "10s", value_parser = humantime_duration)]
+    #[arg(long, env = "DOCKET_API_SAMPLE_INTERVAL", default_value = "10s", value_parser = docket::duration::parse_or_zero)]
     pub sample_interval: Duration,
 
     /// How long a /customAction request whose job is being written waits to learn

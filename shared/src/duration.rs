@@ -19,6 +19,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(parsed)
 }
 
+/// Like [`parse`], but `0s` (or `0ms`, …) is accepted: for settings where zero turns
+/// something off.
+pub fn parse_or_zero(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Ok(d),
+        _ => parse(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +39,13 @@ mod tests {
         assert!(parse("0s").unwrap_err().contains("longer than zero"));
         assert!(parse("8d").unwrap_err().contains("longer than 7 days"));
         assert!(parse("soon").unwrap_err().contains("is not a duration"));
+    }
+
+    #[test]
+    fn zero_where_it_turns_something_off() {
+        assert_eq!(parse_or_zero("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_or_zero("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_or_zero("8d").unwrap_err().contains("longer than 7 days"));
+        assert!(parse_or_zero("never").unwrap_err().contains("is not a duration"));
     }
 }
