@@ -30,6 +30,11 @@ pub enum KeyConfigError {
     Missing,
     #[error("API key #{0} in DOCKET_API_KEYS is shorter than {MIN_KEY_CHARS} characters")]
     TooShort(usize),
+    #[error(
+        "API key #{0} in DOCKET_API_KEYS is a placeholder or too weak (\"change-me\", or a single repeated \
+         character); generate one with `openssl rand -hex 32`"
+    )]
+    Weak(usize),
 }
 
 impl ApiKeys {
@@ -40,6 +45,9 @@ impl ApiKeys {
         }
         if let Some(index) = keys.iter().position(|k| k.expose().chars().count() < MIN_KEY_CHARS) {
             return Err(KeyConfigError::TooShort(index + 1));
+        }
+        if let Some(index) = keys.iter().position(|k| is_weak(k.expose())) {
+            return Err(KeyConfigError::Weak(index + 1));
         }
         Ok(Self::Required(keys.iter().map(|k| digest(k.expose().as_bytes())).collect()))
     }
@@ -66,14 +74,39 @@ impl ApiKeys {
     }
 }
 
+/// A placeholder left in (`change-me`, as in `.env.example`) or a single repeated
+/// character: refused for API keys and admin tokens alike.
+pub fn is_weak(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    lower.contains("change-me") || lower.contains("changeme") || secret.chars().all(|c| secret.starts_with(c))
+}
+
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    /// The value `.env.example` gives `name`.
+    pub(crate) fn env_example(name: &str) -> Vec<Secret> {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example")).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).expect("set in .env.example");
+        line.split(',').map(|v| Secret::new(v.to_owned())).collect()
+    }
+
+    #[test]
+    fn the_placeholders_of_env_example_and_repeated_characters_are_refused() {
+        let placeholder = env_example("DOCKET_API_KEYS");
+        assert!(matches!(ApiKeys::from_config(&placeholder, false), Err(KeyConfigError::Weak(1))));
+        let repeated = [Secret::new("a-real-key-0123456789".to_owned()), Secret::new("k".repeat(40))];
+        assert!(matches!(ApiKeys::from_config(&repeated, false), Err(KeyConfigError::Weak(2))));
+        let changeme = [Secret::new("please-CHANGEME-0123456789".to_owned())];
+        assert!(matches!(ApiKeys::from_config(&changeme, false), Err(KeyConfigError::Weak(1))));
+        assert!(ApiKeys::from_config(&[Secret::new("3f9c2a8e61b04d7f95a1c6e2".to_owned())], false).is_ok());
+    }
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();

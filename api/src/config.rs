@@ -12,7 +12,7 @@ use docket::secret::Secret;
 pub struct Config {
     /// Postgres URL. The database is created if missing and migrated at start-up.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// Address to listen on (use port 0 for any free port).
     #[arg(long, env = "DOCKET_API_ADDR", default_value = "127.0.0.1:8080")]
@@ -106,5 +106,26 @@ fn public_url(text: &str) -> Result<url::Url, String> {
     match url.scheme() {
         "http" | "https" if url.has_host() => Ok(url),
         _ => Err("must be an http:// or https:// URL with a host".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let config = Config::try_parse_from([
+            "docket-api",
+            "--database-url",
+            "postgres://docket:s3cret-password@db.example.com/docket",
+            "--api-keys",
+            "0123456789abcdef0123",
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret-password"), "{printed}");
     }
 }

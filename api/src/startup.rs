@@ -70,7 +70,7 @@ impl Application {
             fail_fast: true,
             ..config.db.pool_settings(config.db_connections)
         };
-        let db = db::connect_and_migrate(&config.database_url, &settings).await?;
+        let db = db::connect_and_migrate(config.database_url.expose(), &settings).await?;
         let notifier = Notifier::spawn(db.clone());
         crate::sampler::spawn(db.clone(), config.sample_interval);
         let inserter = Inserter::spawn(

@@ -21,7 +21,7 @@ pub async fn start_api(database_url: &str, catalog: &Path) -> String {
 /// Starts the api in-process with `adjust` applied to the test configuration.
 pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnOnce(&mut Config)) -> String {
     let mut config = Config {
-        database_url: database_url.to_owned(),
+        database_url: Secret::new(database_url),
         addr: "127.0.0.1:0".parse().expect("address"),
         actions: catalog.to_owned(),
         api_keys: vec![Secret::new(crate::API_KEY), Secret::new(SECOND_KEY)],

@@ -45,7 +45,7 @@ fn documented_values() -> Vec<(String, Vec<&'static str>, String)> {
             readme[at..].chars().take_while(|c| !c.is_whitespace() && !"`|)".contains(*c)).collect();
         let Some((name, value)) = assignment.split_once('=') else { continue };
         let row = table.iter().find(|(n, _, _)| n == name);
-        if let (Some((_, binaries, _)), false) = (row, value.starts_with('<')) {
+        if let (Some((_, binaries, _)), false) = (row, value.starts_with(['<', '$'])) {
             values.push((name.to_owned(), binaries.clone(), value.to_owned()));
         }
     }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use docket::secret::Secret;
+
 /// Docket worker: claims jobs from Postgres and runs their actions.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "docket-worker", version)]
@@ -10,12 +12,12 @@ pub struct Config {
     /// Postgres URL (may point at a transaction-mode pooler). The database is created
     /// if missing and migrated at start-up.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// Direct Postgres URL for LISTEN (a pooler in transaction mode cannot LISTEN).
     /// Default: DATABASE_URL.
     #[arg(long, env = "DOCKET_LISTEN_DATABASE_URL", hide_env_values = true)]
-    pub listen_database_url: Option<String>,
+    pub listen_database_url: Option<Secret>,
 
     /// The action catalog (TOML).
     #[arg(long, env = "DOCKET_ACTIONS", default_value = "./actions.toml")]
@@ -106,4 +108,25 @@ pub fn default_worker_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let host: String = host.chars().filter(|c| !c.is_control()).take(64).collect();
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[test]
+    fn debug_output_hides_the_database_passwords() {
+        let config = Config::try_parse_from([
+            "docket-worker",
+            "--database-url",
+            "postgres://docket:s3cret-password@db.example.com/docket",
+            "--listen-database-url",
+            "postgres://docket:listen-password@db.example.com/docket",
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret-password") && !printed.contains("listen-password"), "{printed}");
+    }
 }

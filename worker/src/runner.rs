@@ -88,14 +88,14 @@ impl Worker {
         if settings.pooler == Pooler::Transaction && config.listen_database_url.is_none() {
             return Err(StartError::ListenUrl);
         }
-        let db = db::connect_and_migrate(&config.database_url, &settings).await?;
+        let db = db::connect_and_migrate(config.database_url.expose(), &settings).await?;
         db.run(async |c| flow::configure(c, catalog.limit_groups()).await).await.map_err(StartError::Limits)?;
         let health = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind { addr: config.addr, source })?;
         Ok(Self {
             db,
-            listen_url: config.listen_database_url.unwrap_or(config.database_url),
+            listen_url: config.listen_database_url.unwrap_or(config.database_url).expose().to_owned(),
             id,
             concurrency: config.concurrency as usize,
             lease: config.lease,

@@ -37,10 +37,15 @@ pub struct AdminTokens {
 pub enum AdminTokenError {
     #[error("DOCKET_ADMIN_TOKEN entry #{0} is shorter than {MIN_TOKEN_CHARS} characters")]
     TooShort(usize),
-    #[error("DOCKET_ADMIN_TOKEN entry #{0} is too weak (a single repeated character)")]
+    #[error(
+        "DOCKET_ADMIN_TOKEN entry #{0} is a placeholder or too weak (\"change-me\", or a single repeated \
+         character); generate one with `openssl rand -hex 32`"
+    )]
     Weak(usize),
-    #[error("DOCKET_ADMIN_TOKEN entry #{0} has an invalid label (use letters, digits, '-', '_', '.', '@')")]
+    #[error("DOCKET_ADMIN_TOKEN entry #{0} has an invalid label (use letters, digits, '-', '_', '@')")]
     Label(usize),
+    #[error("DOCKET_ADMIN_TOKEN entry #{0} repeats the label of an earlier entry (each label signs its own sessions)")]
+    DuplicateLabel(usize),
     #[error("DOCKET_ADMIN_TOKEN must differ from every Workfront API key")]
     SameAsApiKey,
 }
@@ -57,15 +62,18 @@ impl AdminTokens {
             };
             let label_ok = !label.is_empty()
                 && label.len() <= 64
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || "-_@".contains(c));
             if !label_ok {
                 return Err(AdminTokenError::Label(n));
             }
             if token.chars().count() < MIN_TOKEN_CHARS {
                 return Err(AdminTokenError::TooShort(n));
             }
-            if token.chars().all(|c| token.starts_with(c)) {
+            if crate::auth::is_weak(&token) {
                 return Err(AdminTokenError::Weak(n));
+            }
+            if tokens.iter().any(|t: &Token| t.label == label) {
+                return Err(AdminTokenError::DuplicateLabel(n));
             }
             if api_keys.iter().any(|k| k.expose() == token) {
                 return Err(AdminTokenError::SameAsApiKey);
@@ -176,6 +184,17 @@ mod tests {
         assert!(matches!(AdminTokens::from_config(&[reused], &keys), Err(AdminTokenError::SameAsApiKey)));
         let label = Secret::new("bad label:token-0123456789abcdefghij");
         assert!(matches!(AdminTokens::from_config(&[label], &keys), Err(AdminTokenError::Label(1))));
+        let placeholder = crate::auth::tests::env_example("DOCKET_ADMIN_TOKEN");
+        assert!(matches!(AdminTokens::from_config(&placeholder, &keys), Err(AdminTokenError::Weak(1))));
+        // A label with a dot could never hold a session (the cookie is split at the
+        // first dot); two entries with one label would share sessions.
+        let dotted = Secret::new("ops.team:0123456789abcdefghijklmnop".to_owned());
+        assert!(matches!(AdminTokens::from_config(&[dotted], &keys), Err(AdminTokenError::Label(1))));
+        let twice = [
+            Secret::new("ops:0123456789abcdefghijklmnop".to_owned()),
+            Secret::new("ops:abcdefghijklmnop0123456789".to_owned()),
+        ];
+        assert!(matches!(AdminTokens::from_config(&twice, &keys), Err(AdminTokenError::DuplicateLabel(2))));
     }
 
     #[test]
