@@ -144,12 +144,15 @@ pub enum TextError {
     TooLong { max: usize },
     #[error("contains control characters")]
     ControlCharacter,
+    #[error("contains invisible formatting characters (such as U+202E or U+200B)")]
+    FormatCharacter,
 }
 
 /// The longest opaque id Docket stores (in characters).
 pub const MAX_ID_CHARS: usize = 255;
 
-/// Checks an opaque text value: 1..=`max` characters, no control characters.
+/// Checks an opaque text value: 1..=`max` characters, no control characters, no
+/// invisible formatting characters.
 pub fn check_text(value: &str, max: usize) -> Result<(), TextError> {
     if value.is_empty() {
         return Err(TextError::Empty);
@@ -161,8 +164,27 @@ pub fn check_text(value: &str, max: usize) -> Result<(), TextError> {
     if value.chars().any(char::is_control) {
         return Err(TextError::ControlCharacter);
     }
+    if value.chars().any(is_format_character) {
+        return Err(TextError::FormatCharacter);
+    }
     Ok(())
 }
+
+/// The format characters (Unicode category Cf) of the Basic Multilingual Plane:
+/// bidirectional overrides and isolates, zero-width characters, the byte-order mark,
+/// the soft hyphen and a few invisible number signs. They make a value show
+/// differently from what it is. Listed here because std has no category lookup and
+/// the OpenAPI pattern ([`FORMAT_CHARACTERS`]) must list the same set; the astral
+/// ones are left alone (the tag characters build emoji flags).
+fn is_format_character(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}' | '\u{0890}'..='\u{0891}'
+        | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// [`is_format_character`]'s set in a regular expression's character class.
+pub const FORMAT_CHARACTERS: &str = r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb";
 
 macro_rules! opaque_text {
     ($(#[$doc:meta])* $name:ident) => {
@@ -216,6 +238,12 @@ mod tests {
         assert_eq!(check_text("a\u{0}b", 3), Err(TextError::ControlCharacter));
         assert_eq!(check_text("a\nb", 3), Err(TextError::ControlCharacter));
         assert_eq!(check_text("a\u{85}b", 3), Err(TextError::ControlCharacter));
+        // Invisible characters that reorder or hide text: right-to-left override,
+        // zero-width space, byte-order mark.
+        for hidden in ["a\u{202E}b", "a\u{200B}b", "\u{FEFF}ab", "a\u{2066}b"] {
+            assert_eq!(check_text(hidden, 3), Err(TextError::FormatCharacter), "{hidden:?}");
+        }
+        assert_eq!(check_text("🏴\u{E0067}\u{E0062}\u{E007F}", 10), Ok(()), "tag characters of emoji flags pass");
         assert!(DocumentId::parse(&"x".repeat(255)).is_ok());
         assert!(DocumentId::parse(&"x".repeat(256)).is_err());
     }

@@ -117,6 +117,9 @@ async fn every_bad_request_gets_a_readable_failure_and_stores_nothing() {
         ),
         ("name=archive&documentId=a%0Ab&documentVersionId=v".into(), Some(API_KEY), 400, "control characters"),
         ("name=archive&documentId=a%00b&documentVersionId=v".into(), Some(API_KEY), 400, "control characters"),
+        // Right-to-left override, zero-width space: a value that shows as another.
+        ("name=archive&documentId=a%E2%80%AEb&documentVersionId=v".into(), Some(API_KEY), 400, "invisible formatting"),
+        ("name=archive&documentId=d&documentVersionId=v%E2%80%8B".into(), Some(API_KEY), 400, "invisible formatting"),
         ("name=archive&documentId=%C3%28&documentVersionId=v".into(), Some(API_KEY), 400, "not valid UTF-8"),
         ("name=archive&name=print&documentId=d&documentVersionId=v".into(), Some(API_KEY), 400, "more than once"),
         (
@@ -152,6 +155,15 @@ async fn bad_username_header_is_refused() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_failure(&response.json().await.unwrap(), "'username' header is longer than 255 characters");
+    let response = reqwest::Client::new()
+        .get(format!("{}/customAction?name=archive&documentId=d&documentVersionId=v", app.base))
+        .header("apiKey", API_KEY)
+        .header("username", "ada\u{202E}moc.elpmaxe@".as_bytes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_failure(&response.json().await.unwrap(), "not valid text");
     assert_eq!(job_count(&app.db).await, 0);
 }
 

@@ -200,7 +200,11 @@ pub struct PauseRequest {
     /// The pause ends by itself then (RFC 3339); without it, it lasts until resumed.
     pub until: Option<DateTime<Utc>>,
     /// Why, for the other operators (shown with the pause).
-    #[schema(min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"
+    )]
     pub note: Option<String>,
 }
 

@@ -15,12 +15,13 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::state::AppState;
 
-/// 1–255 characters without control characters (Unicode category Cc), as validated.
+/// 1–255 characters without control characters (Unicode category Cc) or the format
+/// characters that [`docket::domain::check_text`] refuses, as validated.
 /// Attributes cannot name a constant, so the `#[utoipa::path]`s spell it out; a unit
 /// test checks that every copy in the document is this one.
-pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]+$";
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$";
 /// The same, or empty: a filter (an empty value, as HTML forms send, means "any").
-pub const FILTER_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+pub const FILTER_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -208,6 +209,8 @@ mod tests {
         patterns(&document(), &mut found);
         found.retain(|p| p.contains("u0000"));
         assert!(found.len() >= 5, "{found:?}");
+        assert!(TEXT_PATTERN.contains(docket::domain::FORMAT_CHARACTERS));
+        assert!(FILTER_PATTERN.contains(docket::domain::FORMAT_CHARACTERS));
         for pattern in found {
             assert!(pattern == TEXT_PATTERN || pattern == FILTER_PATTERN, "{pattern}");
         }
