@@ -199,8 +199,13 @@ async fn a_note_waits_out_a_workfront_outage_and_the_original_job_stays_as_it_en
         attempts.iter().any(|a| a.outcome == Some(AttemptOutcome::RetryableError)).then_some(kid.id)
     })
     .await;
-    // Workfront is down for 10 s.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Workfront stays down until the note has been refused twice (it is retried, not
+    // given up on), then comes back.
+    wait_until("a second refused note attempt", DEADLINE, || async {
+        let attempts = docket::db::attempts::list(&db.pool, note_job).await.unwrap();
+        (attempts.iter().filter(|a| a.outcome == Some(AttemptOutcome::RetryableError)).count() >= 2).then_some(())
+    })
+    .await;
     workfront.set_down(false);
     assert_eq!(final_job(&db, note_job).await.state, JobState::Succeeded);
     assert_eq!(posted(&workfront, 1).await.len(), 1);
