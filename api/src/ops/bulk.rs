@@ -19,7 +19,7 @@ use super::views::jobs::{confirm, done, Plan};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ops/ui/jobs/bulk", post(bulk))
+    Router::new().route("/ops/ui/jobs/bulk", post(bulk)).layer(super::dashboard::form_limit(BODY_BYTES))
 }
 
 /// Largest form: a thousand ids and the filters.
@@ -40,11 +40,13 @@ fn filters(pairs: &[(String, String)]) -> Result<ListQuery, OpsError> {
         .map_err(|e| OpsError::BadRequest(format!("bad filter: {}", e.body_text())))
 }
 
-async fn bulk(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// The session is checked from the headers (the `Session` extractor) before the body
+/// is read; the body is bounded by the router's limit.
+async fn bulk(_: Session, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let form = CsrfForm { csrf: field(&pairs, "csrf").unwrap_or_default().to_owned() };
     let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
-    match run(&state, &s, &pairs, body.len()).await {
+    match run(&state, &s, &pairs).await {
         Ok(response) => response,
         Err(e) => error_page(&s, &headers, e),
     }
@@ -55,11 +57,8 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn run(state: &AppState, s: &Session, pairs: &[(String, String)], size: usize) -> Result<Response, OpsError> {
+async fn run(state: &AppState, s: &Session, pairs: &[(String, String)]) -> Result<Response, OpsError> {
     let field = |name: &str| field(pairs, name);
-    if size > BODY_BYTES {
-        return Err(OpsError::BadRequest(format!("the form is larger than {BODY_BYTES} bytes")));
-    }
     let op = match field("op") {
         Some("retry") => "retry",
         Some("cancel") => "cancel",

@@ -18,6 +18,10 @@ use super::error::OpsError;
 use super::views;
 use crate::state::AppState;
 
+/// Largest dashboard form but the bulk one (which has its own limit): a token, a CSRF
+/// token, a note. Larger bodies are refused with 413 before they are read whole.
+pub(super) const FORM_BYTES: usize = 16 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ops", get(|| async { Redirect::to("/ops/") }))
@@ -25,8 +29,15 @@ pub fn router() -> Router<AppState> {
         .route("/ops/logout", post(logout))
         .route("/ops/ui/jobs/{id}/retry", post(retry))
         .route("/ops/ui/jobs/{id}/cancel", post(cancel))
+        .layer(form_limit(FORM_BYTES))
         .merge(super::pages::router())
         .merge(super::bulk::router())
+}
+
+/// Refuses a body over `bytes` with 413: at once when its Content-Length says so,
+/// otherwise as soon as that much has arrived.
+pub(super) fn form_limit(bytes: usize) -> tower_http::limit::RequestBodyLimitLayer {
+    tower_http::limit::RequestBodyLimitLayer::new(bytes)
 }
 
 /// A signed-in operator: the session value and the CSRF token its forms carry.
@@ -137,7 +148,7 @@ pub(super) fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) ->
     state.admin.check_csrf(&s.value, &form.csrf).then_some(s)
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(_: Session, State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
     if checked(&state, &headers, &form).is_none() {
         return csrf_refused();
     }
@@ -182,11 +193,23 @@ enum Steer {
     Cancel,
 }
 
-async fn retry(state: State<AppState>, headers: HeaderMap, id: Path<String>, form: Form<CsrfForm>) -> Response {
+async fn retry(
+    _: Session,
+    state: State<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Form<CsrfForm>,
+) -> Response {
     steer(state, headers, id, form, Steer::Retry).await
 }
 
-async fn cancel(state: State<AppState>, headers: HeaderMap, id: Path<String>, form: Form<CsrfForm>) -> Response {
+async fn cancel(
+    _: Session,
+    state: State<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Form<CsrfForm>,
+) -> Response {
     steer(state, headers, id, form, Steer::Cancel).await
 }
 

@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops/ui/actions/{action}/pause", post(pause))
         .route("/ops/ui/actions/{action}/resume", post(resume))
         .route("/ops/ui/actions/{action}/close-circuit", post(close_circuit))
+        .layer(super::dashboard::form_limit(super::dashboard::FORM_BYTES))
 }
 
 /// " (group g)" when the action's limits belong to a group named otherwise.
@@ -92,15 +93,28 @@ enum Change {
     CloseCircuit,
 }
 
-async fn pause(state: State<AppState>, headers: HeaderMap, action: Path<String>, form: Form<CsrfForm>) -> Response {
+async fn pause(
+    _: Session,
+    state: State<AppState>,
+    headers: HeaderMap,
+    action: Path<String>,
+    form: Form<CsrfForm>,
+) -> Response {
     change(state, headers, action, form, Change::Pause).await
 }
 
-async fn resume(state: State<AppState>, headers: HeaderMap, action: Path<String>, form: Form<CsrfForm>) -> Response {
+async fn resume(
+    _: Session,
+    state: State<AppState>,
+    headers: HeaderMap,
+    action: Path<String>,
+    form: Form<CsrfForm>,
+) -> Response {
     change(state, headers, action, form, Change::Resume).await
 }
 
 async fn close_circuit(
+    _: Session,
     state: State<AppState>,
     headers: HeaderMap,
     action: Path<String>,

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops/ui/actions/{action}", get(action_page))
         .route("/ops/ui/actions/{action}/retry-failed", post(retry_failed))
         .route(views::SCRIPT_PATH, get(script))
+        .layer(super::dashboard::form_limit(super::dashboard::FORM_BYTES))
 }
 
 async fn script() -> Response {
@@ -123,6 +124,7 @@ async fn action_page(
 /// "Retry every failed job" on an action's page: the same batched, audited retry as
 /// `POST /ops/actions/{action}/retry-failed`; the answer says how many.
 async fn retry_failed(
+    _: Session,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
