@@ -71,8 +71,9 @@ pub struct Config {
     pub header_timeout: Duration,
 
     /// The URL operators open the api at, when it differs from DOCKET_API_ADDR (behind
-    /// a reverse proxy that terminates TLS, say). With `https://`, the dashboard's
-    /// cookies are `Secure`.
+    /// a reverse proxy that terminates TLS, say). The dashboard's cookies are `Secure`
+    /// unless this is an `http://` URL (a dashboard served over plain HTTP on a host
+    /// other than localhost).
     #[arg(long, env = "DOCKET_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<url::Url>,
 

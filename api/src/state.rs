@@ -28,7 +28,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Failed sign-ins and wrong admin tokens per client address.
     pub sign_in_throttle: crate::ops::throttle::FailureThrottle,
-    /// Whether the dashboard is served over HTTPS (`DOCKET_PUBLIC_URL`): its cookies
-    /// are then `Secure`.
+    /// Whether the dashboard's cookies are `Secure`: unless `DOCKET_PUBLIC_URL` says
+    /// it is served over plain `http://` (browsers keep Secure cookies for
+    /// `http://localhost` anyway).
     pub https: bool,
 }

@@ -23,21 +23,31 @@ fn set_cookie(response: &reqwest::Response) -> String {
 }
 
 #[tokio::test]
-async fn session_cookies_are_secure_when_the_dashboard_is_served_over_https() {
+async fn session_cookies_are_secure_unless_the_dashboard_is_declared_plain_http() {
     let db = TestDb::new().await;
     let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
-    let plain = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
+    let default = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
     let public = start_api_with(&db.url, &catalog_path(&dir), |c| {
         c.public_url = Some("https://docket.example.com/".parse().unwrap());
     })
     .await;
+    let plain = start_api_with(&db.url, &catalog_path(&dir), |c| {
+        c.public_url = Some("http://docket.internal:8080/".parse().unwrap());
+    })
+    .await;
 
-    let cookie = set_cookie(&sign_in(&plain, ADMIN_TOKEN, false).await);
-    assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "plain HTTP: {cookie}");
-    let cookie = set_cookie(&sign_in(&plain, ADMIN_TOKEN, true).await);
-    assert!(cookie.contains("; Secure"), "behind a proxy that says https: {cookie}");
+    // Browsers keep Secure cookies for http://localhost and 127.0.0.1 too, so Secure
+    // is the default.
+    let cookie = set_cookie(&sign_in(&default, ADMIN_TOKEN, false).await);
+    assert!(cookie.contains("HttpOnly") && cookie.contains("; Secure"), "default: {cookie}");
     let cookie = set_cookie(&sign_in(&public, ADMIN_TOKEN, false).await);
     assert!(cookie.contains("; Secure") && cookie.contains("SameSite=Strict"), "DOCKET_PUBLIC_URL https: {cookie}");
+    // Only an operator who says the dashboard is served over plain HTTP gets cookies
+    // without Secure (unless a proxy says the request came over https).
+    let cookie = set_cookie(&sign_in(&plain, ADMIN_TOKEN, false).await);
+    assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "DOCKET_PUBLIC_URL http: {cookie}");
+    let cookie = set_cookie(&sign_in(&plain, ADMIN_TOKEN, true).await);
+    assert!(cookie.contains("; Secure"), "behind a proxy that says https: {cookie}");
 }
 
 #[tokio::test]
