@@ -571,7 +571,10 @@ fn request_template(
             if content_type.is_empty() || content_type.contains(['\r', '\n']) {
                 return Err(fail("content_type", format!("{content_type:?} is not a content type")));
             }
-            BodyTemplate::Raw { template: builder.raw_body(&template).map_err(template_error)?, content_type }
+            BodyTemplate::Raw {
+                template: builder.raw_body(&template, &content_type).map_err(template_error)?,
+                content_type,
+            }
         }
         (None, None, Some(_)) => return Err(fail("content_type", "is used only with body_template".into())),
         (None, None, None) => BodyTemplate::Empty,

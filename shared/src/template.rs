@@ -218,6 +218,8 @@ impl PartialEq for RequestTemplate {
 /// The name the URL template is registered under; the formatter percent-encodes
 /// every value printed in it.
 const URL: &str = "url";
+/// The name a `body_template` with a JSON content type is registered under.
+const JSON_BODY: &str = "body_template (json)";
 
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,10 +255,15 @@ impl Builder {
             if value.is_none() || value.is_undefined() {
                 return Ok(());
             }
+            let cannot_write = |_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write");
             if state.name() == URL {
                 let text = value.to_string();
-                write!(out, "{}", percent_encoding::utf8_percent_encode(&text, NOT_UNRESERVED))
-                    .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write"))
+                write!(out, "{}", percent_encoding::utf8_percent_encode(&text, NOT_UNRESERVED)).map_err(cannot_write)
+            } else if state.name() == JSON_BODY && !value.is_safe() {
+                // Inside a JSON document a value is the contents of a string: escaped
+                // so that it cannot end the string (`tojson` gives a whole value).
+                let quoted = serde_json::to_string(&value.to_string()).expect("a string serializes");
+                write!(out, "{}", &quoted[1..quoted.len() - 1]).map_err(cannot_write)
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
@@ -281,9 +288,14 @@ impl Builder {
     }
 
     /// Registers a raw body template.
-    pub fn raw_body(&mut self, template: &str) -> Result<String, TemplateError> {
-        self.add("body_template", "body_template", template)?;
-        Ok("body_template".to_owned())
+    /// With a JSON content type (`application/json`, `…+json`), every value inserted
+    /// is escaped as the contents of a JSON string; `| tojson` inserts a whole JSON
+    /// value instead.
+    pub fn raw_body(&mut self, template: &str, content_type: &str) -> Result<String, TemplateError> {
+        let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let name = if media == "application/json" || media.ends_with("+json") { JSON_BODY } else { "body_template" };
+        self.add("body_template", name, template)?;
+        Ok(name.to_owned())
     }
 
     /// Finishes the template and renders it once against a sample context, so that
@@ -459,6 +471,33 @@ mod tests {
     }
 
     #[test]
+    fn a_json_body_template_escapes_values_for_json_and_has_tojson() {
+        let mut builder = Builder::new("https://x.example/").unwrap();
+        let template =
+            r#"{"text": "{{ user.username }} archived", "raw": {{ user.username | tojson }}, "n": {{ job.attempt }}}"#;
+        let name = builder.raw_body(template, "application/json; charset=utf-8").unwrap();
+        let body = BodyTemplate::Raw { template: name, content_type: "application/json; charset=utf-8".into() };
+        let template = builder.finish(Method::Post, body, "archive").unwrap();
+        let mut ctx = context();
+        let hostile = "\"}, \"admin\": true, \"x\": {\"y\": \"\\ \n </script>";
+        ctx.username = Some(hostile.into());
+        let (body, _) = template.render(&ctx).unwrap().body.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        assert_eq!(json["text"], format!("{hostile} archived"));
+        assert_eq!(json["raw"], hostile);
+        assert_eq!(json["n"], 1);
+        assert!(json.get("admin").is_none());
+
+        // Other content types get the values as they are.
+        let mut builder = Builder::new("https://x.example/").unwrap();
+        let name = builder.raw_body("user={{ user.username }}", "text/plain").unwrap();
+        let body = BodyTemplate::Raw { template: name, content_type: "text/plain".into() };
+        let template = builder.finish(Method::Post, body, "archive").unwrap();
+        let (body, _) = template.render(&ctx).unwrap().body.unwrap();
+        assert_eq!(String::from_utf8(body).unwrap(), format!("user={hostile}"));
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_position() {
         let error = Builder::new("https://x.example/{{ document.id").err().unwrap();
         assert_eq!(error.key, "url");
@@ -471,7 +510,7 @@ mod tests {
         assert!(error.message.contains("undefined") && error.message.contains("line 2"), "{}", error.message);
 
         let mut builder = Builder::new("https://x.example/").unwrap();
-        builder.raw_body("{{ document.id | no_such_filter }}").unwrap();
+        builder.raw_body("{{ document.id | no_such_filter }}", "text/plain").unwrap();
         let body = BodyTemplate::Raw { template: "body_template".into(), content_type: "text/plain".into() };
         let error = builder.finish(Method::Post, body, "archive").unwrap_err();
         assert!(error.message.contains("no_such_filter"), "{}", error.message);
@@ -482,12 +521,14 @@ mod tests {
         std::env::set_var("DOCKET_TEMPLATE_SECRET", "s3cret");
         for probe in ["{{ env }}", "{{ env.DOCKET_TEMPLATE_SECRET }}", "{{ environ }}", "{{ config }}"] {
             let mut builder = Builder::new("https://x.example/").unwrap();
-            builder.raw_body(probe).unwrap();
+            builder.raw_body(probe, "text/plain").unwrap();
             let body = BodyTemplate::Raw { template: "body_template".into(), content_type: "text/plain".into() };
             assert!(builder.finish(Method::Post, body, "a").is_err(), "{probe} rendered");
         }
         let mut builder = Builder::new("https://x.example/").unwrap();
-        builder.raw_body("{% for i in range(1000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}").unwrap();
+        builder
+            .raw_body("{% for i in range(1000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}", "text/plain")
+            .unwrap();
         let body = BodyTemplate::Raw { template: "body_template".into(), content_type: "text/plain".into() };
         let error = builder.finish(Method::Post, body, "a").unwrap_err();
         assert!(error.message.contains("fuel"), "{}", error.message);
