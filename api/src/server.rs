@@ -1,7 +1,7 @@
-//! The HTTP server loop, in place of `axum::serve`, for the limits a public endpoint
+//! The HTTP/1.1 server loop, in place of `axum::serve`, for the limits a public endpoint
 //! needs: at most `max_connections` open connections (extra ones are closed at once —
 //! a limit, not a crash), request headers must arrive within `header_timeout` (slow
-//! clients that never finish their headers are disconnected) and fit in
+//! or silent clients, and HTTP/2 prefaces, are disconnected) and fit in
 //! `MAX_HEADER_BYTES` (larger ones get 431). Shutdown stops accepting and lets open
 //! requests finish.
 
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -64,13 +64,12 @@ pub async fn serve(
         ));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_buf_size(MAX_HEADER_BYTES);
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            // HTTP/1 only: the header timeout then runs from the first byte awaited,
+            // so a socket that sends nothing (or an HTTP/2 preface, which HTTP/1
+            // refuses) cannot hold a connection slot for ever.
+            let mut builder = http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_HEADER_BYTES);
+            let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
