@@ -61,14 +61,14 @@ async fn failed_sign_ins_shut_the_address_out_for_longer_each_time() {
         let response = sign_in(&base, "wrong-token-0123456789abcdef", false).await;
         assert_eq!(response.status(), 401, "failure {n}");
     }
-    // Even the right token is refused now, before it is looked at.
-    let refused = sign_in(&base, ADMIN_TOKEN, false).await;
+    // A wrong token is refused now without being counted.
+    let refused = sign_in(&base, "wrong-token-0123456789abcdef", false).await;
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert!(refused.text().await.unwrap().contains("Too many failed sign-ins"));
-    // Bearer tokens of the ops API count against the same address.
-    let bearer = client().get(format!("{base}/ops/jobs")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-    assert_eq!(bearer.status(), 429);
+    // Wrong bearer tokens of the ops API count against the same address.
+    let bearer = client().get(format!("{base}/ops/jobs")).bearer_auth("wrong-token-0123456789abcdef").send().await;
+    assert_eq!(bearer.unwrap().status(), 429);
 
     // Each failure after a shut-out ends shuts the address out for twice as long.
     for shut_out in [2, 4] {
@@ -77,11 +77,34 @@ async fn failed_sign_ins_shut_the_address_out_for_longer_each_time() {
             (wrong.send().await.unwrap().status() == 401).then_some(())
         })
         .await;
-        let again = sign_in(&base, ADMIN_TOKEN, false).await;
+        let again = sign_in(&base, "wrong-token-0123456789abcdef", false).await;
         assert_eq!(again.status(), 429, "shut out again at once");
         let retry_after: u64 = again.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((shut_out - 1..=shut_out).contains(&retry_after), "a {shut_out} s shut-out: {retry_after}");
     }
+}
+
+#[tokio::test]
+async fn nobody_can_lock_operators_out_a_valid_token_always_passes_and_missing_ones_are_not_guesses() {
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let base = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
+    // Requests without a token are not guesses: never a shut-out.
+    for n in 1..=10 {
+        let bare = client().get(format!("{base}/ops/jobs")).send().await.unwrap();
+        assert_eq!(bare.status(), 401, "request {n} without a token");
+    }
+    // Wrong tokens shut the address out…
+    for _ in 1..=6 {
+        client().get(format!("{base}/ops/jobs")).bearer_auth("wrong-token-0123456789abcdef").send().await.unwrap();
+    }
+    let wrong = client().get(format!("{base}/ops/jobs")).bearer_auth("wrong-token-0123456789abcdef").send().await;
+    assert_eq!(wrong.unwrap().status(), 429);
+    // …but an operator with the right token, behind the same address, still gets in.
+    let right = client().get(format!("{base}/ops/jobs")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(right.status(), 200);
+    let signed_in = sign_in(&base, ADMIN_TOKEN, false).await;
+    assert_eq!(signed_in.status(), 303, "the dashboard's sign-in too");
 }
 
 #[tokio::test]

@@ -106,20 +106,22 @@ fn secure_cookies(state: &AppState, headers: &HeaderMap) -> bool {
 async fn login(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let client = super::client_address(request.extensions());
     let headers = request.headers().clone();
-    if let Err(wait) = state.sign_in_throttle.check(client) {
-        return sign_in_refused(wait);
-    }
     let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &state).await else {
         return (StatusCode::BAD_REQUEST, "expected a form with a token").into_response();
     };
+    // The token first: a valid one always signs in (nobody sharing the address can
+    // lock the operators out); a wrong one is refused unread while the address is
+    // shut out, and counted otherwise.
     let now = chrono::Utc::now().timestamp();
     match state.admin.check_token(form.token.trim()).and_then(|actor| state.admin.session_for(&actor, now)) {
         Some(value) => {
-            state.sign_in_throttle.succeeded(client);
             let cookie = session_set_cookie(value, secure_cookies(&state, &headers), SESSION_SECONDS);
             (CookieJar::new().add(cookie), Redirect::to("/ops/")).into_response()
         }
         None => {
+            if let Err(wait) = state.sign_in_throttle.check(client) {
+                return sign_in_refused(wait);
+            }
             state.sign_in_throttle.failed(client);
             let mut response = page("Sign in", None, views::login_refused());
             *response.status_mut() = StatusCode::UNAUTHORIZED;

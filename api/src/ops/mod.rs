@@ -42,18 +42,18 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = OpsError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The token first: a valid one always passes, so nobody sharing the address
+        // (behind a proxy, say) can lock the operators out. Only a wrong token counts
+        // as a guess; a request without one is not a guess.
         let client = client_address(&parts.extensions);
-        state.sign_in_throttle.check(client).map_err(OpsError::TooManyFailures)?;
-        match state.admin.check_bearer(&parts.headers) {
-            Some(actor) => {
-                state.sign_in_throttle.succeeded(client);
-                Ok(Operator(actor))
-            }
-            None => {
-                state.sign_in_throttle.failed(client);
-                Err(OpsError::Unauthorized)
-            }
+        if let Some(actor) = state.admin.check_bearer(&parts.headers) {
+            return Ok(Operator(actor));
         }
+        state.sign_in_throttle.check(client).map_err(OpsError::TooManyFailures)?;
+        if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            state.sign_in_throttle.failed(client);
+        }
+        Err(OpsError::Unauthorized)
     }
 }
 
