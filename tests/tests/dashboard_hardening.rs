@@ -183,3 +183,37 @@ async fn dashboard_forms_are_refused_before_their_body_is_read_without_a_session
     let status = post_announcing(&base, "/ops/ui/actions/noop/pause", Some(&cookie), 16 * 1024 + 1, 0).await;
     assert!(status.contains(" 413 "), "pause: {status}");
 }
+
+#[tokio::test]
+async fn dashboard_pages_carry_security_headers() {
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let base = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
+    let job: serde_json::Value = client()
+        .get(format!("{base}/customAction?name=noop&documentId=d&documentVersionId=v"))
+        .header("apiKey", docket_tests::API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["jobId"].as_str().unwrap();
+    let cookie = set_cookie(&sign_in(&base, ADMIN_TOKEN, false).await).split(';').next().unwrap().to_owned();
+    for path in ["/ops/login".to_owned(), "/ops/".to_owned(), format!("/ops/ui/jobs/{id}")] {
+        let page = client().get(format!("{base}{path}")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        let header = |name: &str| page.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let csp = header("content-security-policy");
+        for directive in ["frame-ancestors 'none'", "script-src 'self'", "form-action 'self'", "default-src 'none'"] {
+            assert!(csp.contains(directive), "{path}: {directive} in {csp:?}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+        let html = page.text().await.unwrap();
+        assert!(!html.contains("<style") && !html.contains("<script>"), "{path}: no inline style or script");
+    }
+}

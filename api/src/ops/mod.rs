@@ -33,6 +33,29 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(flow::router())
         .merge(dashboard::router().into())
         .merge(flow_page::router().into())
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// What every `/ops` reply carries: scripts, styles, forms and fetches only from the
+/// api itself, no framing, no sniffing, no referrer, no caching (pages show jobs and
+/// operators' names). The dashboard has no inline script or style.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{self, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// An operator authenticated with `Authorization: Bearer <admin token>`.

@@ -27,7 +27,13 @@ pub fn router() -> Router<AppState> {
         .route("/ops/ui/actions/{action}", get(action_page))
         .route("/ops/ui/actions/{action}/retry-failed", post(retry_failed))
         .route(views::SCRIPT_PATH, get(script))
+        .route(views::CSS_PATH, get(stylesheet))
         .layer(super::dashboard::form_limit(super::dashboard::FORM_BYTES))
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=300")], views::CSS)
+        .into_response()
 }
 
 async fn script() -> Response {
