@@ -172,19 +172,10 @@ async fn client_loop(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let document = format!("client-{name}-{n}");
         let at = t0.elapsed();
-        let response = client
-            .get(format!("{base}/customAction"))
-            .query(&[("name", "noop"), ("documentId", &document), ("documentVersionId", "v1")])
-            .header("apiKey", docket_tests::API_KEY)
-            .send()
-            .await
-            .expect("an answer");
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.expect("JSON reply");
+        let (document, status, body, took) = trigger(client.clone(), base.clone(), format!("client-{name}-{n}")).await;
         let job = body["jobId"].as_str().map(|id| id.parse().expect("a uuid"));
-        sent.push(Sent { document, at, took: t0.elapsed() - at, status, job });
+        sent.push(Sent { document, at, took, status, job });
     }
     sent
 }
