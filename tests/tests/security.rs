@@ -194,3 +194,28 @@ async fn https_targets_are_reached_only_with_a_trusted_certificate() {
     assert_eq!(done.state, docket::domain::JobState::Succeeded, "{:?}", done.last_error);
     assert_eq!(target.count(), 1);
 }
+
+#[tokio::test]
+async fn a_target_url_with_secrets_never_reaches_attempt_errors_or_logs() {
+    let db = TestDb::new().await;
+    // A webhook URL whose path and query are the credential (Slack, Teams, Azure
+    // Functions' `?code=`), on a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/services/T000/B000/hook-path-secret-42?code=query-secret-43");
+    let dir = catalog(&format!("[[action]]\nname = \"hook\"\nkind = \"http\"\nurl = \"{url}\"\nmax_attempts = 1\n"));
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let worker = Worker::start(&db.url, &catalog_path(&dir), "w-url-secret", &[]).await;
+    let id = api.enqueue(&reqwest::Client::new(), "hook", "doc-1").await;
+    let job = wait_until("the job to fail", DEADLINE, || async {
+        docket::db::jobs::get(&db.pool, id).await.unwrap().filter(|j| j.state.is_final())
+    })
+    .await;
+    let error = job.last_error.unwrap_or_default();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "the error names the target's origin: {error}");
+    for secret in ["hook-path-secret-42", "query-secret-43"] {
+        assert!(!error.contains(secret), "{secret} in last_error: {error}");
+        assert!(!worker.process.logs().iter().any(|l| l.contains(secret)), "{secret} in the worker's logs");
+    }
+}

@@ -96,7 +96,7 @@ impl HttpAction {
             let response = match sent {
                 Ok(response) => response,
                 Err(e) if e.is_timeout() => return ActionOutcome::TimedOut,
-                Err(e) => return ActionOutcome::Retryable { error: describe_send_error(&e), retry_after: None },
+                Err(e) => return ActionOutcome::Retryable { error: describe_send_error(e), retry_after: None },
             };
             let status = response.status();
             // A token the target refuses is replaced once, and the call made again.
@@ -282,10 +282,15 @@ fn status_text(status: StatusCode) -> String {
     }
 }
 
-fn describe_send_error(error: &reqwest::Error) -> String {
-    // The URL is the catalog's, not a secret; the chain of causes says what failed.
-    let mut text = format!("request to target failed: {error}");
-    let mut source = std::error::Error::source(error);
+/// What failed, naming only the target's origin: a target's path and query can be the
+/// credential (Slack and Teams hook paths, `?code=`), and this text lands in
+/// `last_error`, logs, the ops API and the dashboard. The chain of causes says what
+/// failed.
+fn describe_send_error(error: reqwest::Error) -> String {
+    let origin = error.url().map(|url| format!(" {}", url.origin().ascii_serialization())).unwrap_or_default();
+    let error = error.without_url();
+    let mut text = format!("request to target{origin} failed: {error}");
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         text.push_str(&format!(": {cause}"));
         source = cause.source();
