@@ -18,6 +18,8 @@ use docket::secret::Secret;
 
 /// How long before its expiry a token is replaced (at most a tenth of its life).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// The longest a token is kept, whatever its `expires_in` says.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Most bytes of a token endpoint's answer read.
 const TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -148,12 +150,19 @@ impl TokenSource {
             .as_str()
             .filter(|t| !t.is_empty() && !t.contains(['\r', '\n']))
             .ok_or_else(|| failed("the answer holds no access_token".into(), true))?;
-        // Without expires_in, a token is kept for an hour (RFC 6749 leaves it open).
-        let lifetime = Duration::from_secs(answer["expires_in"].as_u64().unwrap_or(3600));
-        let refresh_at = started + lifetime - REFRESH_MARGIN.min(lifetime / 10);
+        let (lifetime, refresh_at) = refresh_at(started, answer["expires_in"].as_u64());
         tracing::info!(token_url = %token_url, expires_in = ?lifetime, "fetched an access token");
         Ok(Token { value: Secret::new(format!("Bearer {value}")), refresh_at })
     }
+}
+
+/// A token's lifetime and when to replace it: a tenth of its life (at most a minute)
+/// before it ends. Without `expires_in` a token is kept for an hour (RFC 6749 leaves
+/// it open). An `expires_in` over [`MAX_LIFETIME`] (2^64 − 1 has been seen) counts as that.
+fn refresh_at(started: Instant, expires_in: Option<u64>) -> (Duration, Instant) {
+    let lifetime = Duration::from_secs(expires_in.unwrap_or(3600)).min(MAX_LIFETIME);
+    let early = lifetime - REFRESH_MARGIN.min(lifetime / 10);
+    (lifetime, started.checked_add(early).unwrap_or(started))
 }
 
 /// A send error's chain of causes, without the URL (the caller names the endpoint).
@@ -191,4 +200,22 @@ pub fn sensitive(value: &Secret) -> Option<HeaderValue> {
     let mut header = HeaderValue::from_str(value.expose()).ok()?;
     header.set_sensitive(true);
     Some(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_expires_in_gives_a_refresh_time_without_panicking() {
+        let now = Instant::now();
+        let (lifetime, at) = refresh_at(now, Some(300));
+        assert_eq!((lifetime, at), (Duration::from_secs(300), now + Duration::from_secs(270)));
+        assert_eq!(refresh_at(now, None).1, now + Duration::from_secs(3600 - 60));
+        // A token endpoint that answers 2^64 - 1 seconds is believed for a day at most.
+        let (lifetime, at) = refresh_at(now, Some(u64::MAX));
+        assert_eq!(lifetime, MAX_LIFETIME);
+        assert!(at > now && at <= now + MAX_LIFETIME);
+        assert!(refresh_at(now, Some(0)).1 <= now, "a token that is already over is replaced at once");
+    }
 }
