@@ -81,6 +81,27 @@ pub struct ParentContext {
 
 impl TemplateContext {
     /// The context start-up renders every template against.
+    /// Another sample in which every value differs from [`TemplateContext::sample`]'s,
+    /// to find which parts of a rendering follow the values.
+    pub fn other_sample(action: &str) -> Self {
+        let mut other = Self::sample(action);
+        other.job_id = "0190b8f2-6d3e-7c3a-9f5e-3b2a1c0d9e00".into();
+        other.attempt = 2;
+        other.max_attempts = 9;
+        other.created_at = DateTime::from_timestamp(86_400, 0).unwrap_or_default();
+        other.now = other.created_at;
+        other.document_id = "other-document".into();
+        other.document_version_id = "other-version".into();
+        other.username = Some("other.user@example.net".into());
+        if let Some(parent) = &mut other.parent {
+            parent.id = "0190b8f2-6d3e-7c3a-9f5e-3b2a1c0d9e01".into();
+            parent.state = "succeeded".into();
+            parent.attempts = 1;
+            parent.last_error = Some("other error".into());
+        }
+        other
+    }
+
     pub fn sample(action: &str) -> Self {
         Self {
             job_id: "0190b8f2-6d3e-7c3a-9f5e-3b2a1c0d9e8f".into(),
@@ -300,10 +321,29 @@ impl Builder {
 
     /// Finishes the template and renders it once against a sample context, so that
     /// unknown variables and filters stop start-up.
+    /// Also renders the URL against a second context whose every value differs, and
+    /// refuses a URL whose scheme, host or port would follow a value (a document id
+    /// must not choose where the credentials go).
     pub fn finish(self, method: Method, body: BodyTemplate, action: &str) -> Result<RequestTemplate, TemplateError> {
         let template = RequestTemplate { method, env: Arc::new(self.env), headers: self.headers, body };
-        template.render(&TemplateContext::sample(action))?;
-        Ok(template)
+        let url = |context: TemplateContext| template.render_one("url", URL, &context.to_value());
+        let (sample, other) = (url(TemplateContext::sample(action))?, url(TemplateContext::other_sample(action))?);
+        let origin = |url: &str| {
+            let url = url::Url::parse(url).ok()?;
+            Some((url.scheme().to_owned(), url.host_str()?.to_owned(), url.port_or_known_default()))
+        };
+        match (origin(&sample), origin(&other)) {
+            (Some(a), Some(b)) if a == b => {
+                template.render(&TemplateContext::sample(action))?;
+                Ok(template)
+            }
+            _ => Err(TemplateError {
+                key: "url".into(),
+                message: "the scheme, host and port must not depend on a template value (only the path and \
+                          query may hold {{ … }})"
+                    .into(),
+            }),
+        }
     }
 
     fn shape(&mut self, key: &str, value: &toml::Value) -> Result<JsonShape, TemplateError> {
@@ -344,6 +384,24 @@ impl Builder {
     }
 }
 
+/// Refuses a rendered URL with a `.` or `..` path segment (a value such as a document
+/// id `..` would otherwise climb the target's path: `.` is unreserved, so it is not
+/// encoded, and HTTP clients resolve dot segments), and, as a second line, one whose
+/// parsed path differs from what was rendered.
+fn check_path(url: &str) -> Result<(), TemplateError> {
+    let refused = |message: &str| TemplateError { key: "url".into(), message: message.into() };
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |at| &after_scheme[at..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(refused("a value made a path segment '.' or '..' (refused: it would climb the target's path)"));
+    }
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.path() == path || (path.is_empty() && parsed.path() == "/") => Ok(()),
+        _ => Err(refused("the rendered URL's path is not what was rendered (refused)")),
+    }
+}
+
 /// Every character but RFC 3986's unreserved ones (`A-Z a-z 0-9 - . _ ~`).
 const NOT_UNRESERVED: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -354,6 +412,7 @@ impl RequestTemplate {
     pub fn render(&self, context: &TemplateContext) -> Result<RenderedRequest, TemplateError> {
         let value = context.to_value();
         let url = self.render_one("url", URL, &value)?;
+        check_path(&url)?;
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, registered) in &self.headers {
             let key = format!("headers.{name}");
@@ -495,6 +554,41 @@ mod tests {
         let template = builder.finish(Method::Post, body, "archive").unwrap();
         let (body, _) = template.render(&ctx).unwrap().body.unwrap();
         assert_eq!(String::from_utf8(body).unwrap(), format!("user={hostile}"));
+    }
+
+    #[test]
+    fn a_template_value_cannot_choose_the_scheme_host_or_port() {
+        for url in [
+            "http://{{ document.id }}/hook",
+            "https://dam-{{ user.username }}.example/x",
+            "https://dam.example:{{ job.attempt }}/x",
+            "{{ document.id }}://dam.example/x",
+        ] {
+            let builder = Builder::new(url).unwrap();
+            let error =
+                builder.finish(Method::Post, BodyTemplate::Empty, "a").err().unwrap_or_else(|| panic!("{url} loaded"));
+            assert_eq!(error.key, "url");
+            assert!(error.message.contains("scheme, host and port"), "{url}: {}", error.message);
+        }
+        let builder =
+            Builder::new("https://dam.example/documents/{{ document.id }}?v={{ document.version_id }}").unwrap();
+        assert!(builder.finish(Method::Post, BodyTemplate::Empty, "a").is_ok(), "a templated path and query load");
+    }
+
+    #[test]
+    fn a_value_cannot_climb_the_targets_path() {
+        let builder = Builder::new("https://dam.example/documents/{{ document.id }}/archive").unwrap();
+        let template = builder.finish(Method::Post, BodyTemplate::Empty, "a").unwrap();
+        for id in ["..", "."] {
+            let mut ctx = context();
+            ctx.document_id = id.into();
+            let error = template.render(&ctx).err().unwrap_or_else(|| panic!("{id:?} rendered"));
+            assert_eq!(error.key, "url");
+            assert!(error.message.contains("'.' or '..'"), "{}", error.message);
+        }
+        let mut ctx = context();
+        ctx.document_id = "..a.b..".into();
+        assert_eq!(template.render(&ctx).unwrap().url, "https://dam.example/documents/..a.b../archive");
     }
 
     #[test]
