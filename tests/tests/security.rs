@@ -219,3 +219,29 @@ async fn a_target_url_with_secrets_never_reaches_attempt_errors_or_logs() {
         assert!(!worker.process.logs().iter().any(|l| l.contains(secret)), "{secret} in the worker's logs");
     }
 }
+
+#[tokio::test]
+async fn a_document_id_of_dot_dot_cannot_climb_the_targets_path() {
+    let db = TestDb::new().await;
+    let target = Target::always(200).await;
+    // `…/x/{{ document.id }}/hook`: with `..` the request would land on `…/hook`, the
+    // target's real endpoint, with the action's method and credentials.
+    let base = target.url.trim_end_matches("/hook");
+    let dir = catalog(&format!(
+        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{base}/x/{{{{ document.id }}}}/hook\"\nmax_attempts = 3\n"
+    ));
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-dot-dot", &[]).await;
+    let client = reqwest::Client::new();
+    for document in ["..", "."] {
+        let id = api.enqueue(&client, "archive", document).await;
+        let job = wait_until("the job to end", DEADLINE, || async {
+            docket::db::jobs::get(&db.pool, id).await.unwrap().filter(|j| j.state.is_final())
+        })
+        .await;
+        assert_eq!((job.state, job.attempts), (docket::domain::JobState::Failed, 1), "{document}: failed for good");
+        let error = job.last_error.unwrap_or_default();
+        assert!(error.contains("'.' or '..'"), "{document}: {error}");
+    }
+    assert_eq!(target.count(), 0, "nothing reached the target");
+}
