@@ -77,6 +77,14 @@ pub struct Config {
     #[arg(long, env = "DOCKET_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<url::Url>,
 
+    /// Comma-separated addresses of reverse proxies in front of the api. A request
+    /// from one of them is counted, for the sign-in throttle, against the right-most
+    /// address in `X-Forwarded-For` that is not a trusted proxy, instead of against the
+    /// proxy (whose address every operator would share). Unset: `X-Forwarded-For` is
+    /// ignored (anyone can write it).
+    #[arg(long, env = "DOCKET_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Longest time a request may take before it is answered 503. For /customAction
     /// it runs out only while the job waits to be written: a job being written waits
     /// for the write's outcome (see DOCKET_API_COMMIT_WAIT), so that a 503 never

@@ -90,6 +90,7 @@ impl Application {
             rate_limit,
             request_timeout: config.request_timeout,
             sign_in_throttle: Default::default(),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             https: config.public_url.as_ref().is_none_or(|url| url.scheme() == "https"),
         };
         let router = routes::router(state)

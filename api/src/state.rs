@@ -26,6 +26,8 @@ pub struct AppState {
     pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
     /// `DOCKET_API_REQUEST_TIMEOUT`.
     pub request_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (`DOCKET_TRUSTED_PROXIES`).
+    pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
     /// Failed sign-ins and wrong admin tokens per client address.
     pub sign_in_throttle: crate::ops::throttle::FailureThrottle,
     /// Whether the dashboard's cookies are `Secure`: unless `DOCKET_PUBLIC_URL` says

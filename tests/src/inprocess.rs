@@ -35,6 +35,7 @@ pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnO
         commit_wait: Duration::from_secs(30),
         sample_interval: Duration::from_secs(1),
         public_url: None,
+        trusted_proxies: Vec::new(),
         max_connections: 64,
         header_timeout: Duration::from_secs(2),
         rate_limit: None,

@@ -217,3 +217,40 @@ async fn dashboard_pages_carry_security_headers() {
         assert!(!html.contains("<style") && !html.contains("<script>"), "{path}: no inline style or script");
     }
 }
+
+/// Wrong admin tokens sent as if through a proxy for `forwarded_for`; returns the
+/// status of the last.
+async fn wrong_tokens_from(base: &str, forwarded_for: &str, n: usize) -> u16 {
+    let mut status = 0;
+    for _ in 0..n {
+        let reply = client()
+            .get(format!("{base}/ops/jobs"))
+            .bearer_auth("wrong-token-0123456789abcdef")
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+            .await
+            .unwrap();
+        status = reply.status().as_u16();
+    }
+    status
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_throttle_counts_the_forwarded_client() {
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
+    let trusting = start_api_with(&db.url, &catalog_path(&dir), |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    // A guesser behind the proxy is shut out; another client behind it is not.
+    assert_eq!(wrong_tokens_from(&trusting, "203.0.113.7", 7).await, 429);
+    assert_eq!(wrong_tokens_from(&trusting, "203.0.113.8", 1).await, 401);
+    // What the client itself writes to the left of the proxy's entry is not believed.
+    assert_eq!(wrong_tokens_from(&trusting, "198.51.100.1, 203.0.113.7", 1).await, 429);
+
+    // Without trusted proxies the header is ignored: every request is the peer's.
+    let plain = start_api_with(&db.url, &catalog_path(&dir), |_| {}).await;
+    assert_eq!(wrong_tokens_from(&plain, "203.0.113.7", 7).await, 429);
+    assert_eq!(wrong_tokens_from(&plain, "203.0.113.8", 1).await, 429);
+}

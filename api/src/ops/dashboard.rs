@@ -104,7 +104,7 @@ fn secure_cookies(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 async fn login(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    let client = super::client_address(request.extensions());
+    let client = super::client_address(&state, request.extensions(), request.headers());
     let headers = request.headers().clone();
     let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &state).await else {
         return (StatusCode::BAD_REQUEST, "expected a form with a token").into_response();

@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for Operator {
         // The token first: a valid one always passes, so nobody sharing the address
         // (behind a proxy, say) can lock the operators out. Only a wrong token counts
         // as a guess; a request without one is not a guess.
-        let client = client_address(&parts.extensions);
+        let client = client_address(state, &parts.extensions, &parts.headers);
         if let Some(actor) = state.admin.check_bearer(&parts.headers) {
             return Ok(Operator(actor));
         }
@@ -80,12 +80,31 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-/// The address of the connection a request came on (unspecified if unknown).
-pub fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
-    extensions
+/// The client a request counts against: the address of its connection (unspecified
+/// if unknown), or, when that is a trusted proxy, the right-most address in
+/// `X-Forwarded-For` that is not a trusted proxy (addresses to its left could be
+/// anything the client wrote).
+pub fn client_address(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> std::net::IpAddr {
+    let peer = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let trusted = |ip: &std::net::IpAddr| state.trusted_proxies.contains(ip);
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
 /// The attempt budget a retried job gets: its action's `max_attempts`.
