@@ -100,7 +100,10 @@ async fn nobody_can_lock_operators_out_a_valid_token_always_passes_and_missing_o
     }
     let wrong = client().get(format!("{base}/ops/jobs")).bearer_auth("wrong-token-0123456789abcdef").send().await;
     assert_eq!(wrong.unwrap().status(), 429);
-    // …but an operator with the right token, behind the same address, still gets in.
+    // …a request without a token is still told it lacks one (not 429)…
+    let bare = client().get(format!("{base}/ops/jobs")).send().await.unwrap();
+    assert_eq!(bare.status(), 401, "no token while the address is shut out");
+    // …and an operator with the right token, behind the same address, still gets in.
     let right = client().get(format!("{base}/ops/jobs")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(right.status(), 200);
     let signed_in = sign_in(&base, ADMIN_TOKEN, false).await;

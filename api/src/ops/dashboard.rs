@@ -115,6 +115,7 @@ async fn login(State(state): State<AppState>, request: axum::extract::Request) -
     let now = chrono::Utc::now().timestamp();
     match state.admin.check_token(form.token.trim()).and_then(|actor| state.admin.session_for(&actor, now)) {
         Some(value) => {
+            state.sign_in_throttle.succeeded(client);
             let cookie = session_set_cookie(value, secure_cookies(&state, &headers), SESSION_SECONDS);
             (CookieJar::new().add(cookie), Redirect::to("/ops/")).into_response()
         }

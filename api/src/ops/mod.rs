@@ -70,12 +70,14 @@ impl FromRequestParts<AppState> for Operator {
         // as a guess; a request without one is not a guess.
         let client = client_address(state, &parts.extensions, &parts.headers);
         if let Some(actor) = state.admin.check_bearer(&parts.headers) {
+            state.sign_in_throttle.succeeded(client);
             return Ok(Operator(actor));
         }
-        state.sign_in_throttle.check(client).map_err(OpsError::TooManyFailures)?;
-        if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
-            state.sign_in_throttle.failed(client);
+        if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            return Err(OpsError::Unauthorized);
         }
+        state.sign_in_throttle.check(client).map_err(OpsError::TooManyFailures)?;
+        state.sign_in_throttle.failed(client);
         Err(OpsError::Unauthorized)
     }
 }

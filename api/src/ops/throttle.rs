@@ -3,9 +3,10 @@
 //! (1 s, 2 s, 4 s, … up to 5 min), and while it is shut out its wrong tokens are
 //! refused with 429 without being counted, so guessing costs time that grows. A valid
 //! token is checked first and always passes (behind a reverse proxy every client shares
-//! the proxy's address: a guesser must not lock the operators out), and does not reset
-//! the count (an operator's success must not give a guesser fresh tries); an address
-//! with no failure for 15 minutes starts afresh.
+//! the proxy's address: a guesser must not lock the operators out) and resets the
+//! count; a request without a token is no guess. `DOCKET_TRUSTED_PROXIES` keys the
+//! count on the forwarded client instead of the proxy. An address with no failure for
+//! 15 minutes starts afresh.
 //!
 //! Written by hand because the usual limiters (governor's keyed limiters among them)
 //! give a fixed rate; the delay here grows with each failure.
@@ -80,6 +81,11 @@ impl FailureThrottle {
         Some(shut_out)
     }
 
+    /// A valid token from the address: it starts afresh.
+    pub fn succeeded(&self, address: IpAddr) {
+        self.lock().remove(&address);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record>> {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -90,7 +96,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shut_out_doubles_after_the_free_failures() {
+    fn the_shut_out_doubles_after_the_free_failures_and_a_success_resets_it() {
         let throttle = FailureThrottle::default();
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         for _ in 0..FREE_FAILURES {
@@ -106,5 +112,8 @@ mod tests {
             throttle.failed(a);
         }
         assert_eq!(throttle.failed(a), Some(LONGEST_SHUT_OUT), "capped");
+        throttle.succeeded(a);
+        assert!(throttle.check(a).is_ok());
+        assert_eq!(throttle.failed(a), None);
     }
 }
