@@ -132,10 +132,6 @@ impl AdminTokens {
         self.mac(label, &format!("csrf|{session}"))
     }
 
-    pub fn check_csrf(&self, session: &str, offered: &str) -> bool {
-        self.csrf_for(session).is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(offered.as_bytes())))
-    }
-
     /// HMAC-SHA256 keyed with the token of `label`: rotating a token ends its sessions.
     fn mac(&self, label: &str, message: &str) -> Option<String> {
         let token = self.tokens.iter().find(|t| t.label == label)?;
@@ -218,8 +214,8 @@ mod tests {
         let extended = cookie.replacen(&(1000 + SESSION_SECONDS).to_string(), "9999999999", 1);
         assert_eq!(t.check_session(&extended, 1000), None, "expiry extended");
         let csrf = t.csrf_for(&cookie).unwrap();
-        assert!(t.check_csrf(&cookie, &csrf));
-        assert!(!t.check_csrf(&cookie, "0000"));
+        assert_eq!(t.csrf_for(&cookie), Some(csrf.clone()), "bound to the session");
+        assert_ne!(t.csrf_for(&t.session_for(&alice, 2000).unwrap()), Some(csrf), "another session, another token");
         assert!(tokens_without_alice().check_session(&cookie, 1000).is_none(), "rotated token ends the session");
     }
 

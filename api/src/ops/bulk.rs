@@ -13,7 +13,7 @@ use axum::Router;
 use docket::domain::JobId;
 
 use super::api::{self, ListQuery};
-use super::dashboard::{checked, csrf_refused, error_page, page, CsrfForm, Session};
+use super::dashboard::{csrf_refused, error_page, page, CsrfForm, Session};
 use super::error::OpsError;
 use super::views::jobs::{confirm, done, Plan};
 use crate::state::AppState;
@@ -42,10 +42,10 @@ fn filters(pairs: &[(String, String)]) -> Result<ListQuery, OpsError> {
 
 /// The session is checked from the headers (the `Session` extractor) before the body
 /// is read; the body is bounded by the router's limit.
-async fn bulk(_: Session, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn bulk(s: Session, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let form = CsrfForm { csrf: field(&pairs, "csrf").unwrap_or_default().to_owned() };
-    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
+    let Some(s) = s.checked(&form) else { return csrf_refused() };
     match run(&state, &s, &pairs).await {
         Ok(response) => response,
         Err(e) => error_page(&s, &headers, e),

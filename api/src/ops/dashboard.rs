@@ -40,10 +40,9 @@ pub(super) fn form_limit(bytes: usize) -> tower_http::limit::RequestBodyLimitLay
     tower_http::limit::RequestBodyLimitLayer::new(bytes)
 }
 
-/// A signed-in operator: the session value and the CSRF token its forms carry.
+/// A signed-in operator and the CSRF token its forms carry (bound to the session).
 pub(super) struct Session {
     pub(super) actor: Actor,
-    value: String,
     csrf: String,
 }
 
@@ -61,13 +60,20 @@ impl Session {
     pub(super) fn csrf(&self) -> &str {
         &self.csrf
     }
+
+    /// The session of a state-changing request, if its form carries this session's
+    /// CSRF token (compared in constant time). The `Session` extractor has already
+    /// checked the session itself, from the headers, before the body was read.
+    pub(super) fn checked(self, form: &CsrfForm) -> Option<Session> {
+        bool::from(subtle::ConstantTimeEq::ct_eq(self.csrf.as_bytes(), form.csrf.as_bytes())).then_some(self)
+    }
 }
 
 pub(super) fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     let value = session_cookie(headers)?;
     let actor = state.admin.check_session(&value, chrono::Utc::now().timestamp())?;
     let csrf = state.admin.csrf_for(&value)?;
-    Some(Session { actor, value, csrf })
+    Some(Session { actor, csrf })
 }
 
 pub(super) fn to_login() -> Response {
@@ -145,14 +151,8 @@ pub(super) struct CsrfForm {
     pub(super) csrf: String,
 }
 
-/// The session of a state-changing request, if its CSRF token matches.
-pub(super) fn checked(state: &AppState, headers: &HeaderMap, form: &CsrfForm) -> Option<Session> {
-    let s = session(state, headers)?;
-    state.admin.check_csrf(&s.value, &form.csrf).then_some(s)
-}
-
-async fn logout(_: Session, State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if checked(&state, &headers, &form).is_none() {
+async fn logout(s: Session, State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    if s.checked(&form).is_none() {
         return csrf_refused();
     }
     let cookie = session_set_cookie(String::new(), secure_cookies(&state, &headers), 0);
@@ -197,35 +197,36 @@ enum Steer {
 }
 
 async fn retry(
-    _: Session,
+    s: Session,
     state: State<AppState>,
     headers: HeaderMap,
     id: Path<String>,
     form: Form<CsrfForm>,
 ) -> Response {
-    steer(state, headers, id, form, Steer::Retry).await
+    steer(s, state, headers, id, form, Steer::Retry).await
 }
 
 async fn cancel(
-    _: Session,
+    s: Session,
     state: State<AppState>,
     headers: HeaderMap,
     id: Path<String>,
     form: Form<CsrfForm>,
 ) -> Response {
-    steer(state, headers, id, form, Steer::Cancel).await
+    steer(s, state, headers, id, form, Steer::Cancel).await
 }
 
 /// Checks session and CSRF token, applies the operator's request (recorded in the
 /// audit trail by the API functions), and shows the job again.
 async fn steer(
+    s: Session,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
     what: Steer,
 ) -> Response {
-    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
+    let Some(s) = s.checked(&form) else { return csrf_refused() };
     let done = match (api::parse_id(&id), what) {
         (Ok(job), Steer::Retry) => api::retry_job(&state, &s.actor.0, job).await,
         (Ok(job), Steer::Cancel) => api::cancel_job(&state, &s.actor.0, job).await.map(drop),

@@ -10,7 +10,7 @@ use axum::{Form, Router};
 
 use maud::{html, Markup};
 
-use super::dashboard::{after_change, checked, csrf_refused, q, CsrfForm, Session};
+use super::dashboard::{after_change, csrf_refused, q, CsrfForm, Session};
 use super::flow::{self, ActionFlow, PauseRequest};
 use super::views::csrf_field;
 use crate::state::AppState;
@@ -94,43 +94,44 @@ enum Change {
 }
 
 async fn pause(
-    _: Session,
+    s: Session,
     state: State<AppState>,
     headers: HeaderMap,
     action: Path<String>,
     form: Form<CsrfForm>,
 ) -> Response {
-    change(state, headers, action, form, Change::Pause).await
+    change(s, state, headers, action, form, Change::Pause).await
 }
 
 async fn resume(
-    _: Session,
+    s: Session,
     state: State<AppState>,
     headers: HeaderMap,
     action: Path<String>,
     form: Form<CsrfForm>,
 ) -> Response {
-    change(state, headers, action, form, Change::Resume).await
+    change(s, state, headers, action, form, Change::Resume).await
 }
 
 async fn close_circuit(
-    _: Session,
+    s: Session,
     state: State<AppState>,
     headers: HeaderMap,
     action: Path<String>,
     form: Form<CsrfForm>,
 ) -> Response {
-    change(state, headers, action, form, Change::CloseCircuit).await
+    change(s, state, headers, action, form, Change::CloseCircuit).await
 }
 
 async fn change(
+    s: Session,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(action): Path<String>,
     Form(form): Form<CsrfForm>,
     what: Change,
 ) -> Response {
-    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
+    let Some(s) = s.checked(&form) else { return csrf_refused() };
     let actor = s.actor.0.clone();
     let done = match what {
         Change::Pause => flow::pause_action(&state, &actor, &action, &PauseRequest::default()).await,

@@ -12,7 +12,7 @@ use chrono::Utc;
 use docket::db::{ops, samples};
 
 use super::api::{self, ListQuery};
-use super::dashboard::{after_change, checked, csrf_refused, error_page, error_sentence, page, CsrfForm, Session};
+use super::dashboard::{after_change, csrf_refused, error_page, error_sentence, page, CsrfForm, Session};
 use super::error::OpsError;
 use super::views;
 use super::views::overview::Overview;
@@ -130,13 +130,13 @@ async fn action_page(
 /// "Retry every failed job" on an action's page: the same batched, audited retry as
 /// `POST /ops/actions/{action}/retry-failed`; the answer says how many.
 async fn retry_failed(
-    _: Session,
+    s: Session,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let Some(s) = checked(&state, &headers, &form) else { return csrf_refused() };
+    let Some(s) = s.checked(&form) else { return csrf_refused() };
     if state.catalog.get(&name).is_none() {
         return after_change(&s, &headers, Err(OpsError::UnknownAction(name.chars().take(64).collect())), "/ops/");
     }
