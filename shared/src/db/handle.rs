@@ -178,7 +178,10 @@ impl Db {
                 self.reach.probe();
                 self.reach.wait_away().await;
             };
+            // Biased: a connection at hand is taken before the timer is ever polled, so
+            // the common case registers no timer.
             tokio::select! {
+                biased;
                 result = acquire => result,
                 () = gave_up => Err(away_error()),
             }
