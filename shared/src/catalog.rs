@@ -11,10 +11,12 @@ use serde::Deserialize;
 
 use crate::domain::{check_text, TextError};
 use crate::retry::RetryPolicy;
-use crate::template::{BodyTemplate, Builder, Method, RequestTemplate};
+use crate::template::{BodyTemplate, Builder, Method, RequestTemplate, TemplateContext};
 
 pub mod flow;
+pub mod trigger;
 pub use flow::{Circuit, Flow, LimitGroup, Rate};
+pub use trigger::Trigger;
 
 /// Defaults for the optional keys, documented in README.md.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,6 +32,7 @@ pub const MAX_MAX_ATTEMPTS: u32 = 1000;
 #[derive(Debug, Clone)]
 pub struct Catalog {
     actions: Vec<Action>,
+    triggers: Vec<Trigger>,
     limit_groups: Vec<LimitGroup>,
 }
 
@@ -38,6 +41,9 @@ pub struct Catalog {
 pub struct Action {
     pub name: String,
     pub display_name: String,
+    /// Offered in Workfront's document menu (`/serviceInfo`, `/customAction`);
+    /// `menu = false` keeps an action that only triggers or follow-ups start out of it.
+    pub menu: bool,
     pub kind: ActionKind,
     pub timeout: Duration,
     pub retry: RetryPolicy,
@@ -138,6 +144,8 @@ pub enum CatalogError {
     Empty { file: PathBuf },
     #[error("action catalog {file}, action {action:?}, field `{field}`: {message}")]
     Field { file: PathBuf, action: String, field: &'static str, message: String },
+    #[error("action catalog {file}, trigger {trigger:?}, field `{field}`: {message}")]
+    TriggerField { file: PathBuf, trigger: String, field: &'static str, message: String },
 }
 
 impl Catalog {
@@ -186,7 +194,47 @@ impl Catalog {
             field,
             message,
         })?;
-        Ok(Self { actions, limit_groups })
+        let mut names = HashSet::new();
+        let mut triggers = Vec::with_capacity(raw.trigger.len());
+        for (index, raw_trigger) in raw.trigger.into_iter().enumerate() {
+            let trigger = raw_trigger.validate(index, &actions).map_err(|(trigger, field, message)| {
+                CatalogError::TriggerField { file: file.to_owned(), trigger, field, message }
+            })?;
+            if !names.insert(trigger.name.clone()) {
+                return Err(CatalogError::TriggerField {
+                    file: file.to_owned(),
+                    trigger: trigger.name,
+                    field: "name",
+                    message: "is defined twice; trigger names must be unique".into(),
+                });
+            }
+            triggers.push(trigger);
+        }
+        for action in &actions {
+            check_renders(action, &actions, &triggers).map_err(|(field, message)| CatalogError::Field {
+                file: file.to_owned(),
+                action: action.name.clone(),
+                field,
+                message,
+            })?;
+        }
+        Ok(Self { actions, triggers, limit_groups })
+    }
+
+    /// Every trigger, in catalog order.
+    pub fn triggers(&self) -> &[Trigger] {
+        &self.triggers
+    }
+
+    /// Whether jobs of `action` can read an event (a trigger starts it or a chain it
+    /// follows): the worker then reads the event when it runs one.
+    pub fn sees_events(&self, action: &str) -> bool {
+        !origins(action, &self.actions, &self.triggers).1.is_empty()
+    }
+
+    /// The actions offered in Workfront's document menu (`menu` not false).
+    pub fn menu(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| a.menu)
     }
 
     /// Every limit group (actions with limits or a circuit), by name.
@@ -232,6 +280,8 @@ impl Catalog {
 struct RawCatalog {
     #[serde(default)]
     action: Vec<RawAction>,
+    #[serde(default)]
+    trigger: Vec<trigger::RawTrigger>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +289,7 @@ struct RawCatalog {
 struct RawAction {
     name: Option<String>,
     display_name: Option<String>,
+    menu: Option<bool>,
     kind: Option<String>,
     url: Option<String>,
     timeout: Option<String>,
@@ -355,15 +406,11 @@ impl RawAction {
                     }
                     None
                 };
-                // A templated URL is checked as rendered for the sample job.
-                let checked_url = match &request {
-                    Some(template) => template
-                        .render(&crate::template::TemplateContext::sample(&name))
-                        .map(|r| r.url)
-                        .map_err(|e| fail("url", e.to_string()))?,
-                    None => url.clone(),
-                };
-                check_url(&checked_url).map_err(|m| fail("url", m))?;
+                // A templated URL is checked as rendered, once the catalog knows every
+                // way the action starts (`check_renders`).
+                if request.is_none() {
+                    check_url(&url).map_err(|m| fail("url", m))?;
+                }
                 let auth = match self.auth {
                     Some(raw) => Some(raw.validate().map_err(|(field, m)| fail(field, m))?),
                     None => None,
@@ -447,6 +494,7 @@ impl RawAction {
         Ok(Action {
             name,
             display_name,
+            menu: self.menu.unwrap_or(true),
             kind,
             timeout,
             retry: RetryPolicy { max_attempts, base, cap },
@@ -455,6 +503,30 @@ impl RawAction {
             flow,
         })
     }
+}
+
+/// How jobs of an action come to be: whether a menu click can start it or a chain
+/// that a menu click started, and which triggers start it or its chain. Follow-ups
+/// have no cycle (checked before), so the walk ends.
+pub(crate) fn origins<'a>(name: &str, actions: &[Action], triggers: &'a [Trigger]) -> (bool, Vec<&'a Trigger>) {
+    let mut by_menu = false;
+    let mut by_triggers: Vec<&Trigger> = Vec::new();
+    let mut stack = vec![name.to_owned()];
+    let mut seen = HashSet::new();
+    while let Some(at) = stack.pop() {
+        if !seen.insert(at.clone()) {
+            continue;
+        }
+        let Some(action) = actions.iter().find(|a| a.name == at) else { continue };
+        by_menu |= action.menu;
+        for trigger in triggers.iter().filter(|t| t.run.contains(&at)) {
+            if !by_triggers.iter().any(|t| t.name == trigger.name) {
+                by_triggers.push(trigger);
+            }
+        }
+        stack.extend(actions.iter().filter(|p| p.on_finish.iter().any(|f| f.run == at)).map(|p| p.name.clone()));
+    }
+    (by_menu, by_triggers)
 }
 
 /// Every follow-up names a known action, and no chain of follow-ups comes back to
@@ -579,7 +651,60 @@ fn request_template(
         (None, None, Some(_)) => return Err(fail("content_type", "is used only with body_template".into())),
         (None, None, None) => BodyTemplate::Empty,
     };
-    builder.finish(method, body, action).map_err(template_error)
+    Ok(builder.finish(method, body))
+}
+
+/// Renders an action's templates against a sample of every way it starts: a menu
+/// click (unless `menu = false`), and an event of each trigger that runs it or runs an
+/// action of which it is a follow-up (a follow-up sees its chain's event). Each
+/// sample is rendered twice, with every value changed the second time, so that a URL
+/// whose scheme, host or port follows a value is refused. Unknown variables, a bad
+/// filter and a URL that is not one stop start-up here.
+fn check_renders(action: &Action, actions: &[Action], triggers: &[Trigger]) -> Result<(), (&'static str, String)> {
+    let ActionKind::Http(spec) = &action.kind else {
+        return Ok(());
+    };
+    let Some(request) = &spec.request else {
+        return Ok(());
+    };
+    let menu = || {
+        ("a menu click".to_owned(), TemplateContext::sample(&action.name), TemplateContext::other_sample(&action.name))
+    };
+    let (by_menu, by_triggers) = origins(&action.name, actions, triggers);
+    let mut starts = Vec::new();
+    if by_menu {
+        starts.push(menu());
+    }
+    for trigger in by_triggers {
+        starts.push((
+            format!("an event of trigger {:?}", trigger.name),
+            TemplateContext::event_sample(&action.name, trigger),
+            TemplateContext::other_event_sample(&action.name, trigger),
+        ));
+    }
+    if starts.is_empty() {
+        // Only a follow-up can start it: its context is a menu click's.
+        starts.push(menu());
+    }
+    let field_of = |key: &str| match key.split(['.', '[']).next().unwrap_or("") {
+        "url" => "url",
+        "headers" => "headers",
+        "body_template" => "body_template",
+        _ => "body",
+    };
+    let only_start = starts.len() == 1;
+    for (start, sample, other) in &starts {
+        let started_by = |message: String| {
+            if only_start {
+                message
+            } else {
+                format!("{message} (rendered for {start})")
+            }
+        };
+        let url = request.check(sample, other).map_err(|e| (field_of(&e.key), started_by(e.to_string())))?;
+        check_url(&url).map_err(|m| ("url", started_by(m)))?;
+    }
+    Ok(())
 }
 
 impl RawAuth {

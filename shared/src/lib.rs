@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod db;
 pub mod domain;
 pub mod duration;
+pub mod events;
 pub mod metrics;
 pub mod retry;
 pub mod secret;

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
+mod event;
+pub use event::{EventContext, State};
+
 /// Most template instructions one rendering may run (loops included).
 pub const FUEL: u64 = 50_000;
 
@@ -65,6 +68,8 @@ pub struct TemplateContext {
     pub now: DateTime<Utc>,
     /// For a follow-up: the job whose end queued it.
     pub parent: Option<ParentContext>,
+    /// For a job a Workfront event started (or a follow-up of one): the event.
+    pub event: Option<EventContext>,
 }
 
 /// What a follow-up's templates read about its parent (`parent.*`).
@@ -121,7 +126,29 @@ impl TemplateContext {
                 result: None,
                 finished_at: Some(DateTime::UNIX_EPOCH),
             }),
+            event: None,
         }
+    }
+
+    /// The context start-up renders an action against for an event of `trigger`.
+    pub fn event_sample(action: &str, trigger: &crate::catalog::Trigger) -> Self {
+        Self::for_event(Self::sample(action), EventContext::sample(trigger, "sample"))
+    }
+
+    /// [`TemplateContext::event_sample`] with every value changed.
+    pub fn other_event_sample(action: &str, trigger: &crate::catalog::Trigger) -> Self {
+        Self::for_event(Self::other_sample(action), EventContext::sample(trigger, "other"))
+    }
+
+    /// A sample for an event: no user, and a document only for document events.
+    fn for_event(mut context: Self, event: EventContext) -> Self {
+        if !matches!(event.obj_code.as_str(), "DOCU" | "DOCV") {
+            context.document_id = String::new();
+            context.document_version_id = String::new();
+        }
+        context.username = None;
+        context.event = Some(event);
+        context
     }
 
     fn to_value(&self) -> Value {
@@ -166,6 +193,16 @@ impl TemplateContext {
                         .map(|k| (k, Value::from(())))
                         .collect(),
                 }),
+            ),
+            // `none` for a menu click: an action that is also a trigger's target
+            // guards its event fields with `{% if event %}`.
+            ("event", self.event.as_ref().map(EventContext::to_value).unwrap_or(Value::from(()))),
+            (
+                "trigger",
+                self.event
+                    .as_ref()
+                    .map(|e| map(vec![("name", Value::from(e.trigger.clone()))]))
+                    .unwrap_or(Value::from(())),
             ),
         ])
     }
@@ -319,31 +356,9 @@ impl Builder {
         Ok(name.to_owned())
     }
 
-    /// Finishes the template and renders it once against a sample context, so that
-    /// unknown variables and filters stop start-up.
-    /// Also renders the URL against a second context whose every value differs, and
-    /// refuses a URL whose scheme, host or port would follow a value (a document id
-    /// must not choose where the credentials go).
-    pub fn finish(self, method: Method, body: BodyTemplate, action: &str) -> Result<RequestTemplate, TemplateError> {
-        let template = RequestTemplate { method, env: Arc::new(self.env), headers: self.headers, body };
-        let url = |context: TemplateContext| template.render_one("url", URL, &context.to_value());
-        let (sample, other) = (url(TemplateContext::sample(action))?, url(TemplateContext::other_sample(action))?);
-        let origin = |url: &str| {
-            let url = url::Url::parse(url).ok()?;
-            Some((url.scheme().to_owned(), url.host_str()?.to_owned(), url.port_or_known_default()))
-        };
-        match (origin(&sample), origin(&other)) {
-            (Some(a), Some(b)) if a == b => {
-                template.render(&TemplateContext::sample(action))?;
-                Ok(template)
-            }
-            _ => Err(TemplateError {
-                key: "url".into(),
-                message: "the scheme, host and port must not depend on a template value (only the path and \
-                          query may hold {{ … }})"
-                    .into(),
-            }),
-        }
+    /// Finishes the template; [`RequestTemplate::check`] renders it at start-up.
+    pub fn finish(self, method: Method, body: BodyTemplate) -> RequestTemplate {
+        RequestTemplate { method, env: Arc::new(self.env), headers: self.headers, body }
     }
 
     fn shape(&mut self, key: &str, value: &toml::Value) -> Result<JsonShape, TemplateError> {
@@ -407,6 +422,29 @@ const NOT_UNRESERVED: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 impl RequestTemplate {
+    /// Renders the whole request against `sample`, so that unknown variables and
+    /// filters stop start-up, and the URL also against `other`, a context whose every
+    /// value differs: a URL whose scheme, host or port would follow a value is refused
+    /// (a document id must not choose where the credentials go). Returns the sample's
+    /// URL.
+    pub fn check(&self, sample: &TemplateContext, other: &TemplateContext) -> Result<String, TemplateError> {
+        let url = |context: &TemplateContext| self.render_one("url", URL, &context.to_value());
+        let (first, second) = (url(sample)?, url(other)?);
+        let origin = |url: &str| {
+            let url = url::Url::parse(url).ok()?;
+            Some((url.scheme().to_owned(), url.host_str()?.to_owned(), url.port_or_known_default()))
+        };
+        match (origin(&first), origin(&second)) {
+            (Some(a), Some(b)) if a == b => Ok(self.render(sample)?.url),
+            _ => Err(TemplateError {
+                key: "url".into(),
+                message: "the scheme, host and port must not depend on a template value (only the path and \
+                          query may hold {{ … }})"
+                    .into(),
+            }),
+        }
+    }
+
     /// Renders the request for one attempt. An error fails the attempt for good:
     /// rendering again would fail again.
     pub fn render(&self, context: &TemplateContext) -> Result<RenderedRequest, TemplateError> {
@@ -498,10 +536,16 @@ mod tests {
         TemplateContext::sample("archive")
     }
 
+    /// Finished and checked as start-up does for a menu action.
+    fn checked(template: RequestTemplate, action: &str) -> Result<RequestTemplate, TemplateError> {
+        template.check(&TemplateContext::sample(action), &TemplateContext::other_sample(action))?;
+        Ok(template)
+    }
+
     #[test]
     fn values_in_a_url_are_percent_encoded_and_cannot_change_its_shape() {
         let builder = Builder::new("https://dam.example/api/{{ document.id }}?v={{ document.version_id }}").unwrap();
-        let template = builder.finish(Method::Put, BodyTemplate::Empty, "archive").unwrap();
+        let template = checked(builder.finish(Method::Put, BodyTemplate::Empty), "archive").unwrap();
         let mut ctx = context();
         ctx.document_id = "a/b?c=d#e f".into();
         ctx.document_version_id = "ü&x=1".into();
@@ -517,7 +561,7 @@ mod tests {
                 .unwrap();
         let mut builder = Builder::new("https://x.example/").unwrap();
         let shape = builder.json_body(&table).unwrap();
-        let template = builder.finish(Method::Post, BodyTemplate::Json(shape), "archive").unwrap();
+        let template = checked(builder.finish(Method::Post, BodyTemplate::Json(shape)), "archive").unwrap();
         let mut ctx = context();
         let hostile = "\"quote\" \\back\\ \nnew\tline </script> 🎉 مرحبا";
         ctx.username = Some(hostile.into());
@@ -536,7 +580,7 @@ mod tests {
             r#"{"text": "{{ user.username }} archived", "raw": {{ user.username | tojson }}, "n": {{ job.attempt }}}"#;
         let name = builder.raw_body(template, "application/json; charset=utf-8").unwrap();
         let body = BodyTemplate::Raw { template: name, content_type: "application/json; charset=utf-8".into() };
-        let template = builder.finish(Method::Post, body, "archive").unwrap();
+        let template = checked(builder.finish(Method::Post, body), "archive").unwrap();
         let mut ctx = context();
         let hostile = "\"}, \"admin\": true, \"x\": {\"y\": \"\\ \n </script>";
         ctx.username = Some(hostile.into());
@@ -551,7 +595,7 @@ mod tests {
         let mut builder = Builder::new("https://x.example/").unwrap();
         let name = builder.raw_body("user={{ user.username }}", "text/plain").unwrap();
         let body = BodyTemplate::Raw { template: name, content_type: "text/plain".into() };
-        let template = builder.finish(Method::Post, body, "archive").unwrap();
+        let template = checked(builder.finish(Method::Post, body), "archive").unwrap();
         let (body, _) = template.render(&ctx).unwrap().body.unwrap();
         assert_eq!(String::from_utf8(body).unwrap(), format!("user={hostile}"));
     }
@@ -565,20 +609,24 @@ mod tests {
             "{{ document.id }}://dam.example/x",
         ] {
             let builder = Builder::new(url).unwrap();
-            let error =
-                builder.finish(Method::Post, BodyTemplate::Empty, "a").err().unwrap_or_else(|| panic!("{url} loaded"));
+            let error = checked(builder.finish(Method::Post, BodyTemplate::Empty), "a")
+                .err()
+                .unwrap_or_else(|| panic!("{url} loaded"));
             assert_eq!(error.key, "url");
             assert!(error.message.contains("scheme, host and port"), "{url}: {}", error.message);
         }
         let builder =
             Builder::new("https://dam.example/documents/{{ document.id }}?v={{ document.version_id }}").unwrap();
-        assert!(builder.finish(Method::Post, BodyTemplate::Empty, "a").is_ok(), "a templated path and query load");
+        assert!(
+            checked(builder.finish(Method::Post, BodyTemplate::Empty), "a").is_ok(),
+            "a templated path and query load"
+        );
     }
 
     #[test]
     fn a_value_cannot_climb_the_targets_path() {
         let builder = Builder::new("https://dam.example/documents/{{ document.id }}/archive").unwrap();
-        let template = builder.finish(Method::Post, BodyTemplate::Empty, "a").unwrap();
+        let template = checked(builder.finish(Method::Post, BodyTemplate::Empty), "a").unwrap();
         for id in ["..", "."] {
             let mut ctx = context();
             ctx.document_id = id.into();
@@ -599,14 +647,14 @@ mod tests {
 
         let mut builder = Builder::new("https://x.example/").unwrap();
         builder.header("X-Trace", "a\n{{ job.nope }}").unwrap();
-        let error = builder.finish(Method::Post, BodyTemplate::Empty, "archive").unwrap_err();
+        let error = checked(builder.finish(Method::Post, BodyTemplate::Empty), "archive").unwrap_err();
         assert_eq!(error.key, "headers.X-Trace");
         assert!(error.message.contains("undefined") && error.message.contains("line 2"), "{}", error.message);
 
         let mut builder = Builder::new("https://x.example/").unwrap();
         builder.raw_body("{{ document.id | no_such_filter }}", "text/plain").unwrap();
         let body = BodyTemplate::Raw { template: "body_template".into(), content_type: "text/plain".into() };
-        let error = builder.finish(Method::Post, body, "archive").unwrap_err();
+        let error = checked(builder.finish(Method::Post, body), "archive").unwrap_err();
         assert!(error.message.contains("no_such_filter"), "{}", error.message);
     }
 
@@ -617,14 +665,14 @@ mod tests {
             let mut builder = Builder::new("https://x.example/").unwrap();
             builder.raw_body(probe, "text/plain").unwrap();
             let body = BodyTemplate::Raw { template: "body_template".into(), content_type: "text/plain".into() };
-            assert!(builder.finish(Method::Post, body, "a").is_err(), "{probe} rendered");
+            assert!(checked(builder.finish(Method::Post, body), "a").is_err(), "{probe} rendered");
         }
         let mut builder = Builder::new("https://x.example/").unwrap();
         builder
             .raw_body("{% for i in range(1000) %}{% for j in range(1000) %}x{% endfor %}{% endfor %}", "text/plain")
             .unwrap();
         let body = BodyTemplate::Raw { template: "body_template".into(), content_type: "text/plain".into() };
-        let error = builder.finish(Method::Post, body, "a").unwrap_err();
+        let error = checked(builder.finish(Method::Post, body), "a").unwrap_err();
         assert!(error.message.contains("fuel"), "{}", error.message);
     }
 
@@ -632,7 +680,7 @@ mod tests {
     fn a_header_that_would_hold_a_line_break_is_refused() {
         let mut builder = Builder::new("https://x.example/").unwrap();
         builder.header("X-User", "{{ user.username }}").unwrap();
-        let template = builder.finish(Method::Post, BodyTemplate::Empty, "a").unwrap();
+        let template = checked(builder.finish(Method::Post, BodyTemplate::Empty), "a").unwrap();
         let mut ctx = context();
         ctx.username = Some("eve\r\nX-Admin: yes".into());
         let error = template.render(&ctx).unwrap_err();

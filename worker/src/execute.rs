@@ -275,6 +275,7 @@ mod tests {
         Action {
             name: "a".into(),
             display_name: "A".into(),
+            menu: true,
             kind: ActionKind::Noop,
             timeout: Duration::from_millis(100),
             retry: RetryPolicy { max_attempts: 3, base: Duration::from_secs(1), cap: Duration::from_secs(10) },

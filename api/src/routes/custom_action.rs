@@ -62,7 +62,12 @@ async fn custom_action(
     }
     let params = CustomActionParams::parse(query.as_deref().unwrap_or(""))?;
     let requested_by = username(&headers)?;
-    let action = state.catalog.get(&params.name).ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;
+    // An action kept out of the menu (`menu = false`) is not one Workfront can ask for.
+    let action = state
+        .catalog
+        .get(&params.name)
+        .filter(|a| a.menu)
+        .ok_or_else(|| ApiError::UnknownAction(params.name.clone()))?;
     let job = NewJob {
         id: JobId::new(),
         action: action.name.clone(),

@@ -43,8 +43,7 @@ async fn service_info(State(state): State<AppState>) -> Json<ServiceInfo> {
         available_endpoints: ["serviceInfo", "customAction"],
         custom_actions: state
             .catalog
-            .actions()
-            .iter()
+            .menu()
             .map(|a| CustomAction { name: a.name.clone(), display_name: a.display_name.clone() })
             .collect(),
     })

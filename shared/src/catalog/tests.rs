@@ -291,3 +291,119 @@ fn flow_control_mistakes_are_named() {
     );
     assert!(named_like_another.contains("is the name of action \"b\""), "{named_like_another}");
 }
+
+const TRIGGER_ACTIONS: &str = r#"
+[[action]]
+name = "archive"
+kind = "http"
+url = "https://dam.example.com/archive/{% if event %}{{ event.objID }}{% else %}{{ document.id }}{% endif %}"
+on_finish = [{ when = ["succeeded"], run = "tell-owner" }]
+
+[[action]]
+name = "tell-owner"
+kind = "http"
+menu = false
+url = "https://workfront.example.com/attask/api/v19.0/note"
+body = { objID = "{{ event.objID if event else document.id }}", text = "{{ parent.state }} {{ event.newState.name if event }}" }
+"#;
+
+#[test]
+fn triggers_load_with_their_filters() {
+    let catalog = parse(&format!(
+        r#"{TRIGGER_ACTIONS}
+[[trigger]]
+name = "archive-approved"
+obj_code = "DOCU"
+event_type = "UPDATE"
+run = "archive"
+filters = [{{ field = "status", comparison = "changed" }},
+           {{ field = "status", comparison = "eq", value = "APR" }},
+           {{ field = "DE:Channels", comparison = "containsOnly", value = ["web", 2], state = "oldState" }}]
+
+[[trigger]]
+name = "any-task"
+obj_code = "TASK"
+event_type = "DELETE"
+run = ["archive", "tell-owner"]
+filter_connector = "OR"
+"#
+    ))
+    .unwrap();
+    let [approved, task] = catalog.triggers() else { panic!("two triggers") };
+    assert_eq!(approved.run, ["archive"]);
+    assert_eq!(approved.event_type, crate::events::EventType::Update);
+    assert_eq!(approved.filters.len(), 3);
+    assert_eq!(approved.filters[0].value, None);
+    assert_eq!(approved.filters[2].value, Some(crate::events::FilterValue::Many(vec!["web".into(), "2".into()])));
+    assert_eq!(approved.filters[2].state, crate::events::StateSide::OldState);
+    assert_eq!(task.connector, crate::events::Connector::Or);
+    assert!(catalog.get("archive").unwrap().menu);
+    assert!(!catalog.get("tell-owner").unwrap().menu);
+    assert_eq!(catalog.menu().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["archive"]);
+    assert!(catalog.sees_events("tell-owner"), "a follow-up of a trigger's action reads the event");
+}
+
+#[test]
+fn trigger_errors_name_file_trigger_and_field() {
+    let cases: &[(&str, &str)] = &[
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nbogus = 1", "unknown field `bogus`"),
+        ("obj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"", "trigger \"#1\", field `name`: is missing"),
+        ("name = \"t\"\nevent_type = \"UPDATE\"\nrun = \"archive\"", "trigger \"t\", field `obj_code`: is missing"),
+        ("name = \"t\"\nobj_code = \"document\"\nevent_type = \"UPDATE\"\nrun = \"archive\"", "field `obj_code`: \"document\" is not"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"EDIT\"\nrun = \"archive\"", "field `event_type`: \"EDIT\""),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"", "field `run`: is missing"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"nope\"", "field `run`: \"nope\" is not an action"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = []", "field `run`: is empty"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = [\"archive\", \"archive\"]", "names \"archive\" twice"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilter_connector = \"XOR\"", "field `filter_connector`"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ field = \"status\", comparison = \"like\", value = \"A\" }]", "filter 1: `comparison` \"like\" is not one of"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ field = \"status\", comparison = \"eq\" }]", "`value` is missing"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ field = \"status\", comparison = \"changed\", value = \"A\" }]", "`value` is not used with \"changed\""),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ field = \"status\", comparison = \"eq\", value = \"A\", state = \"midState\" }]", "`state` \"midState\""),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ comparison = \"eq\", value = \"A\" }]", "`field` is missing"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ field = \"s\", comparison = \"eq\", value = [\"A\"] }]", "a list of values works only with"),
+        ("name = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\nfilters = [{ field = \"s\", comparison = \"eq\", value = \"a\\u202eb\" }]", "`value`"),
+    ];
+    for (trigger, expected) in cases {
+        let message = error(&format!("{TRIGGER_ACTIONS}\n[[trigger]]\n{trigger}\n"));
+        assert!(message.contains(expected), "{trigger:?}: {message}");
+        assert!(message.contains("actions.toml"), "{message}");
+    }
+    let twice = "[[trigger]]\nname = \"t\"\nobj_code = \"DOCU\"\nevent_type = \"UPDATE\"\nrun = \"archive\"\n";
+    let message = error(&format!("{TRIGGER_ACTIONS}\n{twice}{twice}"));
+    assert!(message.contains("trigger \"t\", field `name`: is defined twice"), "{message}");
+}
+
+#[test]
+fn templates_are_rendered_for_every_way_an_action_starts() {
+    // Unguarded `event` fields in an action a menu click also starts.
+    let unguarded = r#"
+[[action]]
+name = "both"
+kind = "http"
+url = "https://dam.example.com/archive/{{ event.objID }}"
+
+[[trigger]]
+name = "t"
+obj_code = "TASK"
+event_type = "CREATE"
+run = "both"
+"#;
+    let message = error(unguarded);
+    assert!(
+        message.contains("action \"both\", field `url`") && message.contains("rendered for a menu click"),
+        "{message}"
+    );
+    // The same action with menu = false loads: only events start it.
+    parse(&unguarded.replace("kind = \"http\"", "kind = \"http\"\nmenu = false")).unwrap();
+    // A state field may choose the path, not the host.
+    let host = unguarded
+        .replace("kind = \"http\"", "kind = \"http\"\nmenu = false")
+        .replace("dam.example.com/archive/{{ event.objID }}", "{{ event.newState.name }}/hook");
+    let message = error(&host);
+    assert!(message.contains("must not depend on a template value"), "{message}");
+    // An unknown variable is still caught in an event-only action.
+    let unknown =
+        unguarded.replace("kind = \"http\"", "kind = \"http\"\nmenu = false").replace("event.objID", "evnt.objID");
+    assert!(error(&unknown).contains("undefined"), "{}", error(&unknown));
+}

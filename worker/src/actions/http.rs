@@ -268,6 +268,7 @@ fn context(job: &ClaimedJob, parent: Option<&ParentContext>) -> TemplateContext 
         username: job.requested_by.clone(),
         now: chrono::Utc::now(),
         parent: parent.cloned(),
+        event: None,
     }
 }
 
