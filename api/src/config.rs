@@ -35,6 +35,13 @@ pub struct Config {
     #[arg(long, env = "DOCKET_ADMIN_TOKEN", value_delimiter = ',', hide_env_values = true)]
     pub admin_tokens: Vec<Secret>,
 
+    /// Tokens Workfront's event subscriptions send back (`authToken`), comma-separated
+    /// so that one can be rotated; 16 to 254 characters each. The first is the one
+    /// `workfront-subscriptions apply` gives new subscriptions. Unset: `POST
+    /// /workfront/events` answers 404 (intake off).
+    #[arg(long, env = "DOCKET_EVENT_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    pub event_tokens: Vec<Secret>,
+
     /// DANGER, local development only: accept /customAction without any API key.
     #[arg(long, env = "DOCKET_INSECURE_DISABLE_AUTH", default_value_t = false)]
     pub insecure_disable_auth: bool,

@@ -36,6 +36,8 @@ pub enum StartError {
     #[error(transparent)]
     AdminTokens(#[from] AdminTokenError),
     #[error(transparent)]
+    EventTokens(#[from] crate::event_tokens::EventTokenError),
+    #[error(transparent)]
     Database(#[from] SetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
@@ -53,6 +55,12 @@ impl Application {
         let catalog = Catalog::load(&config.actions)?;
         let keys = ApiKeys::from_config(&config.api_keys, config.insecure_disable_auth)?;
         let admin = AdminTokens::from_config(&config.admin_tokens, &config.api_keys)?;
+        let event_tokens = crate::event_tokens::EventTokens::from_config(&config.event_tokens)?;
+        if event_tokens.is_none() && !catalog.triggers().is_empty() {
+            tracing::warn!(
+                "the catalog has triggers but DOCKET_EVENT_TOKENS is not set: POST /workfront/events answers 404"
+            );
+        }
         if admin.is_empty() {
             tracing::warn!("DOCKET_ADMIN_TOKEN is not set: the ops API and dashboard refuse every request");
         }
@@ -85,6 +93,7 @@ impl Application {
             db,
             catalog: Arc::new(catalog),
             keys,
+            event_tokens,
             inserter,
             admin,
             rate_limit,
@@ -145,5 +154,14 @@ fn publish_zero_metrics(catalog: &Catalog) {
     for action in catalog.names() {
         metrics::counter!("docket_jobs_enqueued_total", "action" => action.clone()).absolute(0);
         metrics::counter!("docket_jobs_deduplicated_total", "action" => action).absolute(0);
+    }
+    for trigger in catalog.triggers() {
+        for outcome in ["matched", "duplicate"] {
+            metrics::counter!("docket_workfront_events_total", "trigger" => trigger.name.clone(), "outcome" => outcome)
+                .absolute(0);
+        }
+    }
+    for outcome in ["unmatched", "rejected"] {
+        metrics::counter!("docket_workfront_events_total", "trigger" => "", "outcome" => outcome).absolute(0);
     }
 }

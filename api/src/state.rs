@@ -21,6 +21,8 @@ pub struct AppState {
     pub db: Db,
     pub catalog: Arc<Catalog>,
     pub keys: ApiKeys,
+    /// `DOCKET_EVENT_TOKENS`; `None`: the event intake is off.
+    pub event_tokens: Option<crate::event_tokens::EventTokens>,
     pub inserter: Inserter,
     pub admin: AdminTokens,
     pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,

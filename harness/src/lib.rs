@@ -28,5 +28,9 @@ pub fn catalog_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
 /// The API key the tests configure.
 pub const API_KEY: &str = "test-key-0123456789abcdef";
 
+/// The event token the tests configure (`DOCKET_EVENT_TOKENS`): Workfront's
+/// deliveries carry it in `Authorization`.
+pub const EVENT_TOKEN: &str = "event-token-for-tests-0123456789";
+
 /// The admin token the tests configure, labelled `tester`.
 pub const ADMIN_TOKEN: &str = "ops-token-for-tests-0123456789";

@@ -126,6 +126,7 @@ impl Api {
             ("DOCKET_API_ADDR", "127.0.0.1:0".to_owned()),
             ("DOCKET_ACTIONS", catalog.display().to_string()),
             ("DOCKET_API_KEYS", crate::API_KEY.to_owned()),
+            ("DOCKET_EVENT_TOKENS", crate::EVENT_TOKEN.to_owned()),
         ];
         envs.extend(extra.iter().cloned());
         let process = Process::spawn("docket-api", &envs);

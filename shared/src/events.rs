@@ -164,8 +164,10 @@ impl Event {
 /// RFC 3339 to the millisecond (to the nanosecond when finer digits are set), as
 /// templates and the ops API show `eventTime`.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
-    let format =
-        if time.timestamp_subsec_nanos() % 1_000_000 == 0 { SecondsFormat::Millis } else { SecondsFormat::Nanos };
+    let nanos = time.timestamp_subsec_nanos();
+    // (`is_multiple_of` is newer than the workspace's rust-version.)
+    let whole_millis = nanos / 1_000_000 * 1_000_000 == nanos;
+    let format = if whole_millis { SecondsFormat::Millis } else { SecondsFormat::Nanos };
     time.to_rfc3339_opts(format, true)
 }
 
@@ -200,7 +202,12 @@ fn state(value: Option<Value>, field: &'static str) -> Result<Map<String, Value>
     let invalid = |message: &str| EventError::Invalid { field, message: message.to_owned() };
     let decoded = match value {
         None | Some(Value::Null) => return Err(EventError::Missing(field)),
-        Some(Value::Object(map)) => return Ok(map),
+        Some(Value::Object(map)) => {
+            let map = Value::Object(map);
+            check_nul(&map, field)?;
+            let Value::Object(map) = map else { unreachable!("an object") };
+            return Ok(map);
+        }
         Some(Value::String(text)) => {
             let trimmed = text.trim();
             if trimmed.is_empty() {
@@ -223,10 +230,38 @@ fn state(value: Option<Value>, field: &'static str) -> Result<Map<String, Value>
     if depth(&decoded) > MAX_DEPTH {
         return Err(EventError::TooDeep);
     }
+    check_nul(&decoded, field)?;
     match decoded {
         Value::Object(map) => Ok(map),
         _ => Err(invalid("does not hold a JSON object")),
     }
+}
+
+/// Refuses a NUL character in any text or key: Postgres cannot store one in `jsonb`,
+/// and it is a sender's mistake (a 400), not a storage failure.
+fn check_nul(value: &Value, field: &'static str) -> Result<(), EventError> {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        let nul = match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => {
+                stack.extend(items);
+                false
+            }
+            Value::Object(fields) => {
+                stack.extend(fields.values());
+                fields.keys().any(|k| k.contains('\0'))
+            }
+            _ => false,
+        };
+        if nul {
+            return Err(EventError::Invalid {
+                field,
+                message: "holds a NUL character (\\u0000), which is refused".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How deeply arrays and objects nest (a scalar is 0), without recursion.

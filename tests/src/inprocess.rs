@@ -26,6 +26,7 @@ pub async fn start_api_with(database_url: &str, catalog: &Path, adjust: impl FnO
         actions: catalog.to_owned(),
         api_keys: vec![Secret::new(crate::API_KEY), Secret::new(SECOND_KEY)],
         admin_tokens: vec![Secret::new(format!("tester:{ADMIN_TOKEN}"))],
+        event_tokens: vec![Secret::new(crate::EVENT_TOKEN)],
         insecure_disable_auth: false,
         db_connections: 4,
         db_acquire_timeout: Duration::from_secs(3),

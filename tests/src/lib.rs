@@ -3,6 +3,7 @@
 //! the database off, and polling with generous deadlines.
 
 pub mod cluster;
+pub mod deliveries;
 pub mod inprocess;
 pub mod proxy;
 pub mod target;
@@ -11,6 +12,6 @@ pub mod webdriver;
 pub mod workfront;
 
 // The helpers the benchmark shares live in docket-harness; the tests use them from here.
-pub use docket_harness::{catalog, catalog_path, db, pooler, process, wait, ADMIN_TOKEN, API_KEY};
+pub use docket_harness::{catalog, catalog_path, db, pooler, process, wait, ADMIN_TOKEN, API_KEY, EVENT_TOKEN};
 pub use docket_harness::{wait_until, Api, TestDb, Worker};
 pub use target::{Reply, Target};

@@ -49,6 +49,9 @@ impl Reply {
 /// One request the target received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: axum::http::Method,
+    /// The path and query.
+    pub uri: axum::http::Uri,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
     /// The body exactly as received (signatures cover these bytes).
@@ -107,7 +110,8 @@ impl Target {
         let in_flight = Arc::new(InFlight::default());
         let state =
             State { script: Arc::new(script), received: received.clone(), gate: gate_rx, in_flight: in_flight.clone() };
-        let app = Router::new().route("/hook", post(handle)).with_state(state);
+        // POST /hook, and anything else on any path (templated requests).
+        let app = Router::new().route("/hook", post(handle)).fallback(handle).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -146,13 +150,19 @@ impl Drop for Target {
     }
 }
 
-async fn handle(axum::extract::State(state): axum::extract::State<State>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    axum::extract::State(state): axum::extract::State<State>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let _in_flight = InFlightGuard::enter(state.in_flight.clone());
     let raw_body = body.to_vec();
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let n = {
         let mut received = state.received.lock().unwrap();
-        received.push(Received { headers, body, raw_body, at: std::time::Instant::now() });
+        received.push(Received { method, uri, headers, body, raw_body, at: std::time::Instant::now() });
         received.len()
     };
     let reply = (state.script)(n);

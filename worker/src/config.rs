@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "DOCKET_RETENTION_FAILED", default_value = "30d", value_parser = retention)]
     pub retention_failed: Duration,
 
+    /// How long Workfront event deliveries are kept after they arrived (the jobs
+    /// they started stay; a redelivery after this is a new event).
+    #[arg(long, env = "DOCKET_RETENTION_EVENTS", default_value = "30d", value_parser = retention)]
+    pub retention_events: Duration,
+
     /// How often one of the workers prunes finished jobs.
     #[arg(long, env = "DOCKET_RETENTION_INTERVAL", default_value = "1m", value_parser = duration)]
     pub retention_interval: Duration,

@@ -12,9 +12,9 @@ use docket::catalog::Action;
 use docket::db::flow::Verdict;
 use docket::db::jobs::{ClaimedJob, Completion, NextState};
 use docket::domain::AttemptOutcome;
-use docket::template::ParentContext;
+use docket::template::{EventContext, ParentContext};
 
-use crate::actions::ActionOutcome;
+use crate::actions::{ActionOutcome, Lineage};
 use crate::completer::Finished;
 use crate::lease::{Abort, AbortReason};
 use crate::runner::Shared;
@@ -50,7 +50,15 @@ pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
             },
             None => None,
         };
-        registry.run(&task_job, parent.as_ref()).await
+        let event = if registry.sees_events(&task_job.action) {
+            match event_context(&db, task_job.id).await {
+                Ok(event) => event,
+                Err(error) => return ActionOutcome::Retryable { error, retry_after: None },
+            }
+        } else {
+            None
+        };
+        registry.run(&task_job, &Lineage { parent, event }).await
     };
     let ended = run_guarded(run, action.timeout, &abort).await;
     // The job stays in `running` (its lease renewed) until the completer has written
@@ -134,6 +142,14 @@ async fn parent_context(db: &docket::db::Db, id: docket::domain::JobId) -> Resul
         result: p.result,
         finished_at: p.finished_at,
     }))
+}
+
+/// The Workfront event that started the job's chain (`None` for a menu click's, or
+/// once pruned: `event` is then `none` in its templates).
+async fn event_context(db: &docket::db::Db, id: docket::domain::JobId) -> Result<Option<EventContext>, String> {
+    docket::db::retry_transient(|| db.run(async |c| docket::db::events::context_of(c, id).await))
+        .await
+        .map_err(|e| format!("could not read the job's event: {e}"))
 }
 
 /// Runs `action` in its own task: a panic becomes [`Ended::Panicked`], running past

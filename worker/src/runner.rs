@@ -111,6 +111,7 @@ impl Worker {
             retention: upkeep::Retention {
                 succeeded: config.retention_succeeded,
                 failed: config.retention_failed,
+                events: config.retention_events,
                 interval: config.retention_interval,
             },
         })

@@ -49,6 +49,8 @@ pub async fn heartbeat(db: Db, me: workers::NewWorker, interval: Duration, stop:
 pub struct Retention {
     pub succeeded: Duration,
     pub failed: Duration,
+    /// How long Workfront event deliveries are kept (their jobs stay).
+    pub events: Duration,
     pub interval: Duration,
 }
 
@@ -88,6 +90,25 @@ pub async fn prune(db: Db, retention: Retention, stop: CancellationToken) {
             if total > 0 {
                 tracing::info!(deleted = total, ?states, "pruned finished jobs past their retention");
             }
+        }
+        let mut total = 0;
+        while !stop.is_cancelled() {
+            match db.run(async |c| docket::db::events::prune(c, retention.events, PRUNE_BATCH).await).await {
+                Ok(n) => {
+                    total += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not prune Workfront events");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, "pruned Workfront events past their retention");
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct ListQuery {
     pub document_id: Option<String>,
     #[param(inline, value_type = Option<Filter>)]
     pub requested_by: Option<String>,
+    /// Jobs a trigger (a Workfront event) started.
+    #[param(inline, value_type = Option<Filter>)]
+    pub trigger: Option<String>,
     /// One box for the dashboard: a job id, else a document id, else who asked.
     #[param(inline, value_type = Option<Filter>)]
     pub q: Option<String>,
@@ -97,6 +100,7 @@ impl ListQuery {
             action: text_filter("action", &self.action)?,
             document_id,
             requested_by: text_filter("requestedBy", &self.requested_by)?,
+            trigger: text_filter("trigger", &self.trigger)?,
             created_since: self.created_since,
             created_until: self.created_until,
         })
@@ -181,27 +185,34 @@ pub struct Detail {
     pub attempts: Vec<AttemptRow>,
     pub explanation: String,
     pub audit: Vec<ops::OperatorAction>,
+    /// The Workfront event that started it (`None` for a menu click, a follow-up, or
+    /// once the event was pruned).
+    pub event: Option<docket::db::events::EventRow>,
 }
 
 pub async fn load_detail(state: &AppState, id: JobId) -> Result<Detail, OpsError> {
-    let (job, children, attempts, live, audit) = state
+    let (job, children, attempts, live, audit, event) = state
         .db
         .run(async |c| {
             let Some(job) = jobs::get(&mut *c, id).await? else {
-                return Ok((None, vec![], vec![], vec![], vec![]));
+                return Ok((None, vec![], vec![], vec![], vec![], None));
             };
             let children = jobs::children(&mut *c, id).await?;
             let attempts = attempts::list(&mut *c, id).await?;
             let live = workers::list_live(&mut *c).await?;
             let audit = ops::audit_list(&mut *c, Some(id), 50).await?;
-            Ok((Some(job), children, attempts, live, audit))
+            let event = match job.event_id {
+                Some(event_id) => docket::db::events::get(&mut *c, event_id).await?,
+                None => None,
+            };
+            Ok((Some(job), children, attempts, live, audit, event))
         })
         .await?;
     let job = job.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
     let flows = super::flow::load(&state.db, &state.catalog).await?;
     let flow = flows.iter().find(|f| f.action == job.action);
     let explanation = explain::explain(&job, &attempts, &live, flow, Utc::now());
-    Ok(Detail { job, children, attempts, explanation, audit })
+    Ok(Detail { job, children, attempts, explanation, audit, event })
 }
 
 /// [`Detail`] as the JSON API answers it.
@@ -216,6 +227,9 @@ pub struct DetailJson {
     /// Why the job is where it is, in a sentence or two.
     explanation: String,
     operator_actions: Vec<OperatorAction>,
+    /// The Workfront event that started it: object code, ID, event type, event time,
+    /// subscription (absent for a menu click, a follow-up, or once pruned).
+    event: Option<docket::db::events::EventRow>,
 }
 
 /// A job, its attempts, why it is where it is, and operator actions on it.
@@ -239,6 +253,7 @@ async fn detail(
         attempts: d.attempts,
         explanation: d.explanation,
         operator_actions: d.audit,
+        event: d.event,
     }))
 }
 

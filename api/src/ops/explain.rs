@@ -149,6 +149,8 @@ mod tests {
             cancel_requested_at: None,
             result: None,
             parent_id: None,
+            trigger: None,
+            event_id: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! document, the operators' API and dashboard, and JSON answers for anything else.
 
 mod custom_action;
+mod events;
 mod health;
 pub mod metrics;
 pub mod openapi;
@@ -29,7 +30,7 @@ fn time_limited() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every documented route (what `/openapi.json` serves).
 pub fn document() -> utoipa::openapi::OpenApi {
-    let mut document = time_limited().merge(custom_action::router()).into_openapi();
+    let mut document = time_limited().merge(custom_action::router()).merge(events::router()).into_openapi();
     openapi::finish(&mut document);
     document
 }
@@ -37,10 +38,12 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// All routes, with their state applied.
 pub fn router(state: AppState) -> Router {
     // /customAction keeps its own deadline (it runs out only before the job is
-    // handed to a writer); every other route is cut at the request timeout.
+    // handed to a writer), and the event intake its own (Workfront's 5-second
+    // budget); every other route is cut at the request timeout.
     let (routes, mut document) = time_limited()
         .layer(axum::middleware::from_fn_with_state(state.request_timeout, time_limit))
         .merge(custom_action::router())
+        .merge(events::router())
         .split_for_parts();
     openapi::finish(&mut document);
     routes

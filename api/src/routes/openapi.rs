@@ -48,6 +48,11 @@ impl Modify for SecuritySchemes {
             "adminToken",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Workfront sends the subscription's authToken bare or as `Bearer <token>`.
+        components.add_security_scheme(
+            "eventToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Authorization"))),
+        );
     }
 }
 

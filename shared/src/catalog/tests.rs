@@ -407,3 +407,10 @@ run = "both"
         unguarded.replace("kind = \"http\"", "kind = \"http\"\nmenu = false").replace("event.objID", "evnt.objID");
     assert!(error(&unknown).contains("undefined"), "{}", error(&unknown));
 }
+
+#[test]
+fn workfront_events_example_is_valid() {
+    let catalog = parse(include_str!("../../../examples/workfront-events.toml")).unwrap();
+    assert_eq!(catalog.triggers().len(), 2);
+    assert_eq!(catalog.menu().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["archive"]);
+}

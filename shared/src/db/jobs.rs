@@ -109,6 +109,10 @@ pub struct JobRow {
     pub result: Option<serde_json::Value>,
     /// The job whose end queued this one (a follow-up), if any.
     pub parent_id: Option<JobId>,
+    /// The trigger that started it (a Workfront event), if any.
+    pub trigger: Option<String>,
+    /// The event delivery that started it (`/ops/events/{id}`), if any.
+    pub event_id: Option<uuid::Uuid>,
 }
 
 /// One `job_attempts` row (serialized without its job's id).
@@ -480,7 +484,7 @@ pub async fn get(executor: impl PgExecutor<'_>, id: JobId) -> Result<Option<JobR
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
                   lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
-                  result, parent_id as "parent_id: JobId"
+                  result, parent_id as "parent_id: JobId", trigger, event_id
            from jobs where id = $1"#,
         id as JobId,
     )

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod attempts;
+pub mod events;
 mod flags;
 pub mod flow;
 mod handle;

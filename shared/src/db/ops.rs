@@ -19,6 +19,8 @@ pub struct JobFilter {
     pub action: Option<String>,
     pub document_id: Option<String>,
     pub requested_by: Option<String>,
+    /// Jobs a trigger started.
+    pub trigger: Option<String>,
     pub created_since: Option<DateTime<Utc>>,
     pub created_until: Option<DateTime<Utc>>,
 }
@@ -50,7 +52,7 @@ pub async fn jobs_list(
         r#"select id as "id: JobId", action, document_id, document_version_id, requested_by,
                   state as "state: JobState", attempts, max_attempts, run_at, last_error,
                   lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
-                  result, parent_id as "parent_id: JobId"
+                  result, parent_id as "parent_id: JobId", trigger, event_id
            from jobs
            where ($1::job_state is null or state = $1)
              and ($2::text is null or action = $2)
@@ -62,6 +64,7 @@ pub async fn jobs_list(
              and ($6::timestamptz is null or id < docket_uuid_v7_floor($6 + interval '1 hour'))
              and ($7::uuid is null or id < $7)
              and ($9::uuid is null or id = $9)
+             and ($10::text is null or trigger = $10)
            order by id desc
            limit $8"#,
         filter.state as Option<JobState>,
@@ -73,6 +76,7 @@ pub async fn jobs_list(
         cursor.map(|c| c.0),
         limit,
         filter.id.map(|id| id.0),
+        filter.trigger,
     )
     .fetch_all(executor)
     .await

@@ -91,6 +91,9 @@ fn bad_messages_are_refused_with_the_field_named() {
     assert!(with("newState", json!({"objCode": "TASK"})).contains("ID"));
     assert!(with("newState", json!({"ID": "a\u{202e}b", "objCode": "TASK"})).contains("ID"));
     assert!(with("eventVersion", json!("v1")).contains("v2"));
+    assert!(with("newState", json!({"ID": "a", "objCode": "TASK", "name": "a\u{0}b"})).contains("NUL"));
+    assert!(with("oldState", json!({"x\u{0}": 1})).contains("NUL"));
+    assert!(with("newState", json!(json!({"ID": "a", "objCode": "TASK", "n": ["\u{0}"]}).to_string())).contains("NUL"));
     let mut deep = json!("leaf");
     for _ in 0..40 {
         deep = json!([deep]);

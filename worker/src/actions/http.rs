@@ -16,10 +16,10 @@ use serde::Serialize;
 use docket::catalog::HttpSpec;
 use docket::db::jobs::ClaimedJob;
 use docket::secret::Secret;
-use docket::template::{Method, ParentContext, RenderedRequest, RequestTemplate, TemplateContext};
+use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
 
 use super::auth::{sensitive, Credentials};
-use super::{ActionOutcome, Signer};
+use super::{ActionOutcome, Lineage, Signer};
 
 /// Most characters of a response body kept in the attempt's error.
 const EXCERPT_CHARS: usize = 200;
@@ -81,8 +81,8 @@ impl HttpAction {
         }
     }
 
-    pub async fn run(&self, job: &ClaimedJob, parent: Option<&ParentContext>, timeout: Duration) -> ActionOutcome {
-        let rendered = match self.render(job, parent) {
+    pub async fn run(&self, job: &ClaimedJob, lineage: &Lineage, timeout: Duration) -> ActionOutcome {
+        let rendered = match self.render(job, lineage) {
             Ok(rendered) => rendered,
             Err(error) => return ActionOutcome::Permanent { error },
         };
@@ -117,7 +117,7 @@ impl HttpAction {
 
     /// The request of this attempt: rendered from the action's templates, or the
     /// fixed JSON POST.
-    fn render(&self, job: &ClaimedJob, parent: Option<&ParentContext>) -> Result<RenderedRequest, String> {
+    fn render(&self, job: &ClaimedJob, lineage: &Lineage) -> Result<RenderedRequest, String> {
         let Some(template) = &self.request else {
             let payload = Payload {
                 job_id: job.id.to_string(),
@@ -136,7 +136,7 @@ impl HttpAction {
                 body: Some((body, "application/json".to_owned())),
             });
         };
-        template.render(&context(job, parent)).map_err(|e| format!("cannot render the request: {e} (not retried)"))
+        template.render(&context(job, lineage)).map_err(|e| format!("cannot render the request: {e} (not retried)"))
     }
 
     /// The OAuth2 token to send, if the action uses one.
@@ -246,7 +246,7 @@ async fn captured(mut response: reqwest::Response, pointer: &str) -> serde_json:
 }
 
 /// What the templates of an attempt see.
-fn context(job: &ClaimedJob, parent: Option<&ParentContext>) -> TemplateContext {
+fn context(job: &ClaimedJob, lineage: &Lineage) -> TemplateContext {
     // Job ids are UUIDv7: they carry the job's creation time to the millisecond.
     let created_at = job
         .id
@@ -267,8 +267,8 @@ fn context(job: &ClaimedJob, parent: Option<&ParentContext>) -> TemplateContext 
         document_version_id: job.document_version_id.clone(),
         username: job.requested_by.clone(),
         now: chrono::Utc::now(),
-        parent: parent.cloned(),
-        event: None,
+        parent: lineage.parent.clone(),
+        event: lineage.event.clone(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use docket::catalog::{Action, ActionKind, Catalog};
 use docket::db::jobs::ClaimedJob;
-use docket::template::ParentContext;
+use docket::template::{EventContext, ParentContext};
 
 use auth::Credentials;
 pub use http::HttpAction;
@@ -52,6 +52,17 @@ enum Runner {
 /// Every action of the catalog, ready to run.
 pub struct Registry {
     entries: HashMap<String, (Action, Runner)>,
+    /// Actions whose templates may read an event (a trigger starts them or a chain
+    /// they follow): their jobs' event is read before each attempt.
+    sees_events: std::collections::HashSet<String>,
+}
+
+/// What a job's templates read beyond its own row: a follow-up's parent, and the
+/// Workfront event that started its chain.
+#[derive(Debug, Clone, Default)]
+pub struct Lineage {
+    pub parent: Option<ParentContext>,
+    pub event: Option<EventContext>,
 }
 
 impl Registry {
@@ -92,7 +103,14 @@ impl Registry {
             };
             entries.insert(action.name.clone(), (action.clone(), runner));
         }
-        Ok(Self { entries })
+        let sees_events = catalog
+            .actions()
+            .iter()
+            .filter(|a| matches!(&a.kind, ActionKind::Http(spec) if spec.request.is_some()))
+            .filter(|a| catalog.sees_events(&a.name))
+            .map(|a| a.name.clone())
+            .collect();
+        Ok(Self { entries, sees_events })
     }
 
     /// The names this worker can run (it claims only those).
@@ -106,13 +124,18 @@ impl Registry {
         self.entries.get(name).map(|(action, _)| action)
     }
 
+    /// Whether jobs of `action` read their event before an attempt.
+    pub fn sees_events(&self, action: &str) -> bool {
+        self.sees_events.contains(action)
+    }
+
     /// Runs the job's action once. The caller applies the timeout and catches panics.
-    /// A follow-up's `parent` is what its templates read as `parent.*`.
-    pub async fn run(&self, job: &ClaimedJob, parent: Option<&ParentContext>) -> ActionOutcome {
+    /// `lineage` is what its templates read as `parent.*` and `event.*`.
+    pub async fn run(&self, job: &ClaimedJob, lineage: &Lineage) -> ActionOutcome {
         match self.entries.get(&job.action) {
             None => ActionOutcome::Permanent { error: format!("this worker has no action named '{}'", job.action) },
             Some((_, Runner::Noop)) => ActionOutcome::Succeeded { result: None },
-            Some((action, Runner::Http(http))) => http.run(job, parent, action.timeout).await,
+            Some((action, Runner::Http(http))) => http.run(job, lineage, action.timeout).await,
         }
     }
 }

@@ -47,6 +47,20 @@ pub fn page(s: &Session, d: &Detail, now: DateTime<Utc>) -> Markup {
                 tr { th { "document" } td { a href={ "/ops/ui/jobs?documentId=" (q(&j.document_id)) } { (j.document_id) } } }
                 tr { th { "version" } td { (j.document_version_id) } }
                 tr { th { "requested by" } td { (j.requested_by.as_deref().unwrap_or("")) } }
+                @if let Some(trigger) = &j.trigger {
+                    tr { th { "trigger" } td id="job-trigger" { a href={ "/ops/ui/jobs?trigger=" (q(trigger)) } { (trigger) } } }
+                    tr {
+                        th { "event" }
+                        td id="job-event" {
+                            @if let Some(e) = &d.event {
+                                (e.event_type) " " (e.obj_code) " " code { (e.obj_id) } " at " (e.event_time)
+                                " (subscription " code { (e.subscription_id) } ", received " (when(e.received_at)) ")"
+                            } @else {
+                                "pruned (past DOCKET_RETENTION_EVENTS)"
+                            }
+                        }
+                    }
+                }
                 tr { th { "state" } td id="job-state" class={ "state-" (j.state.as_str()) } { (j.state.as_str()) } }
                 tr { th { "attempts" } td { (j.attempts) " of " (j.max_attempts) } }
                 tr { th { "created" } td { (j.created_at.format("%Y-%m-%d %H:%M:%S UTC")) } }

@@ -33,6 +33,8 @@ pub fn filters(query: &ListQuery) -> Markup {
                 value=(text(&query.document_id));
             input name="requestedBy" id="filter-user" placeholder="requested by" aria-label="requested by"
                 value=(text(&query.requested_by));
+            input name="trigger" id="filter-trigger" placeholder="trigger" aria-label="trigger"
+                value=(text(&query.trigger));
             input name="createdSince" id="filter-since" placeholder="created since (2026-11-28T00:00:00Z)"
                 aria-label="created since" value=(moment(query.created_since));
             input name="createdUntil" id="filter-until" placeholder="created until" aria-label="created until"
@@ -58,6 +60,7 @@ pub fn filter_pairs(query: &ListQuery) -> Vec<(&'static str, String)> {
         ("action", &query.action),
         ("documentId", &query.document_id),
         ("requestedBy", &query.requested_by),
+        ("trigger", &query.trigger),
     ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             pairs.push((k, v.to_owned()));
@@ -126,7 +129,7 @@ fn row(job: &JobRow) -> Markup {
                 a.job-link href={ "/ops/ui/jobs/" (job.id) } { (short_id(job.id)) }
                 " " button.copy type="button" data-copy=(job.id) title="copy the whole id" aria-label={ "copy id " (job.id) } { "⧉" }
             }
-            td { (job.action) }
+            td { (job.action) @if let Some(t) = &job.trigger { br; small.trigger { "⚡ " (t) } } }
             td { (job.document_id) }
             td { (state(job.state)) }
             td.num { (job.attempts) "/" (job.max_attempts) }

@@ -1,0 +1,228 @@
+//! Workfront event deliveries: recording one with the jobs it starts (one statement),
+//! finding a redelivery's first answer, what a job's templates read about its event,
+//! and retention.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::JobId;
+use crate::events::Event;
+use crate::template::{EventContext, State};
+
+/// A job a trigger starts.
+#[derive(Debug, Clone)]
+pub struct NewEventJob {
+    pub id: JobId,
+    pub action: String,
+    pub trigger: String,
+    pub max_attempts: u32,
+}
+
+/// What a delivery came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub event_id: Uuid,
+    /// The triggers it matched and the jobs they started (for a redelivery: the
+    /// first delivery's).
+    pub triggers: Vec<String>,
+    pub job_ids: Vec<JobId>,
+    /// A redelivery of an event already recorded: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Records a delivery and starts its jobs, in one statement (so both commit, or
+/// neither). A redelivery (the same subscription, event time, object and event type)
+/// stores nothing and returns the first delivery's record; two identical deliveries
+/// at once are serialized by the identity's unique index, the second waiting for the
+/// first to commit.
+pub async fn record(
+    conn: &mut PgConnection,
+    event: &Event,
+    document: Option<(String, String)>,
+    jobs: &[NewEventJob],
+) -> Result<Recorded, sqlx::Error> {
+    let event_id = Uuid::now_v7();
+    let (document_id, version_id) = document.unwrap_or_default();
+    let triggers: Vec<String> = {
+        let mut names: Vec<String> = jobs.iter().map(|j| j.trigger.clone()).collect();
+        names.dedup();
+        names
+    };
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id.0).collect();
+    let actions: Vec<&str> = jobs.iter().map(|j| j.action.as_str()).collect();
+    let job_triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
+    let budgets: Vec<i32> = jobs.iter().map(|j| j.max_attempts as i32).collect();
+    // `notified` is an uncorrelated subquery: evaluated once, and only if a job was
+    // inserted (the notification is delivered at commit).
+    let row = sqlx::query!(
+        r#"with event as (
+               insert into workfront_events (id, subscription_id, event_second, event_nano, event_type, obj_code,
+                                             obj_id, new_state, old_state, triggers, job_ids)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               on conflict on constraint workfront_events_identity do nothing
+               returning id
+           ), started as (
+               insert into jobs (id, action, document_id, document_version_id, max_attempts, dedupe, trigger, event_id)
+               select j.id, j.action, $12, $13, j.budget, false, j.trigger, (select id from event)
+               from unnest($11::uuid[], $14::text[], $15::text[], $16::int4[]) as j(id, action, trigger, budget)
+               where exists (select 1 from event)
+               returning 1
+           ), notified as (
+               select 1 from (select pg_notify($17, '')) as sent where exists (select 1 from started)
+           )
+           select (select id from event) as "inserted: Uuid", (select count(*) from notified) as "notified!""#,
+        event_id,
+        event.subscription_id,
+        event.epoch_second,
+        event.nano as i32,
+        event.event_type.as_str(),
+        event.obj_code,
+        event.obj_id,
+        serde_json::Value::Object(event.new_state.clone()),
+        serde_json::Value::Object(event.old_state.clone()),
+        &triggers,
+        &ids,
+        document_id,
+        version_id,
+        &actions as &[&str],
+        &job_triggers as &[&str],
+        &budgets,
+        crate::JOBS_CHANNEL,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if row.inserted.is_some() {
+        return Ok(Recorded { event_id, triggers, job_ids: jobs.iter().map(|j| j.id).collect(), duplicate: false });
+    }
+    let first = sqlx::query!(
+        r#"select id, triggers, job_ids as "job_ids: Vec<JobId>" from workfront_events
+           where subscription_id = $1 and event_second = $2 and event_nano = $3 and obj_code = $4
+             and obj_id = $5 and event_type = $6"#,
+        event.subscription_id,
+        event.epoch_second,
+        event.nano as i32,
+        event.obj_code,
+        event.obj_id,
+        event.event_type.as_str(),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Recorded { event_id: first.id, triggers: first.triggers, job_ids: first.job_ids, duplicate: true })
+}
+
+/// A recorded delivery, as operators see it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = WorkfrontEvent)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub subscription_id: String,
+    pub event_type: String,
+    pub obj_code: String,
+    #[serde(rename = "objID")]
+    pub obj_id: String,
+    /// RFC 3339, to the millisecond (nanoseconds when finer digits are set).
+    pub event_time: String,
+    pub received_at: DateTime<Utc>,
+    pub triggers: Vec<String>,
+    pub job_ids: Vec<JobId>,
+}
+
+/// One recorded delivery, or `None` (pruned, or never).
+pub async fn get(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<EventRow>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select id, subscription_id, event_second, event_nano, event_type, obj_code, obj_id, received_at,
+                  triggers, job_ids as "job_ids: Vec<JobId>"
+           from workfront_events where id = $1"#,
+        id,
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|r| EventRow {
+        id: r.id,
+        subscription_id: r.subscription_id,
+        event_type: r.event_type,
+        obj_code: r.obj_code,
+        obj_id: r.obj_id,
+        event_time: crate::events::rfc3339(
+            DateTime::from_timestamp(r.event_second, r.event_nano as u32).unwrap_or_default(),
+        ),
+        received_at: r.received_at,
+        triggers: r.triggers,
+        job_ids: r.job_ids,
+    }))
+}
+
+/// What a job's templates read about the event that started it or the chain it
+/// follows (its own, else its parent's, and so on up): `None` for a menu click's
+/// chain, or once the event has been pruned.
+pub async fn context_of(executor: impl PgExecutor<'_>, job: JobId) -> Result<Option<EventContext>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"with recursive chain as (
+               select id, parent_id, trigger, event_id, 0 as depth from jobs where id = $1
+               union all
+               select j.id, j.parent_id, j.trigger, j.event_id, c.depth + 1
+               from jobs j join chain c on j.id = c.parent_id
+               where c.event_id is null and c.depth < 100
+           )
+           select c.trigger as "trigger!", e.subscription_id, e.event_second, e.event_nano, e.event_type,
+                  e.obj_code, e.obj_id, e.new_state, e.old_state
+           from chain c join workfront_events e on e.id = c.event_id
+           limit 1"#,
+        job.0,
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|r| EventContext {
+        trigger: r.trigger,
+        event_type: r.event_type,
+        obj_code: r.obj_code,
+        obj_id: r.obj_id,
+        subscription_id: r.subscription_id,
+        event_time: DateTime::from_timestamp(r.event_second, r.event_nano as u32).unwrap_or_default(),
+        new_state: State::Json(object(r.new_state)),
+        old_state: State::Json(object(r.old_state)),
+    }))
+}
+
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Deletes up to `batch` deliveries received more than `age` ago. Their jobs stay
+/// (and show the event as pruned).
+pub async fn prune(executor: impl PgExecutor<'_>, age: Duration, batch: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"delete from workfront_events where id in (
+               select id from workfront_events
+               where received_at < now() - make_interval(secs => $1)
+               order by received_at
+               limit $2
+               for update skip locked
+           )"#,
+        age.as_secs_f64(),
+        batch,
+    )
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deliveries received per minute over the last hour (the dashboard's overview).
+pub async fn per_minute_last_hour(executor: impl PgExecutor<'_>) -> Result<Vec<(DateTime<Utc>, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select date_trunc('minute', received_at) as "minute!", count(*) as "count!"
+           from workfront_events
+           where received_at >= date_trunc('minute', now()) - interval '59 minutes'
+           group by 1 order by 1"#
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.minute, r.count)).collect())
+}
