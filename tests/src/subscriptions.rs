@@ -7,6 +7,7 @@
 //! be seeded with subscriptions made by other integrations.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -49,6 +50,8 @@ struct Shared {
     subscriptions: Arc<Mutex<Vec<Value>>>,
     requests: Arc<Mutex<Vec<Recorded>>>,
     next_id: Arc<Mutex<u64>>,
+    /// Lists show no subscription (as if all were made after the list was read).
+    hidden: Arc<AtomicBool>,
 }
 
 pub struct SubscriptionApi {
@@ -104,6 +107,12 @@ impl SubscriptionApi {
     /// Requests that would change something (POST and DELETE).
     pub fn changes(&self) -> Vec<Recorded> {
         self.requests().into_iter().filter(|r| r.method == Method::POST || r.method == Method::DELETE).collect()
+    }
+
+    /// While set, lists are empty: subscriptions made by someone else between a
+    /// client's list and its create.
+    pub fn hide_from_lists(&self, hidden: bool) {
+        self.shared.hidden.store(hidden, Ordering::SeqCst);
     }
 
     pub fn forget_requests(&self) {
@@ -187,6 +196,7 @@ fn list(shared: &Shared, query: &str) -> Response {
         return error(StatusCode::BAD_REQUEST, "page counts from 1; limit is 1 to 1000");
     }
     let subscriptions = shared.subscriptions.lock().unwrap();
+    let subscriptions = if shared.hidden.load(Ordering::SeqCst) { &[][..] } else { &subscriptions[..] };
     let total = subscriptions.len() as u64;
     let shown: Vec<Value> =
         subscriptions.iter().skip(((page - 1) * limit) as usize).take(limit as usize).map(public).collect();
