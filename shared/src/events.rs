@@ -164,8 +164,9 @@ impl Event {
 /// RFC 3339 to the millisecond (to the nanosecond when finer digits are set), as
 /// templates and the ops API show `eventTime`.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
-    let format =
-        if time.timestamp_subsec_nanos() % 1_000_000 == 0 { SecondsFormat::Millis } else { SecondsFormat::Nanos };
+    #[allow(clippy::manual_is_multiple_of)]
+    let whole_millis = time.timestamp_subsec_nanos() % 1_000_000 == 0;
+    let format = if whole_millis { SecondsFormat::Millis } else { SecondsFormat::Nanos };
     time.to_rfc3339_opts(format, true)
 }
 
