@@ -251,7 +251,7 @@ fn check(request: &Map<String, Value>) -> Result<(), String> {
     if !text("url").is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")) {
         return Err("url must be an http(s) URL".into());
     }
-    if !text("authToken").is_some_and(|t| t.chars().count() < 255) {
+    if text("authToken").is_none_or(|t| t.chars().count() >= 255) {
         return Err("authToken is required and must be under 255 characters".into());
     }
     match request.get("filterConnector") {
@@ -271,7 +271,7 @@ fn check(request: &Map<String, Value>) -> Result<(), String> {
         {
             return Err(format!("unknown filter field {unknown}"));
         }
-        if !filter.get("fieldName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+        if filter.get("fieldName").and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err("a filter needs a fieldName".into());
         }
         let comparison = filter.get("comparison").and_then(Value::as_str).unwrap_or_default();

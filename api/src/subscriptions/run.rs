@@ -145,10 +145,9 @@ impl Settings {
         };
         let token = auth_token.expose();
         if token.chars().count() > MAX_AUTH_TOKEN_CHARS || token.chars().any(char::is_control) {
-            return Err(bad(format!(
-                "the first of DOCKET_EVENT_TOKENS must be under 255 characters without control characters \
-                 (Workfront's limit for authToken)"
-            )));
+            return Err(bad("the first of DOCKET_EVENT_TOKENS must be under 255 characters without control \
+                            characters (Workfront's limit for authToken)"
+                .into()));
         }
         Ok(Self { workfront_url, session, public_url, auth_token })
     }
