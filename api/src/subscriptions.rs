@@ -295,3 +295,6 @@ pub fn plan(wanted: Vec<Wanted>, listed: &[Listed], intake: &str) -> Plan {
 
 mod run;
 pub use run::run;
+
+#[cfg(test)]
+mod tests;
