@@ -52,6 +52,8 @@ struct Shared {
     next_id: Arc<Mutex<u64>>,
     /// Lists show no subscription (as if all were made after the list was read).
     hidden: Arc<AtomicBool>,
+    /// While set, every request gets this status (after being recorded).
+    failing: Arc<Mutex<Option<StatusCode>>>,
 }
 
 pub struct SubscriptionApi {
@@ -115,6 +117,11 @@ impl SubscriptionApi {
         self.shared.hidden.store(hidden, Ordering::SeqCst);
     }
 
+    /// While set, every request is answered `status` with an error body.
+    pub fn set_failing(&self, status: Option<StatusCode>) {
+        *self.shared.failing.lock().unwrap() = status;
+    }
+
     pub fn forget_requests(&self) {
         self.shared.requests.lock().unwrap().clear();
     }
@@ -147,6 +154,9 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         session: session.clone(),
         body: parsed.clone(),
     });
+    if let Some(status) = *shared.failing.lock().unwrap() {
+        return error(status, "Workfront is being upgraded, please come back later");
+    }
     match session.as_deref() {
         Some(SESSION) => {}
         Some(NOT_ADMIN_SESSION) => return error(StatusCode::FORBIDDEN, "You must be a System Administrator"),

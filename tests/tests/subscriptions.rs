@@ -6,6 +6,7 @@ use std::path::Path;
 
 use docket_tests::process::binary;
 use docket_tests::subscriptions::{SubscriptionApi, NOT_ADMIN_SESSION, PATH, SESSION};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const PUBLIC_URL: &str = "https://docket.example.com/";
@@ -290,6 +291,75 @@ async fn an_unreachable_workfront_is_named_by_its_origin() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("cannot reach Workfront at http://127.0.0.1:1:"), "{}", out.stderr);
     assert!(!out.stderr.contains("some/path"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn another_status_is_named_with_an_excerpt_of_the_body() {
+    let api = SubscriptionApi::start().await;
+    api.set_failing(Some(StatusCode::SERVICE_UNAVAILABLE));
+    let dir = catalog_dir(CATALOG);
+    let out = run(dir.path(), &api, "plan", &[], &[]).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "Workfront answered 503 Service Unavailable to the list of subscriptions (page 1): \
+             {\"error\":{\"message\":\"Workfront is being upgraded, please come back later\"}}"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn the_stand_in_checks_what_workfront_checks() {
+    let api = SubscriptionApi::start().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}{PATH}", api.base);
+    let post = |session: &'static str, body: Value| client.post(&url).header("sessionID", session).json(&body).send();
+    let good = json!({"objCode": "DOCU", "eventType": "UPDATE", "url": INTAKE, "authToken": FIRST_TOKEN,
+                      "filters": [{"fieldName": "status", "comparison": "changed"}], "filterConnector": "AND"});
+    assert_eq!(client.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post("wrong", good.clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post(NOT_ADMIN_SESSION, good.clone()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    for (field, bad) in [
+        ("eventType", json!("MODIFY")),
+        ("objCode", json!("")),
+        ("url", json!("ftp://x")),
+        ("authToken", json!("x".repeat(255))),
+        ("filterConnector", json!("XOR")),
+        ("filters", json!([{"fieldName": "status", "comparison": "like", "fieldValue": "A"}])),
+        ("filters", json!([{"fieldName": "status", "comparison": "eq"}])),
+        ("filters", json!([{"fieldName": "status", "comparison": "eq", "fieldValue": "A", "state": "midState"}])),
+        ("extra", json!(1)),
+    ] {
+        let mut body = good.clone();
+        body[field] = bad;
+        assert_eq!(post(SESSION, body.clone()).await.unwrap().status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let created = post(SESSION, good.clone()).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let id = location.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(post(SESSION, good.clone()).await.unwrap().status(), StatusCode::CONFLICT);
+    let one: Value =
+        client.get(format!("{url}/{id}")).header("sessionID", SESSION).send().await.unwrap().json().await.unwrap();
+    assert_eq!((one["id"].as_str(), one.get("authToken")), (Some(id.as_str()), None));
+    api.seed_many(4, "https://other.example.com");
+    let page: Value = client
+        .get(format!("{url}?page=2&limit=2"))
+        .header("sessionID", SESSION)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["meta"], json!({"page": 2, "page_count": 3, "limit": 2, "total_count": 5}));
+    assert_eq!(page["subscriptions"].as_array().unwrap().len(), 2);
+    let deleted = client.delete(format!("{url}/{id}")).header("sessionID", SESSION).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(api.subscriptions().len(), 4);
+    assert_eq!(api.changes().len(), 14);
 }
 
 #[tokio::test]
