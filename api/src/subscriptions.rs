@@ -55,6 +55,7 @@ pub struct Command {
     pub event_tokens: Vec<Secret>,
 }
 
+/// What the command does; only `apply` changes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Step {
     List,

@@ -1,3 +1,5 @@
+//! The plan, without Workfront: wanted subscriptions from a catalog against listed ones.
+
 use std::path::Path;
 
 use serde_json::json;
