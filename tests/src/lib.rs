@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod deliveries;
 pub mod inprocess;
 pub mod proxy;
+pub mod subscriptions;
 pub mod target;
 pub mod tls;
 pub mod webdriver;
