@@ -1,11 +1,12 @@
 //! Background upkeep every worker does: its registration and heartbeat in `workers`
-//! (and the removal of stale rows), and pruning finished jobs past their retention.
+//! (and the removal of stale rows), and pruning finished jobs past their retention
+//! and operators' dashboard sessions that ended long ago.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use docket::db::{ops, workers, Db};
+use docket::db::{ops, sessions, workers, Db};
 use docket::domain::JobState;
 
 /// Workers whose heartbeat is older than this are deleted by any other worker.
@@ -43,6 +44,11 @@ pub async fn heartbeat(db: Db, me: workers::NewWorker, interval: Duration, stop:
         tracing::warn!(error = %e, "could not deregister the worker");
     }
 }
+
+/// How long a dashboard session's row is kept after it expired (revoked ones expire at
+/// most 12 hours after they were revoked): long enough to look back at who was signed
+/// in from where; the revokes themselves stay in `operator_actions`.
+pub const SESSION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How long finished jobs are kept.
 #[derive(Debug, Clone, Copy)]
@@ -89,5 +95,29 @@ pub async fn prune(db: Db, retention: Retention, stop: CancellationToken) {
                 tracing::info!(deleted = total, ?states, "pruned finished jobs past their retention");
             }
         }
+        prune_sessions(&db, &stop).await;
+    }
+}
+
+/// Deletes dashboard sessions that expired more than [`SESSION_RETENTION`] ago.
+async fn prune_sessions(db: &Db, stop: &CancellationToken) {
+    let mut total = 0;
+    while !stop.is_cancelled() {
+        match db.run(async |c| sessions::prune(c, SESSION_RETENTION, PRUNE_BATCH).await).await {
+            Ok(n) => {
+                total += n;
+                if n < PRUNE_BATCH as u64 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prune dashboard sessions");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, "pruned dashboard sessions past their retention");
     }
 }
