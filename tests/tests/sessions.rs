@@ -152,9 +152,9 @@ async fn a_session_works_until_it_is_revoked_then_its_cookie_is_sent_to_sign_in_
     // Recorded: who revoked which session.
     let trail = audit(&base).await;
     assert!(
-        trail.iter().any(|(actor, action, detail)| actor == "tester"
-            && action == "revoke_session"
-            && detail.contains(&id)),
+        trail
+            .iter()
+            .any(|(actor, action, detail)| actor == "tester" && action == "revoke_session" && detail.contains(&id)),
         "{trail:?}"
     );
     // A new sign-in works as ever.
@@ -277,7 +277,8 @@ async fn bad_session_requests_get_clear_client_errors() {
 async fn sessions_that_ended_long_ago_are_pruned_by_the_workers() {
     let db = TestDb::new().await;
     // Expired 40 and 2 days ago, revoked 40 days ago, live.
-    for (n, expires, revoked) in [(1, "-40 days", false), (2, "-2 days", false), (3, "-40 days", true), (4, "12 hours", false)]
+    for (n, expires, revoked) in
+        [(1, "-40 days", false), (2, "-2 days", false), (3, "-40 days", true), (4, "12 hours", false)]
     {
         sqlx::query(
             "insert into operator_sessions (id_hash, label, created_at, expires_at, revoked_at)
@@ -292,9 +293,13 @@ async fn sessions_that_ended_long_ago_are_pruned_by_the_workers() {
         .unwrap();
     }
     let dir = catalog("[[action]]\nname = \"noop\"\nkind = \"noop\"\n");
-    let _worker =
-        Worker::start(&db.url, &catalog_path(&dir), "w-prune-sessions", &[("DOCKET_RETENTION_INTERVAL", "200ms".into())])
-            .await;
+    let _worker = Worker::start(
+        &db.url,
+        &catalog_path(&dir),
+        "w-prune-sessions",
+        &[("DOCKET_RETENTION_INTERVAL", "200ms".into())],
+    )
+    .await;
     wait_until("long-ended sessions to be pruned", DEADLINE, || async {
         let left: i64 = sqlx::query_scalar("select count(*) from operator_sessions").fetch_one(&db.pool).await.unwrap();
         (left == 2).then_some(())
@@ -306,4 +311,61 @@ async fn sessions_that_ended_long_ago_are_pruned_by_the_workers() {
         .unwrap();
     let digest = |n: u8| Sha256::digest([n]).to_vec();
     assert_eq!(kept, vec![digest(2), digest(4)], "the recently expired and the live one stay");
+}
+
+/// The CSRF token of the session of `cookie`, from a page's sign-out form.
+async fn csrf_of(base: &str, cookie: &str) -> String {
+    let html = client().get(format!("{base}/ops/")).header("cookie", cookie).send().await.unwrap().text().await;
+    let html = html.unwrap();
+    html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+async fn post_form(base: &str, path: &str, cookie: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let response = client().post(format!("{base}{path}")).header("cookie", cookie).form(form).send().await.unwrap();
+    let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    (response.status().as_u16(), location)
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_sessions_and_revokes_one_or_a_label_with_csrf() {
+    let db = TestDb::new().await;
+    let base = api(&db).await;
+    let mine = sign_in(&base, ADMIN_TOKEN).await;
+    let stolen = sign_in(&base, ADMIN_TOKEN).await;
+    let other = sign_in(&base, OTHER_TOKEN).await;
+    let page = client().get(format!("{base}/ops/ui/sessions")).header("cookie", &mine).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for cookie in [&mine, &stolen, &other] {
+        let value = cookie.trim_start_matches("docket_session=");
+        assert!(html.contains(&listed_id(cookie)[..8]), "each session is listed: {html}");
+        for secret in value.split('.').skip(1) {
+            assert!(!html.contains(secret), "the page shows {secret:?}");
+        }
+    }
+    assert!(html.contains("(this session)"));
+    let csrf = csrf_of(&base, &mine).await;
+
+    // Without the CSRF token: refused, nothing revoked.
+    let path = format!("/ops/ui/sessions/{}/revoke", listed_id(&stolen));
+    assert_eq!(post_form(&base, &path, &mine, &[("csrf", "wrong")]).await.0, 403);
+    assert!(signed_in(overview(&base, &stolen).await));
+    // One session.
+    let answer = post_form(&base, &path, &mine, &[("csrf", &csrf)]).await;
+    assert_eq!(answer, (303, "/ops/ui/sessions".to_owned()));
+    assert!(!signed_in(overview(&base, &stolen).await), "revoked from the dashboard");
+    assert!(signed_in(overview(&base, &mine).await), "the operator's own session lives on");
+    // A bad id is said on a page.
+    let bad = client().post(format!("{base}/ops/ui/sessions/nope/revoke")).header("cookie", &mine);
+    let bad = bad.form(&[("csrf", &csrf)]).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("is not a session id"));
+    // Every session of a label.
+    let answer = post_form(&base, "/ops/ui/sessions/revoke", &mine, &[("csrf", &csrf), ("label", "other")]).await;
+    assert_eq!(answer.0, 303);
+    assert!(!signed_in(overview(&base, &other).await));
+    assert!(signed_in(overview(&base, &mine).await));
+    let trail = audit(&base).await;
+    let done: Vec<&str> = trail.iter().map(|(_, action, _)| action.as_str()).collect();
+    assert_eq!(&done[..2], ["revoke_sessions", "revoke_session"], "{trail:?}");
 }
