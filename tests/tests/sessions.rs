@@ -369,3 +369,20 @@ async fn the_dashboard_lists_sessions_and_revokes_one_or_a_label_with_csrf() {
     let done: Vec<&str> = trail.iter().map(|(_, action, _)| action.as_str()).collect();
     assert_eq!(&done[..2], ["revoke_sessions", "revoke_session"], "{trail:?}");
 }
+
+#[tokio::test]
+async fn of_two_revokes_at_once_one_revokes_and_the_other_is_told_it_had_ended() {
+    let db = TestDb::new().await;
+    let base = api(&db).await;
+    for _ in 0..5 {
+        let id = listed_id(&sign_in(&base, ADMIN_TOKEN).await);
+        let path = format!("/ops/sessions/{id}/revoke");
+        let (a, b) =
+            tokio::join!(post_json(&base, &path, Some(ADMIN_TOKEN)), post_json(&base, &path, Some(OTHER_TOKEN)));
+        let mut statuses = [a.0, b.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    }
+    let revokes = audit(&base).await.into_iter().filter(|(_, action, _)| action == "revoke_session").count();
+    assert_eq!(revokes, 5, "one audit row per session actually revoked");
+}

@@ -92,26 +92,27 @@ pub enum Revoked {
     Unknown,
 }
 
-/// Revokes one session, recording who did it.
+/// Revokes one session, recording who did it. Of two revokes at once, one revokes it
+/// and the other is told it had already ended (the update re-checks the row it waited
+/// for).
 pub async fn revoke(executor: impl PgExecutor<'_>, id_hash: &[u8], by: &str) -> Result<Revoked, sqlx::Error> {
     let row = sqlx::query!(
-        r#"with target as (
-               select id_hash, label, revoked_at is null and expires_at > now() as live
-               from operator_sessions where id_hash = $1
-           ), revoked as (
-               update operator_sessions s set revoked_at = now(), revoked_by = $2
-               from target
-               where s.id_hash = target.id_hash and target.live
-               returning s.id_hash
+        r#"with revoked as (
+               update operator_sessions set revoked_at = now(), revoked_by = $2
+               where id_hash = $1 and revoked_at is null and expires_at > now()
+               returning label
            )
-           select label as "label!", live as "live!" from target"#,
+           select label as "label!", true as "revoked!" from revoked
+           union all
+           select label, false from operator_sessions
+           where id_hash = $1 and not exists (select 1 from revoked)"#,
         id_hash,
         by,
     )
     .fetch_optional(executor)
     .await?;
     Ok(match row {
-        Some(r) if r.live => Revoked::Now(r.label),
+        Some(r) if r.revoked => Revoked::Now(r.label),
         Some(_) => Revoked::AlreadyEnded,
         None => Revoked::Unknown,
     })
