@@ -155,10 +155,8 @@ async fn login(State(state): State<AppState>, request: axum::extract::Request) -
             // know would be refused on its first request.
             let address = (!client.is_unspecified()).then(|| client.to_string());
             let digest = id.digest();
-            let recorded = state
-                .db
-                .run(async |c| sessions::create(c, &digest, &actor.0, expires, address.as_deref()).await)
-                .await;
+            let recorded =
+                state.db.run(async |c| sessions::create(c, &digest, &actor.0, expires, address.as_deref()).await).await;
             if let Err(e) = recorded {
                 return signed_out_error(&headers, e.into());
             }
@@ -230,9 +228,7 @@ pub(super) fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCod
         | OpsError::NotFound(_)
         | OpsError::Missing(_)
         | OpsError::UnknownAction(_)
-        | OpsError::Conflict(_) => {
-            Some(error.to_string())
-        }
+        | OpsError::Conflict(_) => Some(error.to_string()),
         _ => None,
     };
     // Logs the cause of a database error once.

@@ -76,9 +76,8 @@ pub struct LabelQuery {
 /// A label as configured in `DOCKET_ADMIN_TOKEN`: 400 if it could not be one, 404 if
 /// no token carries it.
 fn known_label(state: &AppState, label: &str) -> Result<(), OpsError> {
-    let shaped = !label.is_empty()
-        && label.len() <= 64
-        && label.chars().all(|c| c.is_ascii_alphanumeric() || "-_@".contains(c));
+    let shaped =
+        !label.is_empty() && label.len() <= 64 && label.chars().all(|c| c.is_ascii_alphanumeric() || "-_@".contains(c));
     if !shaped {
         return Err(OpsError::BadRequest(format!("{label:?} is not an admin token label")));
     }
