@@ -386,3 +386,36 @@ async fn of_two_revokes_at_once_one_revokes_and_the_other_is_told_it_had_ended()
     let revokes = audit(&base).await.into_iter().filter(|(_, action, _)| action == "revoke_session").count();
     assert_eq!(revokes, 5, "one audit row per session actually revoked");
 }
+
+#[tokio::test]
+async fn last_seen_is_refreshed_at_most_once_a_minute() {
+    let db = TestDb::new().await;
+    let base = api(&db).await;
+    let cookie = sign_in(&base, ADMIN_TOKEN).await;
+    let seen = || async {
+        let at: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("select last_seen_at from operator_sessions").fetch_one(&db.pool).await.unwrap();
+        at
+    };
+    let set_seen = |ago: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query("update operator_sessions set last_seen_at = now() - $1::interval")
+                .bind(ago)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    // Seen 30 s ago: a request leaves the row alone.
+    set_seen("30 seconds").await;
+    let before = seen().await;
+    assert!(signed_in(overview(&base, &cookie).await));
+    assert_eq!(seen().await, before, "no write within the minute");
+    // Seen 2 min ago: the next request refreshes it.
+    set_seen("2 minutes").await;
+    let before = seen().await;
+    assert!(signed_in(overview(&base, &cookie).await));
+    let after = seen().await;
+    assert!(after - before > chrono::Duration::seconds(100), "{before} -> {after}");
+}
