@@ -1,11 +1,12 @@
 //! Background upkeep every worker does: its registration and heartbeat in `workers`
-//! (and the removal of stale rows), and pruning finished jobs past their retention.
+//! (and the removal of stale rows), and pruning finished jobs past their retention
+//! and operators' dashboard sessions that ended long ago.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use docket::db::{ops, workers, Db};
+use docket::db::{ops, sessions, workers, Db};
 use docket::domain::JobState;
 
 /// Workers whose heartbeat is older than this are deleted by any other worker.
@@ -43,6 +44,11 @@ pub async fn heartbeat(db: Db, me: workers::NewWorker, interval: Duration, stop:
         tracing::warn!(error = %e, "could not deregister the worker");
     }
 }
+
+/// How long a dashboard session's row is kept after it expired (revoked ones expire at
+/// most 12 hours after they were revoked): long enough to look back at who was signed
+/// in from where; the revokes themselves stay in `operator_actions`.
+pub const SESSION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How long finished jobs are kept.
 #[derive(Debug, Clone, Copy)]
@@ -91,24 +97,48 @@ pub async fn prune(db: Db, retention: Retention, stop: CancellationToken) {
                 tracing::info!(deleted = total, ?states, "pruned finished jobs past their retention");
             }
         }
-        let mut total = 0;
-        while !stop.is_cancelled() {
-            match db.run(async |c| docket::db::events::prune(c, retention.events, PRUNE_BATCH).await).await {
-                Ok(n) => {
-                    total += n;
-                    if n < PRUNE_BATCH as u64 {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not prune Workfront events");
+        prune_in_batches(&db, &stop, History::Events(retention.events)).await;
+        prune_in_batches(&db, &stop, History::Sessions).await;
+    }
+}
+
+/// Records kept for a while besides jobs.
+#[derive(Debug, Clone, Copy)]
+enum History {
+    /// Workfront event deliveries, kept this long after they arrived.
+    Events(Duration),
+    /// Dashboard sessions, kept [`SESSION_RETENTION`] after they expired.
+    Sessions,
+}
+
+/// Deletes `history` past its retention, [`PRUNE_BATCH`] rows at a time until a batch
+/// finds fewer, leaving room for other work between batches.
+async fn prune_in_batches(db: &Db, stop: &CancellationToken, history: History) {
+    let what = match history {
+        History::Events(_) => "Workfront events",
+        History::Sessions => "dashboard sessions",
+    };
+    let mut total = 0;
+    while !stop.is_cancelled() {
+        let deleted = match history {
+            History::Events(age) => db.run(async |c| docket::db::events::prune(c, age, PRUNE_BATCH).await).await,
+            History::Sessions => db.run(async |c| sessions::prune(c, SESSION_RETENTION, PRUNE_BATCH).await).await,
+        };
+        match deleted {
+            Ok(n) => {
+                total += n;
+                if n < PRUNE_BATCH as u64 {
                     break;
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prune {what}");
+                break;
             }
         }
-        if total > 0 {
-            tracing::info!(deleted = total, "pruned Workfront events past their retention");
-        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, "pruned {what} past their retention");
     }
 }

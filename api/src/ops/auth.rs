@@ -1,6 +1,7 @@
 //! Operators' credentials: admin tokens (each with a label recorded in the audit
-//! trail), checked in constant time, and the stateless signed session cookie and CSRF
-//! tokens of the dashboard.
+//! trail), checked in constant time, and the dashboard's signed session cookie (which
+//! names a session recorded in `operator_sessions`, so it can be revoked) and CSRF
+//! tokens.
 
 use axum::http::HeaderMap;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -88,6 +89,11 @@ impl AdminTokens {
         self.tokens.is_empty()
     }
 
+    /// Whether an admin token with this label is configured.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.tokens.iter().any(|t| t.label == label)
+    }
+
     /// The actor whose token this is, compared in constant time against every token.
     pub fn check_token(&self, offered: &str) -> Option<Actor> {
         let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
@@ -107,23 +113,26 @@ impl AdminTokens {
         self.check_token(token.trim())
     }
 
-    /// A session cookie value for `actor`, valid until `now + SESSION_SECONDS`.
-    pub fn session_for(&self, actor: &Actor, now: i64) -> Option<String> {
-        let expires = now + SESSION_SECONDS;
-        let mac = self.mac(&actor.0, &format!("session|{}|{expires}", actor.0))?;
-        Some(format!("{}.{expires}.{mac}", actor.0))
+    /// A session cookie value for `actor` and session `id`, valid until `expires` (a
+    /// Unix time): `label.id.expires.mac`.
+    pub fn session_for(&self, actor: &Actor, id: &SessionId, expires: i64) -> Option<String> {
+        let id = id.to_hex();
+        let mac = self.mac(&actor.0, &format!("session|{}|{id}|{expires}", actor.0))?;
+        Some(format!("{}.{id}.{expires}.{mac}", actor.0))
     }
 
-    /// The actor of a valid, unexpired session cookie value.
-    pub fn check_session(&self, value: &str, now: i64) -> Option<Actor> {
-        let mut parts = value.splitn(3, '.');
-        let (label, expires, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    /// The actor and session id of a well-signed, unexpired session cookie value.
+    /// Whether the session is still live (not revoked) is the database's to say.
+    pub fn check_session(&self, value: &str, now: i64) -> Option<(Actor, SessionId)> {
+        let mut parts = value.splitn(4, '.');
+        let (label, id, expires, mac) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let session = SessionId::from_hex(id)?;
         let expires_at: i64 = expires.parse().ok()?;
         if expires_at < now {
             return None;
         }
-        let expected = self.mac(label, &format!("session|{label}|{expires}"))?;
-        bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| Actor(label.to_owned()))
+        let expected = self.mac(label, &format!("session|{label}|{id}|{expires}"))?;
+        bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| (Actor(label.to_owned()), session))
     }
 
     /// The CSRF token that forms of this session must carry.
@@ -138,6 +147,36 @@ impl AdminTokens {
         let mut mac = Hmac::<Sha256>::new_from_slice(token.secret.expose().as_bytes()).ok()?;
         mac.update(message.as_bytes());
         Some(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// A dashboard session's id: 128 random bits, in hex in the cookie. The database
+/// keeps only its SHA-256 ([`SessionId::digest`]), which also names the session in the
+/// ops API, so neither the table nor the list can open a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionId([u8; 16]);
+
+impl SessionId {
+    /// A fresh id from the operating system's random source.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        Self(bytes)
+    }
+
+    fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// What the database stores and the ops API shows for this session.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.0).into()
     }
 }
 
@@ -206,17 +245,33 @@ mod tests {
     fn sessions_and_csrf_are_signed_and_expire() {
         let t = tokens();
         let alice = Actor("alice".into());
-        let cookie = t.session_for(&alice, 1000).unwrap();
-        assert_eq!(t.check_session(&cookie, 1000), Some(alice.clone()));
-        assert_eq!(t.check_session(&cookie, 1000 + SESSION_SECONDS + 1), None, "expired");
+        let id = SessionId::random();
+        let expires = 1000 + SESSION_SECONDS;
+        let cookie = t.session_for(&alice, &id, expires).unwrap();
+        assert_eq!(t.check_session(&cookie, 1000), Some((alice.clone(), id.clone())));
+        assert_eq!(t.check_session(&cookie, expires + 1), None, "expired");
         let forged = cookie.replace("alice.", "admin.");
         assert_eq!(t.check_session(&forged, 1000), None, "label swapped");
-        let extended = cookie.replacen(&(1000 + SESSION_SECONDS).to_string(), "9999999999", 1);
+        let extended = cookie.replacen(&expires.to_string(), "9999999999", 1);
         assert_eq!(t.check_session(&extended, 1000), None, "expiry extended");
+        let other = SessionId::random();
+        let swapped = cookie.replacen(&id.to_hex(), &other.to_hex(), 1);
+        assert_eq!(t.check_session(&swapped, 1000), None, "session id swapped");
         let csrf = t.csrf_for(&cookie).unwrap();
         assert_eq!(t.csrf_for(&cookie), Some(csrf.clone()), "bound to the session");
-        assert_ne!(t.csrf_for(&t.session_for(&alice, 2000).unwrap()), Some(csrf), "another session, another token");
+        let another = t.session_for(&alice, &other, expires).unwrap();
+        assert_ne!(t.csrf_for(&another), Some(csrf), "another session, another token");
         assert!(tokens_without_alice().check_session(&cookie, 1000).is_none(), "rotated token ends the session");
+    }
+
+    #[test]
+    fn session_ids_are_random_and_stored_only_as_digests() {
+        let (a, b) = (SessionId::random(), SessionId::random());
+        assert_ne!(a, b);
+        assert_eq!(a.to_hex().len(), 32, "128 bits");
+        assert_eq!(SessionId::from_hex(&a.to_hex()), Some(a.clone()));
+        assert!(SessionId::from_hex("not-hex").is_none());
+        assert_ne!(&a.digest()[..16], &a.0[..], "the digest is not the id");
     }
 
     fn tokens_without_alice() -> AdminTokens {

@@ -1,7 +1,8 @@
 //! The operators' dashboard: server-rendered HTML (markup in [`super::views`]), no
-//! build step. Sign-in with an admin token sets a signed session cookie (HttpOnly,
-//! SameSite=Strict, path /ops); every form that changes something carries a CSRF
-//! token bound to the session.
+//! build step. Sign-in with an admin token records a session (`operator_sessions`) and
+//! sets a signed cookie naming it (HttpOnly, SameSite=Strict, path /ops); every
+//! request checks that the session is neither revoked nor expired, sign-out revokes it,
+//! and every form that changes something carries a CSRF token bound to the session.
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -13,7 +14,9 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 use super::api;
-use super::auth::{session_cookie, session_set_cookie, Actor, SESSION_SECONDS};
+use docket::db::{ops, sessions};
+
+use super::auth::{session_cookie, session_set_cookie, Actor, SessionId, SESSION_SECONDS};
 use super::error::OpsError;
 use super::views;
 use crate::state::AppState;
@@ -43,16 +46,31 @@ pub(super) fn form_limit(bytes: usize) -> tower_http::limit::RequestBodyLimitLay
 /// A signed-in operator and the CSRF token its forms carry (bound to the session).
 pub(super) struct Session {
     pub(super) actor: Actor,
+    pub(super) id: SessionId,
     csrf: String,
 }
 
-/// Pages need a session: without a valid one the request is sent to the sign-in page.
+/// Pages need a live session: without one (none, badly signed, expired or revoked)
+/// the request is sent to the sign-in page. When the database cannot say, the request
+/// is refused with a page saying so (never let through).
 impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        session(state, &parts.headers).ok_or_else(to_login)
+        match session(state, &parts.headers).await {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(signed_out_error(&parts.headers, e)),
+        }
     }
+}
+
+/// A page without the signed-in frame saying why a request failed.
+fn signed_out_error(headers: &HeaderMap, error: OpsError) -> Response {
+    let (status, sentence) = error_sentence(headers, error);
+    let mut response = page("Error", None, views::error(&sentence));
+    *response.status_mut() = status;
+    response
 }
 
 impl Session {
@@ -69,11 +87,17 @@ impl Session {
     }
 }
 
-pub(super) fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
-    let value = session_cookie(headers)?;
-    let actor = state.admin.check_session(&value, chrono::Utc::now().timestamp())?;
-    let csrf = state.admin.csrf_for(&value)?;
-    Some(Session { actor, csrf })
+/// The request's session if its cookie is well signed and unexpired (checked first,
+/// without the database) and its row says it is live (one primary-key lookup).
+pub(super) async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, OpsError> {
+    let Some(value) = session_cookie(headers) else { return Ok(None) };
+    let Some((actor, id)) = state.admin.check_session(&value, chrono::Utc::now().timestamp()) else {
+        return Ok(None);
+    };
+    let Some(csrf) = state.admin.csrf_for(&value) else { return Ok(None) };
+    let digest = id.digest();
+    let live = state.db.run(async |c| sessions::check(c, &digest, &actor.0).await).await?;
+    Ok(live.then_some(Session { actor, id, csrf }))
 }
 
 pub(super) fn to_login() -> Response {
@@ -118,10 +142,25 @@ async fn login(State(state): State<AppState>, request: axum::extract::Request) -
     // The token first: a valid one always signs in (nobody sharing the address can
     // lock the operators out); a wrong one is refused unread while the address is
     // shut out, and counted otherwise.
-    let now = chrono::Utc::now().timestamp();
-    match state.admin.check_token(form.token.trim()).and_then(|actor| state.admin.session_for(&actor, now)) {
-        Some(value) => {
+    let id = SessionId::random();
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(SESSION_SECONDS);
+    let signed_in = state
+        .admin
+        .check_token(form.token.trim())
+        .and_then(|actor| Some((state.admin.session_for(&actor, &id, expires.timestamp())?, actor)));
+    match signed_in {
+        Some((value, actor)) => {
             state.sign_in_throttle.succeeded(client);
+            // Recorded before the cookie is handed out: a session the database does not
+            // know would be refused on its first request.
+            let address = (!client.is_unspecified()).then(|| client.to_string());
+            let digest = id.digest();
+            let recorded =
+                state.db.run(async |c| sessions::create(c, &digest, &actor.0, expires, address.as_deref()).await).await;
+            if let Err(e) = recorded {
+                return signed_out_error(&headers, e.into());
+            }
+            tracing::info!(actor = %actor.0, %client, "operator signed in to the dashboard");
             let cookie = session_set_cookie(value, secure_cookies(&state, &headers), SESSION_SECONDS);
             (CookieJar::new().add(cookie), Redirect::to("/ops/")).into_response()
         }
@@ -151,10 +190,22 @@ pub(super) struct CsrfForm {
     pub(super) csrf: String,
 }
 
+/// Signs out: revokes the session in the database (so a copy of the cookie is useless
+/// too), records it, and clears the cookie.
 async fn logout(s: Session, State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if s.checked(&form).is_none() {
-        return csrf_refused();
+    let Some(s) = s.checked(&form) else { return csrf_refused() };
+    let digest = s.id.digest();
+    let revoked = async {
+        let mut tx = state.db.begin().await?;
+        sessions::revoke(&mut *tx, &digest, &s.actor.0).await?;
+        let detail = format!("session {}", hex::encode(digest));
+        ops::audit_record(&mut *tx, &s.actor.0, "sign_out", &[], Some(&detail)).await?;
+        tx.commit().await
+    };
+    if let Err(e) = revoked.await {
+        return error_page(&s, &headers, e.into());
     }
+    tracing::info!(actor = %s.actor.0, "operator signed out of the dashboard");
     let cookie = session_set_cookie(String::new(), secure_cookies(&state, &headers), 0);
     (CookieJar::new().add(cookie), Redirect::to("/ops/login")).into_response()
 }
@@ -173,9 +224,11 @@ pub(super) fn error_page(s: &Session, headers: &HeaderMap, error: OpsError) -> R
 pub(super) fn error_sentence(headers: &HeaderMap, error: OpsError) -> (StatusCode, String) {
     let request_id = headers.get(crate::startup::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let said = match &error {
-        OpsError::BadRequest(_) | OpsError::NotFound(_) | OpsError::UnknownAction(_) | OpsError::Conflict(_) => {
-            Some(error.to_string())
-        }
+        OpsError::BadRequest(_)
+        | OpsError::NotFound(_)
+        | OpsError::Missing(_)
+        | OpsError::UnknownAction(_)
+        | OpsError::Conflict(_) => Some(error.to_string()),
         _ => None,
     };
     // Logs the cause of a database error once.

@@ -19,6 +19,9 @@ pub enum OpsError {
     BadRequest(String),
     #[error("no job with id {0}")]
     NotFound(String),
+    /// Something other than a job is missing; the sentence says what.
+    #[error("{0}")]
+    Missing(String),
     #[error("no action named {0:?} in the catalog")]
     UnknownAction(String),
     #[error("{0}")]
@@ -38,7 +41,7 @@ impl IntoResponse for OpsError {
         let (status, message) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
-            Self::NotFound(_) | Self::UnknownAction(_) => (StatusCode::NOT_FOUND, self.to_string()),
+            Self::NotFound(_) | Self::Missing(_) | Self::UnknownAction(_) => (StatusCode::NOT_FOUND, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::TooManyFailures(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Database(e) => {

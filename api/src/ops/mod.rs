@@ -1,6 +1,6 @@
 //! Everything for operators, under `/ops/`: the JSON API ([`api`]), the dashboard
-//! ([`dashboard`]), their credentials ([`auth`]) and the job explanations
-//! ([`explain`]). Authenticated with admin tokens, never with Workfront's API keys.
+//! ([`dashboard`]), their credentials ([`auth`]), their dashboard sessions
+//! ([`sessions`]) and the job explanations ([`explain`]). Authenticated with admin tokens, never with Workfront's API keys.
 
 pub mod api;
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod explain;
 pub mod flow;
 mod flow_page;
 mod pages;
+pub mod sessions;
 pub mod throttle;
 mod views;
 
@@ -30,6 +31,7 @@ pub const PAGE_CAP: i64 = 200;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(api::router().layer(axum::middleware::from_fn(browser_to_dashboard)))
+        .merge(sessions::router())
         .merge(flow::router())
         .merge(dashboard::router().into())
         .merge(flow_page::router().into())

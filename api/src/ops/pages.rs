@@ -1,5 +1,6 @@
 //! The dashboard's pages that read: the overview (and its live part), the jobs list,
-//! a job, an action; and the script they share. Each loads its data through the same
+//! a job, an action, the sessions (with their revoke buttons); and the script they
+//! share. Each loads its data through the same
 //! functions as the JSON API and hands it to [`super::views`].
 
 use axum::extract::{Path, Query, State};
@@ -14,6 +15,7 @@ use docket::db::{ops, samples};
 use super::api::{self, ListQuery};
 use super::dashboard::{after_change, csrf_refused, error_page, error_sentence, page, CsrfForm, Session};
 use super::error::OpsError;
+use super::sessions;
 use super::views;
 use super::views::overview::Overview;
 use crate::state::{AppState, QUERY_TIMEOUT};
@@ -26,6 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/ops/ui/jobs/{id}", get(job_page))
         .route("/ops/ui/actions/{action}", get(action_page))
         .route("/ops/ui/actions/{action}/retry-failed", post(retry_failed))
+        .route("/ops/ui/sessions", get(sessions_page))
+        .route("/ops/ui/sessions/{id}/revoke", post(revoke_session))
+        .route("/ops/ui/sessions/revoke", post(revoke_label))
         .route(views::SCRIPT_PATH, get(script))
         .route(views::CSS_PATH, get(stylesheet))
         .layer(super::dashboard::form_limit(super::dashboard::FORM_BYTES))
@@ -148,4 +153,50 @@ async fn retry_failed(
         ),
         Err(e) => error_page(&s, &headers, e),
     }
+}
+
+/// The live sessions, each with a revoke button.
+async fn sessions_page(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match sessions::live_sessions(&state, None).await {
+        Ok(list) => {
+            let current = hex::encode(s.id.digest());
+            page("Sessions", Some(&s), views::sessions::page(&s, &list, &current))
+        }
+        Err(e) => error_page(&s, &headers, e),
+    }
+}
+
+/// Revokes one session (the same audited revoke as `POST /ops/sessions/{id}/revoke`).
+async fn revoke_session(
+    s: Session,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some(s) = s.checked(&form) else { return csrf_refused() };
+    let done = match sessions::parse_session_id(&id) {
+        Ok(digest) => sessions::revoke_session(&state, &s.actor.0, &digest).await.map(drop),
+        Err(e) => Err(e),
+    };
+    after_change(&s, &headers, done, "/ops/ui/sessions")
+}
+
+#[derive(serde::Deserialize)]
+struct LabelForm {
+    csrf: String,
+    label: String,
+}
+
+/// Revokes every session of a label (the same audited revoke as
+/// `POST /ops/sessions/revoke?label=`).
+async fn revoke_label(
+    s: Session,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LabelForm>,
+) -> Response {
+    let Some(s) = s.checked(&CsrfForm { csrf: form.csrf }) else { return csrf_refused() };
+    let done = sessions::revoke_sessions_of(&state, &s.actor.0, &form.label).await.map(drop);
+    after_change(&s, &headers, done, "/ops/ui/sessions")
 }

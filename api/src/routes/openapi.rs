@@ -33,7 +33,7 @@ pub const FILTER_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0
     tags(
         (name = "workfront", description = "What Workfront calls"),
         (name = "probes", description = "Health, readiness and metrics"),
-        (name = "ops", description = "Operators: jobs, actions, figures, audit (admin token)")
+        (name = "ops", description = "Operators: jobs, actions, figures, audit, dashboard sessions (admin token)")
     )
 )]
 struct Base;

@@ -1,5 +1,5 @@
 //! The database layer: connecting (creating the database if needed), migrating, and
-//! every SQL statement Docket runs ([`jobs`], [`attempts`], [`admin`]).
+//! every SQL statement Docket runs ([`jobs`], [`attempts`], [`admin`], [`sessions`], …).
 //!
 //! Invariant: no other module issues SQL.
 
@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod ops;
 pub mod reach;
 pub mod samples;
+pub mod sessions;
 pub mod workers;
 
 pub use flags::DbFlags;

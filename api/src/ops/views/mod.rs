@@ -2,13 +2,14 @@
 //! in `PreEscaped` (nothing is), and the templates are checked when the
 //! crate compiles. The handlers in [`super::dashboard`] load the data; these modules
 //! only show it: [`overview`], [`jobs`] (the list and bulk actions), [`job`], [`action`],
-//! and the SVG [`charts`].
+//! [`sessions`], and the SVG [`charts`].
 
 pub mod action;
 pub mod charts;
 pub mod job;
 pub mod jobs;
 pub mod overview;
+pub mod sessions;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{html, Markup, DOCTYPE};
@@ -44,7 +45,8 @@ pub fn page(title: &str, who: Option<&Session>, body: Markup) -> Markup {
                     strong { "Docket" }
                     nav aria-label="Dashboard" {
                         a href="/ops/" { "Overview" } " "
-                        a href="/ops/ui/jobs" { "Jobs" }
+                        a href="/ops/ui/jobs" { "Jobs" } " "
+                        a href="/ops/ui/sessions" { "Sessions" }
                     }
                     @if let Some(s) = who {
                         span.who { "signed in as " (s.actor.0) }
