@@ -90,6 +90,9 @@ pub struct HttpSpec {
     /// A JSON pointer into a successful response's body; the value found is stored
     /// on the job.
     pub result: Option<String>,
+    /// `allow_http = true`: credentials (`auth`) may go to an `http://` URL or token
+    /// endpoint (a target on the same host, say). Otherwise they need `https://`.
+    pub allow_http: bool,
 }
 
 /// How an `http` action authenticates to its target. Secrets are named by
@@ -298,6 +301,7 @@ struct RawAction {
     retry_max: Option<String>,
     dedupe: Option<bool>,
     signing_secret_env: Option<String>,
+    allow_http: Option<bool>,
     method: Option<String>,
     headers: Option<toml::Table>,
     body: Option<toml::Table>,
@@ -364,6 +368,7 @@ impl RawAction {
                 let http_only = [
                     ("url", self.url.is_some()),
                     ("signing_secret_env", self.signing_secret_env.is_some()),
+                    ("allow_http", self.allow_http.is_some()),
                     ("method", self.method.is_some()),
                     ("headers", self.headers.is_some()),
                     ("body", self.body.is_some()),
@@ -415,6 +420,15 @@ impl RawAction {
                     Some(raw) => Some(raw.validate().map_err(|(field, m)| fail(field, m))?),
                     None => None,
                 };
+                let allow_http = self.allow_http.unwrap_or(false);
+                if let Some(auth) = &auth {
+                    if request.is_none() {
+                        needs_https(&url, allow_http).map_err(|m| fail("url", m))?;
+                    }
+                    if let Auth::OAuth2ClientCredentials { token_url, .. } = auth {
+                        needs_https(token_url, allow_http).map_err(|m| fail("auth", format!("`token_url`: {m}")))?;
+                    }
+                }
                 let success_status = match self.success_status {
                     Some(codes) if codes.is_empty() => {
                         return Err(fail("success_status", "is empty; leave it out to accept any 2xx".into()))
@@ -444,7 +458,15 @@ impl RawAction {
                     }
                     None => None,
                 };
-                ActionKind::Http(Box::new(HttpSpec { url, signing_secret_env, request, auth, success_status, result }))
+                ActionKind::Http(Box::new(HttpSpec {
+                    url,
+                    signing_secret_env,
+                    request,
+                    auth,
+                    success_status,
+                    result,
+                    allow_http,
+                }))
             }
             Some(other) => return Err(fail("kind", format!("{other:?} is not a kind; use \"http\" or \"noop\""))),
         };
@@ -703,6 +725,9 @@ fn check_renders(action: &Action, actions: &[Action], triggers: &[Trigger]) -> R
         };
         let url = request.check(sample, other).map_err(|e| (field_of(&e.key), started_by(e.to_string())))?;
         check_url(&url).map_err(|m| ("url", started_by(m)))?;
+        if spec.auth.is_some() {
+            needs_https(&url, spec.allow_http).map_err(|m| ("url", m))?;
+        }
     }
     Ok(())
 }
@@ -788,6 +813,18 @@ impl RawAuth {
             )),
         }
     }
+}
+
+/// Credentials cross the network only encrypted: an `http://` URL is refused for an
+/// action with `auth`, unless `allow_http = true` says the risk is understood.
+fn needs_https(url: &str, allow_http: bool) -> Result<(), String> {
+    if url.starts_with("https://") || allow_http {
+        return Ok(());
+    }
+    Err(format!(
+        "{url:?} is plain http:// but the action sends credentials (auth): use https://, or set \
+         allow_http = true if the target is on a network you trust (the same host, say)"
+    ))
 }
 
 /// An absolute `http://` or `https://` URL with a host, as the `url` crate (WHATWG

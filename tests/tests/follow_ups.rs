@@ -23,7 +23,9 @@ fn example_catalog(archive_url: &str, workfront: &Workfront, extra: &str) -> tem
         .replace("https://ims-na1.adobelogin.com", &workfront.base)
         .replace("0123456789ABCDEF@AdobeOrg", workfront::IMS_ORG)
         .replace("5f0a1b2c3d4e5f60718293a4b5c6d7e8", workfront::WF_USER)
-        .replace("docket-ims-client", workfront::IMS_CLIENT_ID);
+        .replace("docket-ims-client", workfront::IMS_CLIENT_ID)
+        // The stand-ins speak plain HTTP on loopback.
+        .replace("kind = \"http\"", "kind = \"http\"\nallow_http = true");
     catalog(&format!("{text}\n{extra}"))
 }
 

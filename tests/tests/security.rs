@@ -54,9 +54,9 @@ async fn secrets_never_appear_in_logs_metrics_replies_or_the_database() {
     let dir = catalog(&format!(
         "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nretry_base = \"50ms\"\nsigning_secret_env = \"SIGNING\"\n\
          [[action]]\nname = \"bearer\"\nkind = \"http\"\nurl = \"{bearer}\"\nretry_base = \"50ms\"\n\
-         auth = {{ type = \"bearer\", token_env = \"BEARER_SECRET\" }}\n\
+         auth = {{ type = \"bearer\", token_env = \"BEARER_SECRET\" }}\nallow_http = true\n\
          [[action]]\nname = \"oauth\"\nkind = \"http\"\nurl = \"{authed}\"\nretry_base = \"50ms\"\n\
-         auth = {{ type = \"oauth2_client_credentials\", token_url = \"{tokens}\", client_id = \"docket\", client_secret_env = \"CLIENT_SECRET\" }}\n",
+         auth = {{ type = \"oauth2_client_credentials\", token_url = \"{tokens}\", client_id = \"docket\", client_secret_env = \"CLIENT_SECRET\" }}\nallow_http = true\n",
         target.url,
         bearer = bearer_target.url,
         authed = authed.url,

@@ -121,6 +121,7 @@ kind = "http"
 method = "PUT"
 url = "{base}/dam/assets/{{{{ document.id }}}}/publish?by={{{{ user.username }}}}"
 auth = {{ type = "bearer", token_env = "DAM_TOKEN" }}
+allow_http = true  # the loopback stand-in speaks plain HTTP
 success_status = [200, 201]
 
 [action.headers]
@@ -199,6 +200,7 @@ url = "{base}/hooks/fusion"
 content_type = "application/x-www-form-urlencoded"
 body_template = "document={{{{ document.id | urlencode }}}}&user={{{{ user.username | urlencode }}}}"
 auth = {{ type = "basic", username = "docket", password_env = "FUSION_PASSWORD" }}
+allow_http = true
 
 [[action]]
 name = "strict"
@@ -265,6 +267,7 @@ url = "{target}/api/documents/{{{{ document.id }}}}/archive"
 retry_base = "50ms"
 retry_max = "100ms"
 max_attempts = 3
+allow_http = true
 {extra}
 [action.auth]
 type = "oauth2_client_credentials"
@@ -459,6 +462,8 @@ async fn the_real_system_examples_send_exactly_what_their_targets_expect() {
     ] {
         text = text.replace(&format!("url = \"{host}"), &format!("url = \"{}", server.base));
     }
+    // The stand-in speaks plain HTTP on loopback.
+    text = text.replace("kind = \"http\"", "kind = \"http\"\nallow_http = true");
     let dir = catalog(&text);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let secrets = [("DAM_CLIENT_SECRET", "dam-secret".to_owned()), ("PRINT_API_KEY", "print-key".to_owned())];
@@ -538,6 +543,7 @@ async fn oauth2_clients_can_authenticate_with_http_basic_and_send_audience_and_e
 name = "entra"
 kind = "http"
 url = "{target}/notify"
+allow_http = true
 [action.auth]
 type = "oauth2_client_credentials"
 token_url = "{tokens}/token"

@@ -22,7 +22,9 @@ fn example(target: &str, workfront: &str) -> tempfile::TempDir {
     catalog(
         &include_str!("../../examples/workfront-events.toml")
             .replace("https://dam.example.com", origin)
-            .replace("https://example.my.workfront.com", workfront),
+            .replace("https://example.my.workfront.com", workfront)
+            // The stand-ins speak plain HTTP on loopback.
+            .replace("kind = \"http\"", "kind = \"http\"\nallow_http = true"),
     )
 }
 

@@ -57,7 +57,8 @@ retry_max = "2m"
             request: None,
             auth: None,
             success_status: None,
-            result: None
+            result: None,
+            allow_http: false
         }))
     );
     assert_eq!(a.timeout, Duration::from_secs(10));
@@ -413,4 +414,25 @@ fn workfront_events_example_is_valid() {
     let catalog = parse(include_str!("../../../examples/workfront-events.toml")).unwrap();
     assert_eq!(catalog.triggers().len(), 2);
     assert_eq!(catalog.menu().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["archive"]);
+}
+
+#[test]
+fn credentials_need_https_unless_allowed() {
+    let action =
+        |url: &str, extra: &str| format!("[[action]]\nname = \"a\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}");
+    let bearer = "auth = { type = \"bearer\", token_env = \"T\" }\n";
+    let oauth = "auth = { type = \"oauth2_client_credentials\", token_url = \"http://idp.example/token\", \
+                 client_id = \"c\", client_secret_env = \"S\" }\n";
+    for (text, field) in [
+        (action("http://dam.example/hook", bearer), "field `url`"),
+        (action("http://dam.example/{{ document.id }}", bearer), "field `url`"),
+        (action("https://dam.example/hook", oauth), "field `auth`: `token_url`"),
+    ] {
+        let message = error(&text);
+        assert!(message.contains(field) && message.contains("allow_http = true"), "{message}");
+        parse(&format!("{text}allow_http = true\n")).unwrap();
+    }
+    parse(&action("http://dam.example/hook", "")).expect("no credentials: http is allowed");
+    parse(&action("https://dam.example/hook", bearer)).unwrap();
+    assert!(error("[[action]]\nname = \"n\"\nkind = \"noop\"\nallow_http = true\n").contains("allow_http"));
 }
