@@ -175,6 +175,26 @@ async fn an_approval_archives_the_document_with_the_event_in_its_templates_and_n
         .await
         .unwrap();
     assert!(page.contains("archive-approved") && page.contains("UPDATE DOCU"), "the job page shows the event");
+    let overview = client
+        .get(format!("{}/ops/", api.base))
+        .header("cookie", dashboard_cookie(&api, &client).await)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("1 received in the last hour"), "the overview counts events");
+    let stats: Value = client
+        .get(format!("{}/ops/stats", api.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["events"][0]["received"], 1);
 }
 
 /// Signs in to the dashboard and returns the session cookie.

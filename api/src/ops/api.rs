@@ -494,6 +494,8 @@ pub struct Stats {
     pub workers: Vec<workers::WorkerRow>,
     /// Every action's limits, usage, pause and circuit.
     pub actions: Vec<super::flow::ActionFlow>,
+    /// Workfront event deliveries received per minute, the last hour.
+    pub events: Vec<docket::db::events::EventMinute>,
 }
 
 pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
@@ -503,9 +505,10 @@ pub async fn load_stats(state: &AppState) -> Result<Stats, OpsError> {
     let lag = ops::lag_per_action(&mut *tx).await?;
     let throughput = ops::throughput_last_hour(&mut *tx).await?;
     let workers = workers::list_live(&mut *tx).await?;
+    let events = docket::db::events::per_minute_last_hour(&mut *tx).await?;
     tx.commit().await?;
     let actions = super::flow::load(&state.db, &state.catalog).await?;
-    Ok(Stats { counts, lag, throughput, workers, actions })
+    Ok(Stats { counts, lag, throughput, workers, actions, events })
 }
 
 /// Counts, lag, throughput, live workers, every action's flow control.

@@ -51,7 +51,8 @@ async fn load_overview(state: &AppState) -> Result<Overview, OpsError> {
     let stats = api::load_stats(state).await?;
     let now = Utc::now();
     let samples = state.db.run(async |c| samples::since(c, now - chrono::Duration::hours(24)).await).await?;
-    Ok(Overview { stats, samples, now })
+    let trigger_names: Vec<String> = state.catalog.triggers().iter().map(|t| t.name.clone()).collect();
+    Ok(Overview { stats, samples, now, trigger_names })
 }
 
 async fn overview(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -214,8 +214,17 @@ pub async fn prune(executor: impl PgExecutor<'_>, age: Duration, batch: i64) -> 
     Ok(done.rows_affected())
 }
 
-/// Deliveries received per minute over the last hour (the dashboard's overview).
-pub async fn per_minute_last_hour(executor: impl PgExecutor<'_>) -> Result<Vec<(DateTime<Utc>, i64)>, sqlx::Error> {
+/// Deliveries received in one minute.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMinute {
+    pub minute: DateTime<Utc>,
+    pub received: i64,
+}
+
+/// Deliveries received per minute over the last hour, minutes without any left out
+/// (the dashboard's overview; a range scan of the `received_at` index).
+pub async fn per_minute_last_hour(executor: impl PgExecutor<'_>) -> Result<Vec<EventMinute>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select date_trunc('minute', received_at) as "minute!", count(*) as "count!"
            from workfront_events
@@ -224,5 +233,5 @@ pub async fn per_minute_last_hour(executor: impl PgExecutor<'_>) -> Result<Vec<(
     )
     .fetch_all(executor)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.minute, r.count)).collect())
+    Ok(rows.into_iter().map(|r| EventMinute { minute: r.minute, received: r.count }).collect())
 }

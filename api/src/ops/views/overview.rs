@@ -20,6 +20,20 @@ pub struct Overview {
     /// The last 24 hours of `queue_samples`.
     pub samples: Vec<Sample>,
     pub now: DateTime<Utc>,
+    /// The catalog's triggers.
+    pub trigger_names: Vec<String>,
+}
+
+/// Deliveries per minute over the last hour, oldest first, one value a minute.
+fn event_minutes(o: &Overview) -> Vec<f64> {
+    let this_minute = o.now.timestamp() / 60;
+    (0..60)
+        .rev()
+        .map(|ago| {
+            let minute = this_minute - ago;
+            o.stats.events.iter().filter(|e| e.minute.timestamp() / 60 == minute).map(|e| e.received as f64).sum()
+        })
+        .collect()
 }
 
 /// The whole page body: the live part in its refreshing frame.
@@ -73,6 +87,24 @@ pub fn live(s: &Session, o: &Overview) -> Markup {
                 }
             }
         }))
+        @if !o.stats.events.is_empty() || !o.trigger_names.is_empty() {
+            @let per_minute = event_minutes(o);
+            @let hour = per_minute.iter().sum::<f64>() as i64;
+            @let last = per_minute.last().copied().unwrap_or(0.0) as i64;
+            h2 { "Workfront events" }
+            p id="events-received" {
+                (hour) " received in the last hour, " (last) " this minute. "
+                (charts::sparkline(
+                    &format!("Workfront events received per minute: {hour} in the last hour"),
+                    &[Series { class: "ok-line", values: per_minute.clone() }],
+                ))
+                " Jobs by trigger: "
+                @for (i, t) in o.trigger_names.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href={ "/ops/ui/jobs?trigger=" (q(t)) } { (t) }
+                }
+            }
+        }
         h2 { "The last 24 hours" }
         (charts::last_day(&o.samples, o.now))
         h2 { "Live workers" }
