@@ -68,9 +68,19 @@ pub struct SessionList {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LabelQuery {
+    /// An admin token's label (empty: any).
+    #[param(pattern = "^[A-Za-z0-9_@-]{0,64}$")]
+    pub label: Option<String>,
+}
+
+/// The label whose sessions to revoke (required).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredLabel {
     /// An admin token's label.
     #[param(pattern = "^[A-Za-z0-9_@-]{1,64}$")]
-    pub label: Option<String>,
+    pub label: String,
 }
 
 /// A label as configured in `DOCKET_ADMIN_TOKEN`: 400 if it could not be one, 404 if
@@ -196,7 +206,7 @@ pub struct SessionsRevoked {
 /// Revoke every live dashboard session of one admin token's label.
 #[utoipa::path(post, path = "/ops/sessions/revoke", operation_id = "revokeSessions", tag = "ops",
     security(("adminToken" = [])),
-    params(LabelQuery),
+    params(RequiredLabel),
     responses(
         (status = 200, description = "Revoked", body = SessionsRevoked),
         (status = 400, description = "No label, or not a label", body = OpsErrorBody),
@@ -206,12 +216,9 @@ pub struct SessionsRevoked {
 async fn revoke_label(
     Operator(actor): Operator,
     State(state): State<AppState>,
-    query: Result<Query<LabelQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<RequiredLabel>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SessionsRevoked>, OpsError> {
-    let Query(query) = query.map_err(|e| OpsError::BadRequest(e.body_text()))?;
-    let Some(label) = query.label.filter(|l| !l.is_empty()) else {
-        return Err(OpsError::BadRequest("the label parameter is required".into()));
-    };
+    let Query(RequiredLabel { label }) = query.map_err(|e| OpsError::BadRequest(e.body_text()))?;
     let revoked = revoke_sessions_of(&state, &actor.0, &label).await?;
     Ok(Json(SessionsRevoked { label, revoked }))
 }
