@@ -346,185 +346,260 @@ struct RawAuth {
 
 type FieldError = (String, &'static str, String);
 
+/// A field and what is wrong with it (the caller adds the action's name).
+type Problem = (&'static str, String);
+
+/// The keys only `http` actions take.
+struct HttpKeys {
+    url: Option<String>,
+    signing_secret_env: Option<String>,
+    allow_http: Option<bool>,
+    method: Option<String>,
+    headers: Option<toml::Table>,
+    body: Option<toml::Table>,
+    body_template: Option<String>,
+    content_type: Option<String>,
+    auth: Option<RawAuth>,
+    success_status: Option<Vec<i64>>,
+    result: Option<String>,
+}
+
 impl RawAction {
+    /// Checks an action key by key; each concern has a function of its own below.
     fn validate(self, index: usize) -> Result<Action, FieldError> {
-        let unnamed = format!("#{}", index + 1);
-        let name = self.name.ok_or((unnamed.clone(), "name", "is missing".to_owned()))?;
-        let fail = |field: &'static str, message: String| (name.clone(), field, message);
-        check_text(&name, MAX_NAME_CHARS).map_err(|e| (unnamed.clone(), "name", text_message(e)))?;
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-            return Err(fail("name", "may hold only ASCII letters, digits, '_', '-' and '.'".into()));
-        }
-        let display_name = match self.display_name {
+        let RawAction {
+            name,
+            display_name,
+            menu,
+            kind,
+            url,
+            timeout,
+            max_attempts,
+            retry_base,
+            retry_max,
+            dedupe,
+            signing_secret_env,
+            allow_http,
+            method,
+            headers,
+            body,
+            body_template,
+            content_type,
+            auth,
+            success_status,
+            result,
+            on_finish,
+            limit_group,
+            max_concurrency,
+            rate,
+            burst,
+            circuit,
+        } = self;
+        let name = action_name(name, index)?;
+        let fail = |(field, message): Problem| (name.clone(), field, message);
+        let display_name = match display_name {
             Some(d) => {
-                check_text(&d, 255).map_err(|e| fail("display_name", text_message(e)))?;
+                check_text(&d, 255).map_err(|e| fail(("display_name", text_message(e))))?;
                 d
             }
             None => name.clone(),
         };
-        let kind = match self.kind.as_deref() {
-            None => return Err(fail("kind", "is missing; use \"http\" or \"noop\"".into())),
-            Some("noop") => {
-                let http_only = [
-                    ("url", self.url.is_some()),
-                    ("signing_secret_env", self.signing_secret_env.is_some()),
-                    ("allow_http", self.allow_http.is_some()),
-                    ("method", self.method.is_some()),
-                    ("headers", self.headers.is_some()),
-                    ("body", self.body.is_some()),
-                    ("body_template", self.body_template.is_some()),
-                    ("content_type", self.content_type.is_some()),
-                    ("auth", self.auth.is_some()),
-                    ("success_status", self.success_status.is_some()),
-                    ("result", self.result.is_some()),
-                ];
-                if let Some((field, _)) = http_only.iter().find(|(_, set)| *set) {
-                    return Err(fail(field, "is not used by kind \"noop\"; remove it".into()));
-                }
-                ActionKind::Noop
-            }
-            Some("http") => {
-                let url = self.url.ok_or_else(|| fail("url", "is missing (required for kind \"http\")".into()))?;
-                let signing_secret_env = match self.signing_secret_env {
-                    Some(name) => Some(env_name(&name).map_err(|m| fail("signing_secret_env", m))?),
-                    None => None,
-                };
-                let templated = self.method.is_some()
-                    || url.contains("{{")
-                    || url.contains("{%")
-                    || self.headers.is_some()
-                    || self.body.is_some()
-                    || self.body_template.is_some();
-                let request = if templated {
-                    Some(request_template(
-                        &name,
-                        &url,
-                        self.method,
-                        self.headers,
-                        self.body,
-                        self.body_template,
-                        self.content_type,
-                    )?)
-                } else {
-                    if self.content_type.is_some() {
-                        return Err(fail("content_type", "is used only with body_template".into()));
-                    }
-                    None
-                };
-                // A templated URL is checked as rendered, once the catalog knows every
-                // way the action starts (`check_renders`).
-                if request.is_none() {
-                    check_url(&url).map_err(|m| fail("url", m))?;
-                }
-                let auth = match self.auth {
-                    Some(raw) => Some(raw.validate().map_err(|(field, m)| fail(field, m))?),
-                    None => None,
-                };
-                let allow_http = self.allow_http.unwrap_or(false);
-                if let Some(auth) = &auth {
-                    if request.is_none() {
-                        needs_https(&url, allow_http).map_err(|m| fail("url", m))?;
-                    }
-                    if let Auth::OAuth2ClientCredentials { token_url, .. } = auth {
-                        needs_https(token_url, allow_http).map_err(|m| fail("auth", format!("`token_url`: {m}")))?;
-                    }
-                }
-                let success_status = match self.success_status {
-                    Some(codes) if codes.is_empty() => {
-                        return Err(fail("success_status", "is empty; leave it out to accept any 2xx".into()))
-                    }
-                    Some(codes) => Some(
-                        codes
-                            .into_iter()
-                            .map(|c| {
-                                u16::try_from(c)
-                                    .ok()
-                                    .filter(|c| (100..=599).contains(c))
-                                    .ok_or_else(|| fail("success_status", format!("{c} is not an HTTP status")))
-                            })
-                            .collect::<Result<Vec<_>, _>>()?,
-                    ),
-                    None => None,
-                };
-                let result = match self.result {
-                    Some(pointer) if pointer.is_empty() || pointer.starts_with('/') => Some(pointer),
-                    Some(pointer) => {
-                        return Err(fail(
-                            "result",
-                            format!(
-                            "{pointer:?} is not a JSON pointer (write e.g. \"/data/url\", or \"\" for the whole body)"
-                        ),
-                        ))
-                    }
-                    None => None,
-                };
-                ActionKind::Http(Box::new(HttpSpec {
-                    url,
-                    signing_secret_env,
-                    request,
-                    auth,
-                    success_status,
-                    result,
-                    allow_http,
-                }))
-            }
-            Some(other) => return Err(fail("kind", format!("{other:?} is not a kind; use \"http\" or \"noop\""))),
+        let http = HttpKeys {
+            url,
+            signing_secret_env,
+            allow_http,
+            method,
+            headers,
+            body,
+            body_template,
+            content_type,
+            auth,
+            success_status,
+            result,
         };
-        let timeout = duration(self.timeout, DEFAULT_TIMEOUT).map_err(|m| fail("timeout", m))?;
-        let max_attempts = match self.max_attempts {
-            None => DEFAULT_MAX_ATTEMPTS,
-            Some(n) if (1..=i64::from(MAX_MAX_ATTEMPTS)).contains(&n) => n as u32,
-            Some(n) => return Err(fail("max_attempts", format!("{n} is out of range 1..={MAX_MAX_ATTEMPTS}"))),
-        };
-        let base = duration(self.retry_base, DEFAULT_RETRY_BASE).map_err(|m| fail("retry_base", m))?;
-        let cap = duration(self.retry_max, DEFAULT_RETRY_MAX.max(base)).map_err(|m| fail("retry_max", m))?;
-        if cap < base {
-            return Err(fail(
-                "retry_max",
-                format!("must not be shorter than retry_base ({})", humantime::format_duration(base)),
-            ));
-        }
-        let dedupe = self.dedupe.unwrap_or(true);
-        let mut on_finish = Vec::new();
-        for raw in self.on_finish.unwrap_or_default() {
-            if raw.when.is_empty() {
-                return Err(fail("on_finish", format!("the follow-up {:?} has an empty `when`", raw.run)));
-            }
-            let mut when = Vec::new();
-            for state in &raw.when {
-                match state.parse::<crate::domain::JobState>() {
-                    Ok(s) if s.is_final() => when.push(s),
-                    _ => {
-                        return Err(fail(
-                            "on_finish",
-                            format!("{state:?} is not a final state; use \"succeeded\", \"failed\" or \"cancelled\""),
-                        ))
-                    }
-                }
-            }
-            on_finish.push(FollowUp { when, run: raw.run });
-        }
-        let flow = flow::RawFlow {
-            limit_group: self.limit_group,
-            max_concurrency: self.max_concurrency,
-            rate: self.rate,
-            burst: self.burst,
-            circuit: self.circuit,
-        }
-        .validate()
-        .map_err(|(field, message)| fail(field, message))?;
+        let kind = action_kind(kind, http, &name).map_err(fail)?;
+        let (timeout, retry) = retry_policy(timeout, max_attempts, retry_base, retry_max).map_err(fail)?;
+        let on_finish = follow_ups(on_finish.unwrap_or_default()).map_err(fail)?;
+        let flow = flow::RawFlow { limit_group, max_concurrency, rate, burst, circuit }.validate().map_err(fail)?;
         Ok(Action {
             name,
             display_name,
-            menu: self.menu.unwrap_or(true),
+            menu: menu.unwrap_or(true),
             kind,
             timeout,
-            retry: RetryPolicy { max_attempts, base, cap },
-            dedupe,
+            retry,
+            dedupe: dedupe.unwrap_or(true),
             on_finish,
             flow,
         })
     }
+}
+
+fn action_name(name: Option<String>, index: usize) -> Result<String, FieldError> {
+    let unnamed = format!("#{}", index + 1);
+    let name = name.ok_or((unnamed.clone(), "name", "is missing".to_owned()))?;
+    check_text(&name, MAX_NAME_CHARS).map_err(|e| (unnamed, "name", text_message(e)))?;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err((name, "name", "may hold only ASCII letters, digits, '_', '-' and '.'".into()));
+    }
+    Ok(name)
+}
+
+fn action_kind(kind: Option<String>, http: HttpKeys, name: &str) -> Result<ActionKind, Problem> {
+    match kind.as_deref() {
+        None => Err(("kind", "is missing; use \"http\" or \"noop\"".into())),
+        Some("noop") => match http.first_set() {
+            Some(field) => Err((field, "is not used by kind \"noop\"; remove it".into())),
+            None => Ok(ActionKind::Noop),
+        },
+        Some("http") => Ok(ActionKind::Http(Box::new(http.validate(name)?))),
+        Some(other) => Err(("kind", format!("{other:?} is not a kind; use \"http\" or \"noop\""))),
+    }
+}
+
+impl HttpKeys {
+    /// The first key that is set (a `noop` action takes none of them).
+    fn first_set(&self) -> Option<&'static str> {
+        [
+            ("url", self.url.is_some()),
+            ("signing_secret_env", self.signing_secret_env.is_some()),
+            ("allow_http", self.allow_http.is_some()),
+            ("method", self.method.is_some()),
+            ("headers", self.headers.is_some()),
+            ("body", self.body.is_some()),
+            ("body_template", self.body_template.is_some()),
+            ("content_type", self.content_type.is_some()),
+            ("auth", self.auth.is_some()),
+            ("success_status", self.success_status.is_some()),
+            ("result", self.result.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(field, set)| set.then_some(field))
+    }
+
+    fn validate(self, name: &str) -> Result<HttpSpec, Problem> {
+        let url = self.url.ok_or(("url", "is missing (required for kind \"http\")".to_owned()))?;
+        let signing_secret_env = match self.signing_secret_env {
+            Some(variable) => Some(env_name(&variable).map_err(|m| ("signing_secret_env", m))?),
+            None => None,
+        };
+        let templated = self.method.is_some()
+            || url.contains("{{")
+            || url.contains("{%")
+            || self.headers.is_some()
+            || self.body.is_some()
+            || self.body_template.is_some();
+        let request = if templated {
+            let template =
+                request_template(name, &url, self.method, self.headers, self.body, self.body_template, self.content_type)
+                    .map_err(|(_, field, message)| (field, message))?;
+            Some(template)
+        } else if self.content_type.is_some() {
+            return Err(("content_type", "is used only with body_template".into()));
+        } else {
+            // A templated URL is checked as rendered, once the catalog knows every way
+            // the action starts (`check_renders`).
+            check_url(&url).map_err(|m| ("url", m))?;
+            None
+        };
+        let auth = match self.auth {
+            Some(raw) => Some(raw.validate()?),
+            None => None,
+        };
+        let allow_http = self.allow_http.unwrap_or(false);
+        if let Some(auth) = &auth {
+            if request.is_none() {
+                needs_https(&url, allow_http).map_err(|m| ("url", m))?;
+            }
+            if let Auth::OAuth2ClientCredentials { token_url, .. } = auth {
+                needs_https(token_url, allow_http).map_err(|m| ("auth", format!("`token_url`: {m}")))?;
+            }
+        }
+        Ok(HttpSpec {
+            url,
+            signing_secret_env,
+            request,
+            auth,
+            success_status: success_statuses(self.success_status)?,
+            result: result_pointer(self.result)?,
+            allow_http,
+        })
+    }
+}
+
+fn success_statuses(codes: Option<Vec<i64>>) -> Result<Option<Vec<u16>>, Problem> {
+    let Some(codes) = codes else {
+        return Ok(None);
+    };
+    if codes.is_empty() {
+        return Err(("success_status", "is empty; leave it out to accept any 2xx".into()));
+    }
+    codes
+        .into_iter()
+        .map(|c| {
+            u16::try_from(c)
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| ("success_status", format!("{c} is not an HTTP status")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn result_pointer(pointer: Option<String>) -> Result<Option<String>, Problem> {
+    match pointer {
+        Some(pointer) if pointer.is_empty() || pointer.starts_with('/') => Ok(Some(pointer)),
+        Some(pointer) => Err((
+            "result",
+            format!("{pointer:?} is not a JSON pointer (write e.g. \"/data/url\", or \"\" for the whole body)"),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The attempt timeout and the retry policy, defaults filled in.
+fn retry_policy(
+    timeout: Option<String>,
+    max_attempts: Option<i64>,
+    retry_base: Option<String>,
+    retry_max: Option<String>,
+) -> Result<(Duration, RetryPolicy), Problem> {
+    let timeout = duration(timeout, DEFAULT_TIMEOUT).map_err(|m| ("timeout", m))?;
+    let max_attempts = match max_attempts {
+        None => DEFAULT_MAX_ATTEMPTS,
+        Some(n) if (1..=i64::from(MAX_MAX_ATTEMPTS)).contains(&n) => n as u32,
+        Some(n) => return Err(("max_attempts", format!("{n} is out of range 1..={MAX_MAX_ATTEMPTS}"))),
+    };
+    let base = duration(retry_base, DEFAULT_RETRY_BASE).map_err(|m| ("retry_base", m))?;
+    let cap = duration(retry_max, DEFAULT_RETRY_MAX.max(base)).map_err(|m| ("retry_max", m))?;
+    if cap < base {
+        return Err(("retry_max", format!("must not be shorter than retry_base ({})", humantime::format_duration(base))));
+    }
+    Ok((timeout, RetryPolicy { max_attempts, base, cap }))
+}
+
+/// `on_finish`: each follow-up's `when` holds final states only.
+fn follow_ups(raw: Vec<RawFollowUp>) -> Result<Vec<FollowUp>, Problem> {
+    let mut on_finish = Vec::new();
+    for raw in raw {
+        if raw.when.is_empty() {
+            return Err(("on_finish", format!("the follow-up {:?} has an empty `when`", raw.run)));
+        }
+        let mut when = Vec::new();
+        for state in &raw.when {
+            match state.parse::<crate::domain::JobState>() {
+                Ok(s) if s.is_final() => when.push(s),
+                _ => {
+                    return Err((
+                        "on_finish",
+                        format!("{state:?} is not a final state; use \"succeeded\", \"failed\" or \"cancelled\""),
+                    ))
+                }
+            }
+        }
+        on_finish.push(FollowUp { when, run: raw.run });
+    }
+    Ok(on_finish)
 }
 
 /// How jobs of an action come to be: whether a menu click can start it or a chain
