@@ -2,6 +2,7 @@
 //! local Postgres, and prints medians (with min and max) over repeated runs.
 
 mod big;
+mod events;
 mod probe;
 mod procfs;
 mod scenarios;
@@ -16,7 +17,8 @@ use serde::Serialize;
 use scenarios::Setup;
 use stats::{summarize, Percentiles, Summary};
 
-/// Benchmarks Docket: baseline INSERTs, enqueue over HTTP, drain, latency, scale.
+/// Benchmarks Docket: baseline INSERTs, enqueue over HTTP, Workfront event intake,
+/// drain, latency, scale.
 #[derive(Debug, Parser)]
 #[command(name = "docket-bench")]
 struct Args {
@@ -24,12 +26,18 @@ struct Args {
     /// database there, dropped afterwards.
     #[arg(long, env = "DOCKET_BENCH_SERVER", default_value = "postgres://postgres@127.0.0.1:5432")]
     server: String,
-    /// Scenarios to run (comma-separated): baseline, enqueue, limit, drain, limited,
-    /// latency, scale, big. `drain` runs `limit` too (its figures are ratios to it);
+    /// Scenarios to run (comma-separated): baseline, enqueue, events, limit, drain,
+    /// limited, latency, scale, big. `events` (POST /workfront/events, then a burst)
+    /// runs `baseline` and `enqueue` too (its figures are ratios to them); `drain`
+    /// runs `limit` too (its figures are ratios to it);
     /// `limited` drains an action whose concurrency limit never binds (the cost of the
     /// limited claim path); `big` fills the table (--big-finished …) and times what
     /// must not grow with it.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,enqueue,limit,drain,limited,latency,scale,big")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,enqueue,events,limit,drain,limited,latency,scale,big"
+    )]
     only: Vec<String>,
     /// Repetitions of each scenario.
     #[arg(long, default_value_t = 3)]
@@ -40,12 +48,15 @@ struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Requests for `enqueue` and rows for `baseline`.
+    /// Requests for `enqueue`, deliveries for `events` and rows for `baseline`.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
-    /// Concurrent clients for `enqueue` and connections for `baseline`.
+    /// Concurrent clients for `enqueue` and `events`, connections for `baseline`.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Deliveries sent all at once in `events`' burst (a bulk edit in Workfront).
+    #[arg(long, default_value_t = 1_000)]
+    burst: usize,
     /// Jobs for `drain` and `scale`.
     #[arg(long, default_value_t = 100_000)]
     jobs: usize,
@@ -140,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
     if args.quick {
         args.runs = 1;
         args.requests = args.requests.min(500);
+        args.burst = args.burst.min(100);
         args.jobs = args.jobs.min(2_000);
         args.latency_jobs = args.latency_jobs.min(20);
         args.idle_seconds = args.idle_seconds.min(2);
@@ -153,13 +165,16 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&catalog, scenarios::CATALOG)?;
     let limited_catalog = dir.join("limited.toml");
     std::fs::write(&limited_catalog, scenarios::LIMITED_CATALOG)?;
+    let events_catalog = dir.join("events.toml");
+    std::fs::write(&events_catalog, events::CATALOG)?;
     let big_catalog = dir.join("big.toml");
     std::fs::write(&big_catalog, big::CATALOG)?;
     let bouncer = (args.pgbouncer > 0).then(|| {
         let server = sqlx::postgres::PgConnectOptions::from_str(&args.server).expect("--server is a Postgres URL");
         docket_harness::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
     });
-    let setup = Setup { server: args.server.clone(), catalog, limited_catalog, env: args.env.clone(), bouncer };
+    let setup =
+        Setup { server: args.server.clone(), catalog, limited_catalog, events_catalog, env: args.env.clone(), bouncer };
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let mut report = Report::default();
 
@@ -167,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("run {run}/{}", args.runs);
         let mut baseline_rate = None;
         let mut pgbench_rate = None;
-        if wants("baseline") || wants("enqueue") {
+        if wants("baseline") || wants("enqueue") || wants("events") {
             let b = scenarios::baseline(&setup, args.requests, args.concurrency).await?;
             report.add(format!("baseline: raw INSERTs, C={}", args.concurrency), "rows/s", b.rows_per_second);
             report.add("baseline: WAL per row", "bytes", b.wal_bytes_per_row);
@@ -178,7 +193,8 @@ async fn main() -> anyhow::Result<()> {
                 pgbench_rate = Some(tps);
             }
         }
-        if wants("enqueue") {
+        let mut enqueue_rate = None;
+        if wants("enqueue") || wants("events") {
             let e = scenarios::enqueue(&setup, args.requests, args.concurrency).await?;
             report.add(format!("enqueue: GET /customAction, C={}", args.concurrency), "req/s", e.requests_per_second);
             if let Some(b) = baseline_rate {
@@ -192,6 +208,29 @@ async fn main() -> anyhow::Result<()> {
             report.add("enqueue: WAL per job", "bytes", e.wal_bytes_per_job);
             report.add("api peak RSS under enqueue", "MiB", e.api.peak_rss_mib);
             report.add("api CPU during enqueue", "s", e.api.cpu_seconds);
+            enqueue_rate = Some(e.requests_per_second);
+        }
+        if wants("events") {
+            let e = events::intake(&setup, args.requests, args.concurrency).await?;
+            let rate = e.deliveries_per_second;
+            report.add(format!("events: POST /workfront/events, C={}", args.concurrency), "deliveries/s", rate);
+            if let Some(q) = enqueue_rate {
+                report.add("events / enqueue (same run)", "x", rate / q);
+            }
+            if let Some(p) = pgbench_rate {
+                report.add("events / pgbench baseline", "x", rate / p);
+            }
+            report.add_percentiles("events latency", e.latency_ms);
+            report.add("events errors", "count", e.errors as f64);
+            report.add("events: WAL per delivery", "bytes", e.wal_bytes_per_delivery);
+            report.add("api peak RSS under events", "MiB", e.api.peak_rss_mib);
+            report.add("api CPU during events", "s", e.api.cpu_seconds);
+            let b = events::burst(&setup, args.burst).await?;
+            let burst = format!("events burst of {}", args.burst);
+            report.add_percentiles(&format!("{burst}: latency"), b.latency_ms);
+            report.add(format!("{burst}: answered 200, one new job each"), "count", b.answered as f64);
+            report.add(format!("{burst}: jobs stored"), "count", b.jobs as f64);
+            report.add(format!("{burst}: last answer after"), "s", b.seconds);
         }
         let mut limit_rate = None;
         let mut unlimited_rate = None;

@@ -30,6 +30,8 @@ pub struct Setup {
     pub catalog: std::path::PathBuf,
     /// [`LIMITED_CATALOG`].
     pub limited_catalog: std::path::PathBuf,
+    /// [`crate::events::CATALOG`]: [`CATALOG`] plus a trigger.
+    pub events_catalog: std::path::PathBuf,
     /// Extra environment for the processes (e.g. settings under comparison).
     pub env: Vec<(String, String)>,
     /// When set, api and workers reach Postgres through this PgBouncer (transaction
@@ -68,7 +70,7 @@ pub struct Usage {
     pub cpu_seconds: f64,
 }
 
-fn usage(process: &docket_harness::process::Process) -> Usage {
+pub(crate) fn usage(process: &docket_harness::process::Process) -> Usage {
     let pid = process.pid().as_raw() as u32;
     Usage {
         peak_rss_mib: procfs::peak_rss_mib(pid).unwrap_or(f64::NAN),
