@@ -490,9 +490,16 @@ impl HttpKeys {
             || self.body.is_some()
             || self.body_template.is_some();
         let request = if templated {
-            let template =
-                request_template(name, &url, self.method, self.headers, self.body, self.body_template, self.content_type)
-                    .map_err(|(_, field, message)| (field, message))?;
+            let template = request_template(
+                name,
+                &url,
+                self.method,
+                self.headers,
+                self.body,
+                self.body_template,
+                self.content_type,
+            )
+            .map_err(|(_, field, message)| (field, message))?;
             Some(template)
         } else if self.content_type.is_some() {
             return Err(("content_type", "is used only with body_template".into()));
@@ -573,7 +580,10 @@ fn retry_policy(
     let base = duration(retry_base, DEFAULT_RETRY_BASE).map_err(|m| ("retry_base", m))?;
     let cap = duration(retry_max, DEFAULT_RETRY_MAX.max(base)).map_err(|m| ("retry_max", m))?;
     if cap < base {
-        return Err(("retry_max", format!("must not be shorter than retry_base ({})", humantime::format_duration(base))));
+        return Err((
+            "retry_max",
+            format!("must not be shorter than retry_base ({})", humantime::format_duration(base)),
+        ));
     }
     Ok((timeout, RetryPolicy { max_attempts, base, cap }))
 }
