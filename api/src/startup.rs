@@ -83,7 +83,7 @@ impl Application {
         crate::sampler::spawn(db.clone(), config.sample_interval);
         let inserter = Inserter::spawn(
             db.clone(),
-            notifier,
+            notifier.clone(),
             config.db_connections as usize,
             config.insert_batch,
             config.commit_wait,
@@ -95,6 +95,7 @@ impl Application {
             keys,
             event_tokens,
             inserter,
+            notifier,
             admin,
             rate_limit,
             request_timeout: config.request_timeout,

@@ -24,6 +24,8 @@ pub struct AppState {
     /// `DOCKET_EVENT_TOKENS`; `None`: the event intake is off.
     pub event_tokens: Option<crate::event_tokens::EventTokens>,
     pub inserter: Inserter,
+    /// Wakes workers after the event intake stored jobs (the inserter has its own handle).
+    pub notifier: crate::notifier::Notifier,
     pub admin: AdminTokens,
     pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,
     /// `DOCKET_API_REQUEST_TIMEOUT`.

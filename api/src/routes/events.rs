@@ -161,15 +161,23 @@ async fn intake(state: AppState, request: Request) -> Result<Json<Accepted>, Int
         }
     }
     let document = event.document();
-    let recorded = state.db.run_unit(async |conn| events::record(conn, &event, document, &jobs).await).await.map_err(
-        |e| match e {
-            UnitError::NotSent(e) => IntakeError::Unavailable(e),
-            // Sent, and maybe committed: Workfront delivers again, and the event's
-            // identity makes the second delivery find the first.
-            UnitError::Failed(e) if docket::db::reach::is_connection_error(&e) => IntakeError::Unavailable(e),
-            UnitError::Failed(e) => IntakeError::Database(e),
-        },
-    )?;
+    // As for /customAction: after a quiet spell the statement notifies the workers
+    // itself; otherwise the notifier sends one notification for many deliveries
+    // (Postgres serialises commits that notify).
+    let inline = !jobs.is_empty() && state.notifier.take_quiet();
+    let recorded =
+        state.db.run_unit(async |conn| events::record(conn, &event, document, &jobs, inline).await).await.map_err(
+            |e| match e {
+                UnitError::NotSent(e) => IntakeError::Unavailable(e),
+                // Sent, and maybe committed: Workfront delivers again, and the event's
+                // identity makes the second delivery find the first.
+                UnitError::Failed(e) if docket::db::reach::is_connection_error(&e) => IntakeError::Unavailable(e),
+                UnitError::Failed(e) => IntakeError::Database(e),
+            },
+        )?;
+    if !recorded.duplicate && !recorded.job_ids.is_empty() && !inline {
+        state.notifier.wake();
+    }
     count(&recorded);
     Ok(Json(Accepted {
         status: "success",

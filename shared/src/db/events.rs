@@ -34,7 +34,10 @@ pub struct Recorded {
 }
 
 /// Records a delivery and starts its jobs, in one statement (so both commit, or
-/// neither). A redelivery (the same subscription, event time, object and event type)
+/// neither). With `notify`, the statement also notifies workers if it started a job
+/// (saves a round trip when the queue was quiet; otherwise the caller's notifier
+/// sends one notification for many deliveries, since Postgres serialises commits that
+/// notify). A redelivery (the same subscription, event time, object and event type)
 /// stores nothing and returns the first delivery's record; two identical deliveries
 /// at once are serialized by the identity's unique index, the second waiting for the
 /// first to commit.
@@ -43,6 +46,7 @@ pub async fn record(
     event: &Event,
     document: Option<(String, String)>,
     jobs: &[NewEventJob],
+    notify: bool,
 ) -> Result<Recorded, sqlx::Error> {
     let event_id = Uuid::now_v7();
     let (document_id, version_id) = document.unwrap_or_default();
@@ -55,8 +59,8 @@ pub async fn record(
     let actions: Vec<&str> = jobs.iter().map(|j| j.action.as_str()).collect();
     let job_triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
     let budgets: Vec<i32> = jobs.iter().map(|j| j.max_attempts as i32).collect();
-    // `notified` is an uncorrelated subquery: evaluated once, and only if a job was
-    // inserted (the notification is delivered at commit).
+    // `notified` is an uncorrelated subquery: evaluated once, and only if asked and a
+    // job was inserted (the notification is delivered at commit).
     let row = sqlx::query!(
         r#"with event as (
                insert into workfront_events (id, subscription_id, event_second, event_nano, event_type, obj_code,
@@ -71,7 +75,7 @@ pub async fn record(
                where exists (select 1 from event)
                returning 1
            ), notified as (
-               select 1 from (select pg_notify($17, '')) as sent where exists (select 1 from started)
+               select 1 from (select pg_notify($17, '')) as sent where $18 and exists (select 1 from started)
            )
            select (select id from event) as "inserted: Uuid", (select count(*) from notified) as "notified!""#,
         event_id,
@@ -91,6 +95,7 @@ pub async fn record(
         &job_triggers as &[&str],
         &budgets,
         crate::JOBS_CHANNEL,
+        notify,
     )
     .fetch_one(&mut *conn)
     .await?;
