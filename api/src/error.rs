@@ -89,10 +89,31 @@ impl IntoResponse for ApiError {
         }
         let body = Failure { status: "failure", error: self.user_message() };
         let mut response = (self.status(), Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after } = self {
-            let seconds = retry_after.as_secs().max(1).to_string();
-            response.headers_mut().insert("retry-after", seconds.parse().expect("digits are a valid header"));
+        if let Self::TooManyRequests { retry_after: wait } = self {
+            retry_after(response.headers_mut(), wait);
         }
         response
+    }
+}
+
+/// Sets `Retry-After` to `wait` in whole seconds, rounded up (a client that waits as
+/// told is not refused again), at least 1. Every reply that asks a client to come back
+/// later sets it here.
+pub fn retry_after(headers: &mut axum::http::HeaderMap, wait: std::time::Duration) {
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        for (wait, expected) in [(0, "1"), (1, "1"), (1_001, "2"), (1_999, "2"), (60_000, "60")] {
+            let mut headers = axum::http::HeaderMap::new();
+            super::retry_after(&mut headers, Duration::from_millis(wait));
+            assert_eq!(headers["retry-after"], expected, "{wait} ms");
+        }
     }
 }

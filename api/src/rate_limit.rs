@@ -19,13 +19,12 @@ pub struct Rate {
 impl std::str::FromStr for Rate {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (n, period) = text.split_once('/').ok_or("write it as REQUESTS/PERIOD, e.g. 100/1s")?;
-        let requests: u32 = n.trim().parse().map_err(|_| format!("{n:?} is not a number of requests"))?;
-        let period = docket::duration::parse(period.trim())?;
-        if requests == 0 {
-            return Err("the number of requests must be at least 1".into());
+        use docket::duration::{PerPeriod, PerPeriodError};
+        match PerPeriod::parse(text) {
+            Ok(PerPeriod { count, period }) => Ok(Self { requests: count, period }),
+            Err(PerPeriodError::Zero) => Err("the number of requests must be at least 1".into()),
+            Err(PerPeriodError::Malformed) => Err(format!("{text:?}: write it as REQUESTS/PERIOD, e.g. 100/1s")),
         }
-        Ok(Self { requests, period })
     }
 }
 

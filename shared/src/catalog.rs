@@ -725,9 +725,7 @@ fn request_template(
     };
     let mut builder = Builder::new(url).map_err(template_error)?;
     for (name, value) in headers.unwrap_or_default() {
-        let valid_name =
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
-        if !valid_name {
+        if !is_header_name(&name) {
             return Err(fail("headers", format!("{name:?} is not a header name")));
         }
         let toml::Value::String(template) = value else {
@@ -860,7 +858,7 @@ impl RawAuth {
                 unused(&oauth_keys)?;
                 unused(&[("token_env", self.token_env.is_some()), ("username", self.username.is_some())])?;
                 let name = need(self.name, "name")?;
-                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                if !is_header_name(&name) {
                     return Err(("auth", format!("`name`: {name:?} is not a header name")));
                 }
                 Ok(Auth::Header { name, value_env: env(self.value_env, "value_env")? })
@@ -898,6 +896,11 @@ impl RawAuth {
             )),
         }
     }
+}
+
+/// A valid HTTP header name (RFC 9110's token), as the HTTP client will take it.
+fn is_header_name(name: &str) -> bool {
+    http::HeaderName::from_bytes(name.as_bytes()).is_ok()
 }
 
 /// Credentials cross the network only encrypted: an `http://` URL is refused for an

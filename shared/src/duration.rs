@@ -28,6 +28,43 @@ pub fn parse_or_zero(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `N/period` as written in settings and the catalog ("100/1s", "300/1m", "2/s"): a
+/// count per period. The one parser of the API key budget and the actions' `rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerPeriod {
+    pub count: u32,
+    pub period: Duration,
+}
+
+/// Why a `N/period` was refused; each caller words it for its setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerPeriodError {
+    /// Not `N/period` with N a whole number and period a duration.
+    Malformed,
+    /// N is 0.
+    Zero,
+}
+
+impl PerPeriod {
+    pub fn parse(text: &str) -> Result<Self, PerPeriodError> {
+        let (count, period) = text.split_once('/').ok_or(PerPeriodError::Malformed)?;
+        let count: u32 = count.trim().parse().map_err(|_| PerPeriodError::Malformed)?;
+        let period = period.trim();
+        // "2/s" reads as "2/1s".
+        let period =
+            if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
+        let period = parse(&period).map_err(|_| PerPeriodError::Malformed)?;
+        if count == 0 {
+            return Err(PerPeriodError::Zero);
+        }
+        Ok(Self { count, period })
+    }
+
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.count) / self.period.as_secs_f64()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

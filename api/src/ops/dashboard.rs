@@ -6,7 +6,7 @@
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -181,7 +181,7 @@ fn sign_in_refused(wait: std::time::Duration) -> Response {
     let sentence = format!("Too many failed sign-ins from your address. Try again in {seconds} s.");
     let mut response = page("Sign in", None, views::error(&sentence));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    crate::error::retry_after(response.headers_mut(), wait);
     response
 }
 

@@ -54,8 +54,7 @@ impl IntoResponse for OpsError {
             response.headers_mut().insert("www-authenticate", "Bearer".parse().expect("valid header"));
         }
         if let Self::TooManyFailures(wait) = self {
-            let seconds = wait.as_secs().max(1).to_string();
-            response.headers_mut().insert("retry-after", seconds.parse().expect("digits are a valid header"));
+            crate::error::retry_after(response.headers_mut(), wait);
         }
         response
     }

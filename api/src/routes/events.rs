@@ -107,7 +107,7 @@ impl IntoResponse for IntakeError {
         metrics::counter!("docket_workfront_events_total", "trigger" => "", "outcome" => outcome).increment(1);
         let mut response = (self.status(), Json(Refused { status: "failure", error: body })).into_response();
         if self.status() == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            crate::error::retry_after(response.headers_mut(), Duration::from_secs(1));
         }
         response
     }

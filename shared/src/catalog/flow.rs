@@ -143,16 +143,13 @@ impl RawFlow {
 /// "5/1s", "300/1m", "1000/1h", "2/s": attempts per period, as attempts per second.
 fn parse_rate(text: &str) -> Result<f64, String> {
     let usage = || format!("{text:?} is not a rate; write attempts per period, e.g. \"5/1s\", \"300/1m\", \"1000/1h\"");
-    let (count, period) = text.split_once('/').ok_or_else(usage)?;
-    let count: u32 = count.trim().parse().map_err(|_| usage())?;
-    if count == 0 {
-        return Err(format!("{text:?} allows nothing; to stop an action, pause it"));
-    }
-    let period = period.trim();
-    let period =
-        if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
-    let period = crate::duration::parse(&period).map_err(|_| usage())?;
-    let per_second = f64::from(count) / period.as_secs_f64();
+    let per_second = match crate::duration::PerPeriod::parse(text) {
+        Ok(rate) => rate.per_second(),
+        Err(crate::duration::PerPeriodError::Zero) => {
+            return Err(format!("{text:?} allows nothing; to stop an action, pause it"))
+        }
+        Err(crate::duration::PerPeriodError::Malformed) => return Err(usage()),
+    };
     if per_second > MAX_RATE_PER_SECOND {
         return Err(format!("{text:?} is above {MAX_RATE_PER_SECOND} per second; leave `rate` out instead"));
     }
