@@ -69,42 +69,19 @@ pub async fn prune(db: Db, retention: Retention, stop: CancellationToken) {
             _ = tokio::time::sleep(retention.interval) => {}
             _ = stop.cancelled() => return,
         }
-        for (states, age) in [
-            (&[JobState::Succeeded][..], retention.succeeded),
-            (&[JobState::Failed, JobState::Cancelled][..], retention.failed),
-        ] {
-            let mut total = 0;
-            loop {
-                if stop.is_cancelled() {
-                    return;
-                }
-                match db.run(async |c| ops::jobs_prune(c, states, age, PRUNE_BATCH).await).await {
-                    Ok(n) => {
-                        total += n;
-                        if n < PRUNE_BATCH as u64 {
-                            break;
-                        }
-                        // Leave room for other work between batches.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not prune finished jobs");
-                        break;
-                    }
-                }
-            }
-            if total > 0 {
-                tracing::info!(deleted = total, ?states, "pruned finished jobs past their retention");
-            }
-        }
+        prune_in_batches(&db, &stop, History::Jobs(&[JobState::Succeeded], retention.succeeded)).await;
+        prune_in_batches(&db, &stop, History::Jobs(&[JobState::Failed, JobState::Cancelled], retention.failed)).await;
         prune_in_batches(&db, &stop, History::Events(retention.events)).await;
         prune_in_batches(&db, &stop, History::Sessions).await;
     }
 }
 
-/// Records kept for a while besides jobs.
+/// What retention deletes.
 #[derive(Debug, Clone, Copy)]
 enum History {
+    /// Finished jobs in these states (their attempts go with them), this long after
+    /// they finished.
+    Jobs(&'static [JobState], Duration),
     /// Workfront event deliveries, kept this long after they arrived.
     Events(Duration),
     /// Dashboard sessions, kept [`SESSION_RETENTION`] after they expired.
@@ -115,12 +92,14 @@ enum History {
 /// finds fewer, leaving room for other work between batches.
 async fn prune_in_batches(db: &Db, stop: &CancellationToken, history: History) {
     let what = match history {
+        History::Jobs(..) => "finished jobs",
         History::Events(_) => "Workfront events",
         History::Sessions => "dashboard sessions",
     };
     let mut total = 0;
     while !stop.is_cancelled() {
         let deleted = match history {
+            History::Jobs(states, age) => db.run(async |c| ops::jobs_prune(c, states, age, PRUNE_BATCH).await).await,
             History::Events(age) => db.run(async |c| docket::db::events::prune(c, age, PRUNE_BATCH).await).await,
             History::Sessions => db.run(async |c| sessions::prune(c, SESSION_RETENTION, PRUNE_BATCH).await).await,
         };
@@ -139,6 +118,6 @@ async fn prune_in_batches(db: &Db, stop: &CancellationToken, history: History) {
         }
     }
     if total > 0 {
-        tracing::info!(deleted = total, "pruned {what} past their retention");
+        tracing::info!(deleted = total, ?history, "pruned {what} past their retention");
     }
 }
