@@ -143,7 +143,7 @@ impl Event {
 
     /// `eventTime` as a timestamp (to the microsecond; the identity keeps nanoseconds).
     pub fn event_time(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp(self.epoch_second, self.nano).unwrap_or_default()
+        event_time_of(self.epoch_second, self.nano)
     }
 
     /// For a document (`DOCU`) or document version (`DOCV`) event: the document's id
@@ -159,6 +159,12 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// `eventTime` as stored (seconds and nanoseconds since the epoch) as a timestamp; the
+/// intake accepts only times Postgres and chrono can hold.
+pub fn event_time_of(epoch_second: i64, nano: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(epoch_second, nano).unwrap_or_default()
 }
 
 /// RFC 3339 to the millisecond (to the nanosecond when finer digits are set), as

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::domain::JobId;
-use crate::events::Event;
+use crate::events::{event_time_of, Event};
 use crate::template::{EventContext, State};
 
 /// A job a trigger starts.
@@ -152,9 +152,7 @@ pub async fn get(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Event
         event_type: r.event_type,
         obj_code: r.obj_code,
         obj_id: r.obj_id,
-        event_time: crate::events::rfc3339(
-            DateTime::from_timestamp(r.event_second, r.event_nano as u32).unwrap_or_default(),
-        ),
+        event_time: crate::events::rfc3339(event_time_of(r.event_second, r.event_nano as u32)),
         received_at: r.received_at,
         triggers: r.triggers,
         job_ids: r.job_ids,
@@ -187,7 +185,7 @@ pub async fn context_of(executor: impl PgExecutor<'_>, job: JobId) -> Result<Opt
         obj_code: r.obj_code,
         obj_id: r.obj_id,
         subscription_id: r.subscription_id,
-        event_time: DateTime::from_timestamp(r.event_second, r.event_nano as u32).unwrap_or_default(),
+        event_time: event_time_of(r.event_second, r.event_nano as u32),
         new_state: State::Json(object(r.new_state)),
         old_state: State::Json(object(r.old_state)),
     }))
