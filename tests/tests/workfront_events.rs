@@ -154,51 +154,31 @@ async fn an_approval_archives_the_document_with_the_event_in_its_templates_and_n
             &json!(approve.subscription_id)
         )
     );
-    let listed: Value = client
-        .get(format!("{}/ops/jobs?trigger=archive-approved", api.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = ops_json(&client, &api, "/ops/jobs?trigger=archive-approved").await;
     let listed: Vec<&str> = listed["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
     assert_eq!(listed, [id.to_string()]);
-    let page = client
-        .get(format!("{}/ops/ui/jobs/{id}", api.base))
-        .header("cookie", dashboard_cookie(&api, &client).await)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cookie = dashboard_cookie(&api).await;
+    let page = dashboard_page(&client, &api, &format!("/ops/ui/jobs/{id}"), &cookie).await;
     assert!(page.contains("archive-approved") && page.contains("UPDATE DOCU"), "the job page shows the event");
-    let overview = client
-        .get(format!("{}/ops/", api.base))
-        .header("cookie", dashboard_cookie(&api, &client).await)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let overview = dashboard_page(&client, &api, "/ops/", &cookie).await;
     assert!(overview.contains("1 received in the last hour"), "the overview counts events");
-    let stats: Value = client
-        .get(format!("{}/ops/stats", api.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["events"][0]["received"], 1);
+    assert_eq!(ops_json(&client, &api, "/ops/stats").await["events"][0]["received"], 1);
+}
+
+/// An ops API reply, with the tests' admin token.
+async fn ops_json(client: &reqwest::Client, api: &Api, path: &str) -> Value {
+    let response = client.get(format!("{}{path}", api.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
+/// A dashboard page, with a session cookie.
+async fn dashboard_page(client: &reqwest::Client, api: &Api, path: &str, cookie: &str) -> String {
+    let response = client.get(format!("{}{path}", api.base)).header("cookie", cookie).send().await.unwrap();
+    response.text().await.unwrap()
 }
 
 /// Signs in to the dashboard and returns the session cookie.
-async fn dashboard_cookie(api: &Api, _client: &reqwest::Client) -> String {
+async fn dashboard_cookie(api: &Api) -> String {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let response = client.post(format!("{}/ops/login", api.base)).form(&[("token", ADMIN_TOKEN)]).send().await.unwrap();
     let cookie = response.headers().get("set-cookie").expect("a session cookie").to_str().unwrap();
