@@ -4,7 +4,6 @@
 //! queues one), then a burst of deliveries all sent at once, as a bulk edit in
 //! Workfront sends them; Workfront counts a delivery not answered within 5 s as failed.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,40 +72,9 @@ pub async fn intake(setup: &Setup, deliveries: usize, concurrency: usize) -> any
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let url = format!("{}/workfront/events", api.base);
     let wal_before = probe::wal_position(&db.pool).await?;
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, next, url) = (client.clone(), next.clone(), url.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= deliveries {
-                        return (latencies, errors);
-                    }
-                    let body = message(n);
-                    let sent = Instant::now();
-                    match post(&client, &url, body).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            let _ = r.bytes().await;
-                            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                        }
-                        _ => errors += 1,
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(deliveries);
-    let mut errors = 0;
-    for task in tasks {
-        let (l, e) = task.await?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let (mut latencies, errors, elapsed) =
+        crate::scenarios::drive(&client, deliveries, concurrency, move |client, n| post(client, &url, message(n)))
+            .await?;
     let wal = probe::wal_position(&db.pool).await? - wal_before;
     let stored = probe::count_jobs(&db.pool).await?;
     ensure!(stored == (deliveries - errors) as i64, "{stored} jobs for {} answered deliveries", deliveries - errors);

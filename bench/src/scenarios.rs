@@ -161,37 +161,32 @@ pub struct Enqueue {
     pub api: Usage,
 }
 
-/// `requests` GET /customAction calls at `concurrency` over real HTTP; checks that
-/// exactly that many rows exist afterwards.
-pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyhow::Result<Enqueue> {
-    let db = setup.database().await?;
-    let api = Api::start(&setup.url(&db), &setup.catalog, &setup.env(&db, &[])).await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let url = format!("{}/customAction", api.base);
-    let wal_before = probe::wal_position(&db.pool).await?;
+/// Sends `total` requests, built by `request(client, n)` for n in 0..total, from
+/// `concurrency` tasks over real HTTP. Returns the latencies (ms) of the 200s, how many
+/// got anything else, and the seconds it all took. The one load loop of `enqueue` and
+/// `events`.
+pub async fn drive(
+    client: &reqwest::Client,
+    total: usize,
+    concurrency: usize,
+    request: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> anyhow::Result<(Vec<f64>, usize, f64)> {
+    let request = Arc::new(request);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, next, url) = (client.clone(), next.clone(), url.clone());
+            let (client, next, request) = (client.clone(), next.clone(), request.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= requests {
+                    if n >= total {
                         return (latencies, errors);
                     }
                     let sent = Instant::now();
-                    let document = format!("doc-{n}");
-                    let response = client
-                        .get(&url)
-                        .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v1")])
-                        .header("apiKey", docket_harness::API_KEY)
-                        .header("username", "bench@example.com")
-                        .send()
-                        .await;
-                    match response {
+                    match request(&client, n).send().await {
                         Ok(r) if r.status() == 200 => {
                             let _ = r.bytes().await;
                             latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
@@ -202,14 +197,33 @@ pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyh
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(requests);
+    let mut latencies = Vec::with_capacity(total);
     let mut errors = 0;
     for task in tasks {
         let (l, e) = task.await?;
         latencies.extend(l);
         errors += e;
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    Ok((latencies, errors, start.elapsed().as_secs_f64()))
+}
+
+/// `requests` GET /customAction calls at `concurrency` over real HTTP; checks that
+/// exactly that many rows exist afterwards.
+pub async fn enqueue(setup: &Setup, requests: usize, concurrency: usize) -> anyhow::Result<Enqueue> {
+    let db = setup.database().await?;
+    let api = Api::start(&setup.url(&db), &setup.catalog, &setup.env(&db, &[])).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let url = format!("{}/customAction", api.base);
+    let wal_before = probe::wal_position(&db.pool).await?;
+    let (mut latencies, errors, elapsed) = drive(&client, requests, concurrency, move |client, n| {
+        let document = format!("doc-{n}");
+        client
+            .get(&url)
+            .query(&[("name", "noop"), ("documentId", document.as_str()), ("documentVersionId", "v1")])
+            .header("apiKey", docket_harness::API_KEY)
+            .header("username", "bench@example.com")
+    })
+    .await?;
     let wal = probe::wal_position(&db.pool).await? - wal_before;
     let stored = probe::count_jobs(&db.pool).await?;
     ensure!(stored == (requests - errors) as i64, "{stored} rows for {} successful requests", requests - errors);
