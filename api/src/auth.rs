@@ -62,15 +62,7 @@ impl ApiKeys {
         let (Some(value), None) = (values.next(), values.next()) else {
             return Err(ApiError::Unauthorized);
         };
-        let offered = digest(value.as_bytes());
-        // Compare with every key, without stopping early.
-        let mut matched = None;
-        for (index, digest) in digests.iter().enumerate() {
-            if bool::from(digest.ct_eq(&offered)) {
-                matched = Some(index);
-            }
-        }
-        matched.ok_or(ApiError::Unauthorized)
+        matching_digest(digests, value.as_bytes()).ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -83,6 +75,20 @@ pub fn is_weak(secret: &str) -> bool {
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// The index of the digest in `digests` that is `offered`'s SHA-256, compared with
+/// every one in constant time, without stopping early: the one comparison of API keys,
+/// event tokens and admin tokens.
+pub fn matching_digest<'a>(digests: impl IntoIterator<Item = &'a [u8; 32]>, offered: &[u8]) -> Option<usize> {
+    let offered = digest(offered);
+    let mut matched = None;
+    for (index, candidate) in digests.into_iter().enumerate() {
+        if bool::from(candidate.ct_eq(&offered)) {
+            matched = Some(index);
+        }
+    }
+    matched
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use docket::secret::Secret;
 
@@ -69,13 +68,7 @@ impl EventTokens {
             Some(prefix) if prefix.eq_ignore_ascii_case(b"bearer ") => &value[7..],
             _ => value,
         };
-        let offered: [u8; 32] = Sha256::digest(offered).into();
-        // Compare with every token, without stopping early.
-        let mut matched = false;
-        for token in &self.0 {
-            matched |= bool::from(token.ct_eq(&offered));
-        }
-        matched
+        crate::auth::matching_digest(&self.0, offered).is_some()
     }
 }
 
