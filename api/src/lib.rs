@@ -3,6 +3,7 @@
 //!
 //! Invariant: the api never runs an action; it only inserts jobs and wakes workers.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -14,7 +15,10 @@ pub mod query;
 pub mod rate_limit;
 pub mod routes;
 pub mod sampler;
+pub mod schema;
 pub mod server;
+pub mod service;
 pub mod startup;
 pub mod state;
 pub mod subscriptions;
+pub mod throttle;

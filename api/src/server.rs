@@ -17,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+/// The request id header, set on every request and response (and named on error pages).
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// Largest request head (request line plus headers) accepted, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::HeaderName;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -14,17 +13,14 @@ use tracing::Level;
 use docket::catalog::{Catalog, CatalogError};
 use docket::db::{self, PoolSettings, SetupError};
 
+use crate::admin::{AdminTokenError, AdminTokens};
 use crate::auth::{ApiKeys, KeyConfigError};
 use crate::config::Config;
 use crate::inserter::Inserter;
 use crate::notifier::Notifier;
-use crate::ops::auth::{AdminTokenError, AdminTokens};
 use crate::rate_limit::RateLimiter;
 use crate::routes;
 use crate::state::AppState;
-
-/// The request id header, set on every request and response.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Why the api could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +105,8 @@ impl Application {
                     .make_span_with(request_span)
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             )
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+            .layer(PropagateRequestIdLayer::new(crate::server::REQUEST_ID))
+            .layer(SetRequestIdLayer::new(crate::server::REQUEST_ID, MakeRequestUuid));
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
         let limits =

@@ -8,9 +8,9 @@ use std::time::Duration;
 use docket::catalog::Catalog;
 use docket::db::Db;
 
+use crate::admin::AdminTokens;
 use crate::auth::ApiKeys;
 use crate::inserter::Inserter;
-use crate::ops::auth::AdminTokens;
 
 /// Statement timeout of every operator query (and of the job figures of `/metrics`).
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,7 +33,7 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` names the client (`DOCKET_TRUSTED_PROXIES`).
     pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
     /// Failed sign-ins and wrong admin tokens per client address.
-    pub sign_in_throttle: crate::ops::throttle::FailureThrottle,
+    pub sign_in_throttle: crate::throttle::FailureThrottle,
     /// Whether the dashboard's cookies are `Secure`: unless `DOCKET_PUBLIC_URL` says
     /// it is served over plain `http://` (browsers keep Secure cookies for
     /// `http://localhost` anyway).

@@ -134,6 +134,79 @@ impl AttemptOutcome {
     }
 }
 
+/// A state or kind stored as `text` (with a check constraint) rather than a Postgres
+/// enum: the variants and their stored names in one place, with `ALL`, `as_str`,
+/// `Display` and `FromStr`; sqlx reads and writes it as text.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+        #[sqlx(type_name = "text")]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] #[sqlx(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order of declaration.
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
+
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                    format!("unknown {} {text:?}; use {}", stringify!($name), names.join(", "))
+                })
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// An action's circuit breaker (`action_controls.circuit`).
+    pub enum CircuitState {
+        /// Jobs start as usual.
+        Closed = "closed",
+        /// Too many consecutive failures: no job starts until the cool-down ends.
+        Open = "open",
+        /// The cool-down ended: one probe job decides.
+        HalfOpen = "half_open",
+    }
+}
+
+text_enum! {
+    /// What an operator did (`operator_actions.action`).
+    pub enum AuditAction {
+        Retry = "retry",
+        Cancel = "cancel",
+        /// Every failed job of an action, in batches.
+        RetryFailed = "retry_failed",
+        BulkRetry = "bulk_retry",
+        BulkCancel = "bulk_cancel",
+        Pause = "pause",
+        Resume = "resume",
+        CloseCircuit = "close_circuit",
+        SignOut = "sign_out",
+        RevokeSession = "revoke_session",
+        RevokeSessions = "revoke_sessions",
+    }
+}
+
 /// Why a caller-supplied text was refused. The message names no field: the caller
 /// puts the field's name around it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! Bulk actions from the jobs list: the selected jobs, or every job matching the
-//! filters (at most [`api::BULK_CAP`]), retried or cancelled. Two steps: the first
+//! filters (at most [`BULK_CAP`]), retried or cancelled. Two steps: the first
 //! POST shows how many jobs it would touch; the confirmation (the same form with the
 //! exact ids) does it, through one audited transaction, and says what happened.
 
@@ -12,14 +12,16 @@ use axum::Router;
 
 use docket::domain::JobId;
 
-use super::api::{self, ListQuery};
-use super::dashboard::{csrf_refused, error_page, page, CsrfForm, Session};
-use super::error::OpsError;
+use super::list_query::ListQuery;
+use super::session::{CsrfForm, Session};
+use super::ui::{csrf_refused, error_page, form_limit, page};
 use super::views::jobs::{confirm, done, Plan};
+use crate::service::jobs::{self, BulkOp, BULK_CAP};
+use crate::service::OpsError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ops/ui/jobs/bulk", post(bulk)).layer(super::dashboard::form_limit(BODY_BYTES))
+    Router::new().route("/ops/ui/jobs/bulk", post(bulk)).layer(form_limit(BODY_BYTES))
 }
 
 /// Largest form: a thousand ids and the filters.
@@ -59,28 +61,26 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 async fn run(state: &AppState, s: &Session, pairs: &[(String, String)]) -> Result<Response, OpsError> {
     let field = |name: &str| field(pairs, name);
-    let op = match field("op") {
-        Some("retry") => "retry",
-        Some("cancel") => "cancel",
-        _ => return Err(OpsError::BadRequest("choose retry or cancel".into())),
+    let Some(op) = field("op").and_then(BulkOp::parse) else {
+        return Err(OpsError::BadRequest("choose retry or cancel".into()));
     };
     let ids: Vec<JobId> =
-        pairs.iter().filter(|(k, _)| k == "id").map(|(_, v)| api::parse_id(v)).collect::<Result<_, _>>()?;
-    if ids.len() as i64 > api::BULK_CAP {
-        return Err(OpsError::BadRequest(format!("at most {} jobs at once", api::BULK_CAP)));
+        pairs.iter().filter(|(k, _)| k == "id").map(|(_, v)| jobs::parse_id(v)).collect::<Result<_, _>>()?;
+    if ids.len() as i64 > BULK_CAP {
+        return Err(OpsError::BadRequest(format!("at most {} jobs at once", BULK_CAP)));
     }
     if field("confirmed") == Some("1") {
         let sentence = match op {
-            "retry" => {
-                let retried = api::retry_jobs(state, &s.actor.0, &ids).await?;
+            BulkOp::Retry => {
+                let retried = jobs::retry_jobs(state, &s.actor.0, &ids).await?;
                 format!(
                     "Retried {retried} of {} jobs; {} were no longer failed or cancelled.",
                     ids.len(),
                     ids.len() - retried
                 )
             }
-            _ => {
-                let c = api::cancel_jobs(state, &s.actor.0, &ids).await?;
+            BulkOp::Cancel => {
+                let c = jobs::cancel_jobs(state, &s.actor.0, &ids).await?;
                 format!(
                     "Cancelled {} of {} jobs and asked the workers of {} running ones to stop them; {} had already ended.",
                     c.now,
@@ -94,7 +94,7 @@ async fn run(state: &AppState, s: &Session, pairs: &[(String, String)]) -> Resul
     }
     let body = if field("all") == Some("1") {
         let query = filters(pairs)?;
-        let (matching, more) = api::matching_ids(state, &query, api::BULK_CAP).await?;
+        let (matching, more) = jobs::matching_ids(state, &query.filter()?, BULK_CAP).await?;
         confirm(s, &Plan { op, ids: &matching, more })
     } else {
         confirm(s, &Plan { op, ids: &ids, more: false })

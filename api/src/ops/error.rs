@@ -1,35 +1,16 @@
-//! The ops API's one error type: JSON `{"error": "..."}` with the status that fits.
+//! The ops API's errors as HTTP: JSON `{"error": "..."}` with the status that fits.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+pub use crate::service::OpsError;
 
 /// The body of every ops error.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[schema(as = OpsError)]
 pub struct OpsErrorBody {
     pub error: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    #[error("missing or wrong admin token")]
-    Unauthorized,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("no job with id {0}")]
-    NotFound(String),
-    /// Something other than a job is missing; the sentence says what.
-    #[error("{0}")]
-    Missing(String),
-    #[error("no action named {0:?} in the catalog")]
-    UnknownAction(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("too many failed sign-ins from this address; try again in {} s", .0.as_secs().max(1))]
-    TooManyFailures(std::time::Duration),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
 }
 
 /// What an operator is told when the database fails them: a sentence, never the

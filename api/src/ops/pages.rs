@@ -1,7 +1,7 @@
 //! The dashboard's pages that read: the overview (and its live part), the jobs list,
 //! a job, an action, the sessions (with their revoke buttons); and the script they
-//! share. Each loads its data through the same
-//! functions as the JSON API and hands it to [`super::views`].
+//! share. Each loads its data through [`crate::service`], as the JSON API does, and
+//! hands it to [`super::views`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
@@ -10,15 +10,12 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::Utc;
 
-use docket::db::{ops, samples};
-
-use super::api::{self, ListQuery};
-use super::dashboard::{after_change, csrf_refused, error_page, error_sentence, page, CsrfForm, Session};
-use super::error::OpsError;
-use super::sessions;
+use super::list_query::ListQuery;
+use super::session::{CsrfForm, Session};
+use super::ui::{after_change, csrf_refused, error_page, error_sentence, form_limit, page, FORM_BYTES};
 use super::views;
-use super::views::overview::Overview;
-use crate::state::{AppState, QUERY_TIMEOUT};
+use crate::service::{jobs, sessions, stats, OpsError};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,7 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops/ui/sessions/revoke", post(revoke_label))
         .route(views::SCRIPT_PATH, get(script))
         .route(views::CSS_PATH, get(stylesheet))
-        .layer(super::dashboard::form_limit(super::dashboard::FORM_BYTES))
+        .layer(form_limit(FORM_BYTES))
 }
 
 async fn stylesheet() -> Response {
@@ -46,17 +43,8 @@ async fn script() -> Response {
         .into_response()
 }
 
-/// The figures and the last 24 hours of samples.
-async fn load_overview(state: &AppState) -> Result<Overview, OpsError> {
-    let stats = api::load_stats(state).await?;
-    let now = Utc::now();
-    let samples = state.db.run(async |c| samples::since(c, now - chrono::Duration::hours(24)).await).await?;
-    let trigger_names: Vec<String> = state.catalog.triggers().iter().map(|t| t.name.clone()).collect();
-    Ok(Overview { stats, samples, now, trigger_names })
-}
-
 async fn overview(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match load_overview(&state).await {
+    match stats::overview(&state).await {
         Ok(o) => page("Overview", Some(&s), views::overview::page(&s, &o)),
         Err(e) => error_page(&s, &headers, e),
     }
@@ -64,7 +52,7 @@ async fn overview(s: Session, State(state): State<AppState>, headers: HeaderMap)
 
 /// The overview's live part alone, for the script to swap in.
 async fn live(s: Session, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match load_overview(&state).await {
+    match stats::overview(&state).await {
         Ok(o) => views::overview::live(&s, &o).into_response(),
         Err(e) => error_page(&s, &headers, e),
     }
@@ -80,7 +68,7 @@ async fn jobs_page(
         Ok(Query(query)) => query,
         Err(e) => return error_page(&s, &headers, OpsError::BadRequest(e.body_text())),
     };
-    let body = match api::list_page(&state, &query).await {
+    let body = match async { jobs::list_page(&state, &query.search()?).await }.await {
         Ok(jobs) => views::jobs::list(&s, &query, Ok(&jobs)),
         Err(e) => views::jobs::list(&s, &query, Err(&error_sentence(&headers, e).1)),
     };
@@ -88,8 +76,8 @@ async fn jobs_page(
 }
 
 async fn job_page(s: Session, State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let detail = match api::parse_id(&id) {
-        Ok(id) => api::load_detail(&state, id).await,
+    let detail = match jobs::parse_id(&id) {
+        Ok(id) => jobs::load_detail(&state, id).await,
         Err(e) => Err(e),
     };
     match detail {
@@ -107,25 +95,14 @@ async fn action_page(
     let Some(action) = state.catalog.get(&name) else {
         return error_page(&s, &headers, OpsError::UnknownAction(name.chars().take(64).collect()));
     };
-    let now = Utc::now();
-    let loaded = async {
-        let flows = super::flow::load(&state.db, &state.catalog).await?;
-        let mut tx = state.db.begin().await?;
-        ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
-        let failures = ops::failures_by_error(&mut *tx, &action.name, now - chrono::Duration::hours(24), 20).await?;
-        let recent = samples::since(&mut *tx, now - chrono::Duration::hours(1)).await?;
-        tx.commit().await?;
-        Ok::<_, OpsError>((flows, failures, recent))
-    }
-    .await;
-    match loaded {
-        Ok((flows, failures, recent)) => {
+    match stats::action_figures(&state, &action.name).await {
+        Ok(figures) => {
             let view = views::action::ActionView {
                 action,
-                flow: flows.iter().find(|f| f.action == action.name),
-                samples: recent.iter().filter(|x| x.action == action.name).collect(),
-                failures: &failures,
-                now,
+                flow: figures.flow.as_ref(),
+                samples: figures.samples.iter().collect(),
+                failures: &figures.failures,
+                now: figures.now,
             };
             page(&format!("Action {}", action.name), Some(&s), views::action::page(&s, &view))
         }
@@ -146,7 +123,7 @@ async fn retry_failed(
     if state.catalog.get(&name).is_none() {
         return after_change(&s, &headers, Err(OpsError::UnknownAction(name.chars().take(64).collect())), "/ops/");
     }
-    match api::retry_failed_jobs(&state, &s.actor.0, &name).await {
+    match jobs::retry_failed_jobs(&state, &s.actor.0, &name).await {
         Ok(n) => page(
             &format!("Action {name}"),
             Some(&s),

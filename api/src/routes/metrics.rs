@@ -10,7 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use docket::db::{ops, workers};
+use docket::domain::CircuitState;
 
+use crate::service::flow::{self, Hold};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -67,25 +69,17 @@ async fn refresh_gauges(state: &AppState) -> Result<(), sqlx::Error> {
         metrics::gauge!("docket_queue_lag_seconds", "action" => action.clone()).set(seconds);
     }
     metrics::gauge!("docket_workers_live").set(live.len() as f64);
-    for flow in crate::ops::flow::load(&state.db, &state.catalog).await? {
+    for flow in flow::load(&state.db, &state.catalog).await? {
         let action = flow.action.clone();
         metrics::gauge!("docket_action_running", "action" => action.clone()).set(flow.running as f64);
-        let paused = [
-            ("operator", flow.paused.is_some()),
-            ("retry_after", flow.backoff_until.is_some()),
-            ("circuit", flow.circuit.as_ref().is_some_and(|c| c.state != "closed")),
-        ];
-        for (reason, on) in paused {
-            metrics::gauge!("docket_action_paused", "action" => action.clone(), "reason" => reason).set(if on {
-                1.0
-            } else {
-                0.0
-            });
+        for &hold in Hold::ALL {
+            let on = if flow.is_held_by(hold) { 1.0 } else { 0.0 };
+            metrics::gauge!("docket_action_paused", "action" => action.clone(), "reason" => hold.as_str()).set(on);
         }
-        let circuit = match flow.circuit.as_ref().map(|c| c.state.as_str()) {
-            Some("open") => 2.0,
-            Some("half_open") => 1.0,
-            _ => 0.0,
+        let circuit = match flow.circuit.as_ref().map(|c| c.state) {
+            Some(CircuitState::Open) => 2.0,
+            Some(CircuitState::HalfOpen) => 1.0,
+            Some(CircuitState::Closed) | None => 0.0,
         };
         metrics::gauge!("docket_action_circuit_state", "action" => action).set(circuit);
     }

@@ -2,26 +2,19 @@
 //! and the operators'. Derived by utoipa from the handlers' `#[utoipa::path]`
 //! attributes and the types they return; the routes are registered through
 //! [`utoipa_axum::router::OpenApiRouter`], so a route in the router is a path in the
-//! document. What serde cannot say (patterns, "empty means any") is said here once.
+//! document. What serde cannot say (patterns, "empty means any") is said once, in
+//! [`crate::schema`].
 
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::state::AppState;
-
-/// 1–255 characters without control characters (Unicode category Cc) or the format
-/// characters that [`docket::domain::check_text`] refuses, as validated.
-/// Attributes cannot name a constant, so the `#[utoipa::path]`s spell it out; a unit
-/// test checks that every copy in the document is this one.
-pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$";
-/// The same, or empty: a filter (an empty value, as HTML forms send, means "any").
-pub const FILTER_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,88 +88,9 @@ pub fn router(document: utoipa::openapi::OpenApi) -> Router<AppState> {
     Router::new().route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
 }
 
-fn empty_string() -> ObjectBuilder {
-    ObjectBuilder::new().schema_type(Type::String).max_length(Some(0))
-}
-
-fn empty_or(schema: impl Into<RefOr<Schema>>) -> RefOr<Schema> {
-    OneOfBuilder::new().item(schema).item(empty_string()).into()
-}
-
-/// A text filter: a value Docket could have stored, or empty for "any".
-pub struct Filter;
-
-impl PartialSchema for Filter {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new().schema_type(Type::String).max_length(Some(255)).pattern(Some(FILTER_PATTERN)).into()
-    }
-}
-impl ToSchema for Filter {}
-
-/// A state filter: a job state, or empty for "any".
-pub struct StateFilter;
-
-impl PartialSchema for StateFilter {
-    fn schema() -> RefOr<Schema> {
-        empty_or(docket::domain::JobState::schema())
-    }
-}
-impl ToSchema for StateFilter {}
-
-/// A moment (RFC 3339), or empty for "not given".
-pub struct EmptyOrDateTime;
-
-impl PartialSchema for EmptyOrDateTime {
-    fn schema() -> RefOr<Schema> {
-        empty_or(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-    }
-}
-impl ToSchema for EmptyOrDateTime {}
-
-/// A job id, or empty for "not given".
-pub struct EmptyOrUuid;
-
-impl PartialSchema for EmptyOrUuid {
-    fn schema() -> RefOr<Schema> {
-        empty_or(
-            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
-        )
-    }
-}
-impl ToSchema for EmptyOrUuid {}
-
-/// A 64-bit integer, its bounds stated: what lies outside is refused with 400.
-pub struct Int64;
-
-impl PartialSchema for Int64 {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .minimum(Some(i64::MIN as isize))
-            .maximum(Some(i64::MAX as isize))
-            .into()
-    }
-}
-impl ToSchema for Int64 {}
-
-/// A 64-bit integer, or empty for "not given".
-pub struct EmptyOrInt64;
-
-impl PartialSchema for EmptyOrInt64 {
-    fn schema() -> RefOr<Schema> {
-        empty_or(Int64::schema())
-    }
-}
-impl ToSchema for EmptyOrInt64 {}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::schema::{FILTER_PATTERN, TEXT_PATTERN};
 
     fn document() -> serde_json::Value {
         serde_json::to_value(crate::routes::document()).unwrap()

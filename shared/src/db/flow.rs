@@ -12,7 +12,7 @@ use sqlx::PgExecutor;
 
 use crate::catalog::{Catalog, LimitGroup};
 use crate::db::jobs::ClaimedJob;
-use crate::domain::JobId;
+use crate::domain::{CircuitState, JobId};
 
 /// Writes the limit groups of a catalog (a worker does so when it starts). A new
 /// group starts with a full bucket; a changed rate takes effect at once (a lowered
@@ -242,8 +242,7 @@ pub struct ActionControl {
     pub pause_note: Option<String>,
     /// The target asked to wait until then (and that time has not passed).
     pub backoff_until: Option<DateTime<Utc>>,
-    /// "closed", "open" or "half_open".
-    pub circuit: String,
+    pub circuit: CircuitState,
     /// Consecutive retryable failures.
     pub failures: i32,
     /// While open: when the next probe may start.
@@ -263,7 +262,7 @@ pub async fn controls(executor: impl PgExecutor<'_>) -> Result<Vec<ActionControl
                   case when paused_until > now() then paused_at end as "paused_at",
                   case when paused_until > now() then pause_note end as "pause_note",
                   case when backoff_until > now() then backoff_until end as "backoff_until",
-                  circuit, failures, circuit_until, probe_job as "probe_job: JobId"
+                  circuit as "circuit: CircuitState", failures, circuit_until, probe_job as "probe_job: JobId"
            from action_controls order by action"#
     )
     .fetch_all(executor)

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::jobs::{FollowUpRules, JobRow};
-use crate::domain::{JobId, JobState};
+use crate::domain::{AuditAction, JobId, JobState};
 
 /// Filters of the job list; every one optional.
 #[derive(Debug, Clone, Default)]
@@ -230,7 +230,7 @@ pub struct OperatorAction {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub job_ids: Vec<uuid::Uuid>,
     pub detail: Option<String>,
 }
@@ -238,7 +238,7 @@ pub struct OperatorAction {
 pub async fn audit_record(
     executor: impl PgExecutor<'_>,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     job_ids: &[JobId],
     detail: Option<&str>,
 ) -> Result<(), sqlx::Error> {
@@ -246,7 +246,7 @@ pub async fn audit_record(
     sqlx::query!(
         "insert into operator_actions (actor, action, job_ids, detail) values ($1, $2, $3, $4)",
         actor,
-        action,
+        action.as_str(),
         &ids,
         detail
     )
@@ -266,7 +266,7 @@ pub async fn audit_list(
         Some(job) => {
             sqlx::query_as!(
                 OperatorAction,
-                r#"select id, at, actor, action, job_ids, detail from operator_actions
+                r#"select id, at, actor, action as "action: AuditAction", job_ids, detail from operator_actions
                    where job_ids @> array[$1::uuid]
                    order by at desc, id desc limit $2"#,
                 job.0,
@@ -278,7 +278,7 @@ pub async fn audit_list(
         None => {
             sqlx::query_as!(
                 OperatorAction,
-                r#"select id, at, actor, action, job_ids, detail from operator_actions
+                r#"select id, at, actor, action as "action: AuditAction", job_ids, detail from operator_actions
                    order by at desc, id desc limit $1"#,
                 limit
             )

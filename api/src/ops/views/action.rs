@@ -11,10 +11,11 @@ use docket::db::ops::FailureGroup;
 use docket::db::samples::Sample;
 
 use super::charts::{self, Series};
+use super::flow as flow_cells;
+use super::q;
 use super::{csrf_field, excerpt, scroll, when};
-use crate::ops::dashboard::{q, Session};
-use crate::ops::flow::ActionFlow;
-use crate::ops::flow_page;
+use crate::ops::session::Session;
+use crate::service::flow::ActionFlow;
 
 pub struct ActionView<'a> {
     pub action: &'a Action,
@@ -56,7 +57,7 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
             (scroll(html! {
                 table id="flow" {
                     tr { th { "running / limit" } th { "rate" } th { "state" } th { "circuit" } th {} }
-                    tr data-action=(a.name) { (flow_page::limit_cell(flow)) (flow_page::cells(s, flow)) }
+                    tr data-action=(a.name) { (flow_cells::limit_cell(flow)) (flow_cells::cells(s, flow)) }
                 }
             }))
         }

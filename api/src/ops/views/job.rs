@@ -8,9 +8,10 @@ use maud::{html, Markup};
 use docket::domain::{AttemptOutcome, JobState};
 
 use super::charts::{self, Span};
+use super::q;
 use super::{csrf_field, scroll, when};
-use crate::ops::api::Detail;
-use crate::ops::dashboard::{q, Session};
+use crate::ops::session::Session;
+use crate::service::jobs::Detail;
 
 pub fn page(s: &Session, d: &Detail, now: DateTime<Utc>) -> Markup {
     let j = &d.job;

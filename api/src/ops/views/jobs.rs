@@ -6,9 +6,11 @@ use maud::{html, Markup};
 use docket::db::jobs::JobRow;
 use docket::domain::{JobId, JobState};
 
+use super::q;
 use super::{csrf_field, error, excerpt, scroll, short_id, state, when};
-use crate::ops::api::{ListQuery, Page};
-use crate::ops::dashboard::{q, Session};
+use crate::ops::list_query::ListQuery;
+use crate::ops::session::Session;
+use crate::service::jobs::{BulkOp, Page};
 
 /// Longest error excerpt in the list (the job page shows all of it).
 const ERROR_CHARS: usize = 80;
@@ -88,8 +90,8 @@ pub fn list(s: &Session, query: &ListQuery, result: Result<&Page, &str>) -> Mark
                     form id="bulk" method="post" action="/ops/ui/jobs/bulk" {
                         (csrf_field(s))
                         div.bulk {
-                            button name="op" value="retry" id="bulk-retry" { "Retry selected (" span data-selected { "…" } ")" }
-                            button.danger name="op" value="cancel" id="bulk-cancel" { "Cancel selected (" span data-selected { "…" } ")" }
+                            button name="op" value=(BulkOp::Retry.as_str()) id="bulk-retry" { "Retry selected (" span data-selected { "…" } ")" }
+                            button.danger name="op" value=(BulkOp::Cancel.as_str()) id="bulk-cancel" { "Cancel selected (" span data-selected { "…" } ")" }
                             span.muted { "Only failed or cancelled jobs are retried, only waiting or running ones cancelled." }
                         }
                         (scroll(html! {
@@ -108,8 +110,8 @@ pub fn list(s: &Session, query: &ListQuery, result: Result<&Page, &str>) -> Mark
                         input type="hidden" name="all" value="1";
                         (hidden_filters(query))
                         span { "Every job matching these filters (not only this page): " }
-                        button name="op" value="retry" id="bulk-retry-all" { "Retry all matching…" }
-                        button.danger name="op" value="cancel" id="bulk-cancel-all" { "Cancel all matching…" }
+                        button name="op" value=(BulkOp::Retry.as_str()) id="bulk-retry-all" { "Retry all matching…" }
+                        button.danger name="op" value=(BulkOp::Cancel.as_str()) id="bulk-cancel-all" { "Cancel all matching…" }
                     }
                 }
                 @if let Some(cursor) = page.next_cursor {
@@ -152,7 +154,7 @@ fn next_page(query: &ListQuery, page: &Page, cursor: JobId) -> String {
 
 /// What a bulk action will do, before it does it.
 pub struct Plan<'a> {
-    pub op: &'a str,
+    pub op: BulkOp,
     /// The jobs, or for "all matching" the newest ones found (at most the cap).
     pub ids: &'a [JobId],
     /// "All matching" found more jobs than the cap.
@@ -161,7 +163,10 @@ pub struct Plan<'a> {
 
 /// "Retry 20 jobs?" with a button that does it.
 pub fn confirm(s: &Session, plan: &Plan) -> Markup {
-    let verb = if plan.op == "retry" { "Retry" } else { "Cancel" };
+    let verb = match plan.op {
+        BulkOp::Retry => "Retry",
+        BulkOp::Cancel => "Cancel",
+    };
     html! {
         p id="bulk-question" { (verb) " " strong { (plan.ids.len()) } " job" @if plan.ids.len() != 1 { "s" } "?" }
         @if plan.more {
@@ -172,10 +177,10 @@ pub fn confirm(s: &Session, plan: &Plan) -> Markup {
         } @else {
             form method="post" action="/ops/ui/jobs/bulk" {
                 (csrf_field(s))
-                input type="hidden" name="op" value=(plan.op);
+                input type="hidden" name="op" value=(plan.op.as_str());
                 input type="hidden" name="confirmed" value="1";
                 @for id in plan.ids { input type="hidden" name="id" value=(id); }
-                button id="bulk-confirm" class=(if plan.op == "cancel" { "danger" } else { "" }) { (verb) " " (plan.ids.len()) " jobs" }
+                button id="bulk-confirm" class=(if plan.op == BulkOp::Cancel { "danger" } else { "" }) { (verb) " " (plan.ids.len()) " jobs" }
                 " " a href="/ops/ui/jobs" { "Back" }
             }
             details { summary { "The jobs" } p { @for id in plan.ids.iter().take(200) { (short_id(*id)) " " } } }

@@ -1,11 +1,12 @@
 //! The dashboard's markup, written with maud: every value is escaped unless wrapped
 //! in `PreEscaped` (nothing is), and the templates are checked when the
-//! crate compiles. The handlers in [`super::dashboard`] load the data; these modules
+//! crate compiles. The handlers in [`super::pages`] load the data; these modules
 //! only show it: [`overview`], [`jobs`] (the list and bulk actions), [`job`], [`action`],
 //! [`sessions`], and the SVG [`charts`].
 
 pub mod action;
 pub mod charts;
+pub mod flow;
 pub mod job;
 pub mod jobs;
 pub mod overview;
@@ -16,7 +17,12 @@ use maud::{html, Markup, DOCTYPE};
 
 use docket::domain::{JobId, JobState};
 
-use super::dashboard::Session;
+use super::session::Session;
+
+/// Percent-encodes a query value.
+pub fn q(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
 
 /// Served at [`CSS_PATH`] (a file, not an inline block, so the pages' Content Security
 /// Policy can allow styles from the api only).
@@ -131,7 +137,7 @@ mod tests {
         let html = page(hostile, None, error(hostile)).into_string();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert('x')&lt;/script&gt;&quot;&amp;"), "{html}");
-        let query = super::super::api::ListQuery {
+        let query = crate::ops::list_query::ListQuery {
             action: Some("\"><img src=x onerror=alert(1)>".into()),
             ..Default::default()
         };

@@ -2,27 +2,17 @@
 //! last hour drawn), the last 24 hours, live workers. The page wraps [`live`] in an
 //! element the script refreshes every few seconds from `/ops/ui/live`.
 
-use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use docket::db::samples::Sample;
 use docket::domain::JobState;
 
 use super::charts::{self, Series};
+use super::flow as flow_cells;
+use super::q;
 use super::{scroll, when};
-use crate::ops::api::Stats;
-use crate::ops::dashboard::{q, Session};
-use crate::ops::flow_page;
-
-/// What the overview shows.
-pub struct Overview {
-    pub stats: Stats,
-    /// The last 24 hours of `queue_samples`.
-    pub samples: Vec<Sample>,
-    pub now: DateTime<Utc>,
-    /// The catalog's triggers.
-    pub trigger_names: Vec<String>,
-}
+use crate::ops::session::Session;
+use crate::service::stats::Overview;
 
 /// Deliveries per minute over the last hour, oldest first, one value a minute.
 fn event_minutes(o: &Overview) -> Vec<f64> {
@@ -64,12 +54,12 @@ pub fn live(s: &Session, o: &Overview) -> Markup {
                     @let bad = charts::last_hour(&samples, o.now, |x| x.failed);
                     @let lag = o.stats.lag.iter().find(|l| l.action == a.action);
                     tr data-action=(a.action) {
-                        td { a href={ "/ops/ui/actions/" (q(&a.action)) } { (a.action) } (flow_page::group(a)) }
+                        td { a href={ "/ops/ui/actions/" (q(&a.action)) } { (a.action) } (flow_cells::group(a)) }
                         td.num data-count="queued" {
                             a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=queued" } { (count(&a.action, JobState::Queued)) }
                         }
                         td.num data-count="retrying" { (count(&a.action, JobState::Retrying)) }
-                        (flow_page::limit_cell(a))
+                        (flow_cells::limit_cell(a))
                         td.num data-count="succeeded" { (count(&a.action, JobState::Succeeded)) }
                         td.num data-count="failed" {
                             a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=failed" } { (count(&a.action, JobState::Failed)) }
@@ -82,7 +72,7 @@ pub fn live(s: &Session, o: &Overview) -> Markup {
                                 &[Series { class: "ok-line", values: ok.clone() }, Series { class: "bad-line", values: bad.clone() }],
                             ))
                         }
-                        (flow_page::cells(s, a))
+                        (flow_cells::cells(s, a))
                     }
                 }
             }

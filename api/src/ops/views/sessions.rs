@@ -5,8 +5,8 @@
 use maud::{html, Markup};
 
 use super::{csrf_field, scroll, when};
-use crate::ops::dashboard::Session;
-use crate::ops::sessions::SessionView;
+use crate::ops::session::Session;
+use crate::service::sessions::SessionView;
 
 /// `current` is the id (digest) of the session looking at the page.
 pub fn page(s: &Session, sessions: &[SessionView], current: &str) -> Markup {
