@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::domain::{check_text, TextError};
 use crate::retry::RetryPolicy;
-use crate::template::{BodyTemplate, Builder, Method, RequestTemplate, TemplateContext};
+use crate::template::{BodyTemplate, Builder, Method, RequestTemplate, SampleTrigger, TemplateContext};
 
 pub mod flow;
 pub mod trigger;
@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(600);
 /// Longest accepted action name (Workfront sends it as `?name=`).
-pub const MAX_NAME_CHARS: usize = 64;
+pub use crate::domain::MAX_NAME_CHARS;
 /// Most attempts an action may allow.
 pub const MAX_MAX_ATTEMPTS: u32 = 1000;
 
@@ -191,7 +191,8 @@ impl Catalog {
             field: "on_finish",
             message,
         })?;
-        let limit_groups = flow::limit_groups(&actions).map_err(|(action, field, message)| CatalogError::Field {
+        let flows: Vec<(&str, &Flow)> = actions.iter().map(|a| (a.name.as_str(), &a.flow)).collect();
+        let limit_groups = flow::limit_groups(&flows).map_err(|(action, field, message)| CatalogError::Field {
             file: file.to_owned(),
             action,
             field,
@@ -200,9 +201,14 @@ impl Catalog {
         let mut names = HashSet::new();
         let mut triggers = Vec::with_capacity(raw.trigger.len());
         for (index, raw_trigger) in raw.trigger.into_iter().enumerate() {
-            let trigger = raw_trigger.validate(index, &actions).map_err(|(trigger, field, message)| {
-                CatalogError::TriggerField { file: file.to_owned(), trigger, field, message }
-            })?;
+            let trigger = raw_trigger.validate(index, |name| actions.iter().any(|a| a.name == name)).map_err(
+                |(trigger, field, message)| CatalogError::TriggerField {
+                    file: file.to_owned(),
+                    trigger,
+                    field,
+                    message,
+                },
+            )?;
             if !names.insert(trigger.name.clone()) {
                 return Err(CatalogError::TriggerField {
                     file: file.to_owned(),
@@ -781,10 +787,15 @@ fn check_renders(action: &Action, actions: &[Action], triggers: &[Trigger]) -> R
         starts.push(menu());
     }
     for trigger in by_triggers {
+        let sample = SampleTrigger {
+            name: trigger.name.clone(),
+            obj_code: trigger.obj_code.clone(),
+            event_type: trigger.event_type.as_str().to_owned(),
+        };
         starts.push((
             format!("an event of trigger {:?}", trigger.name),
-            TemplateContext::event_sample(&action.name, trigger),
-            TemplateContext::other_event_sample(&action.name, trigger),
+            TemplateContext::event_sample(&action.name, &sample),
+            TemplateContext::other_event_sample(&action.name, &sample),
         ));
     }
     if starts.is_empty() {

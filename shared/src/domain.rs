@@ -221,6 +221,9 @@ pub enum TextError {
     FormatCharacter,
 }
 
+/// The longest name of an action, a trigger or a limit group (in characters).
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// The longest opaque id Docket stores (in characters).
 pub const MAX_ID_CHARS: usize = 255;
 

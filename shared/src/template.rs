@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 mod event;
-pub use event::{EventContext, State};
+mod json;
+pub use event::{EventContext, SampleTrigger, State};
+use json::json_value;
 
 /// Most template instructions one rendering may run (loops included).
 pub const FUEL: u64 = 50_000;
@@ -130,13 +132,13 @@ impl TemplateContext {
         }
     }
 
-    /// The context start-up renders an action against for an event of `trigger`.
-    pub fn event_sample(action: &str, trigger: &crate::catalog::Trigger) -> Self {
+    /// The context start-up renders an action against for an event of a trigger.
+    pub fn event_sample(action: &str, trigger: &SampleTrigger) -> Self {
         Self::for_event(Self::sample(action), EventContext::sample(trigger, "sample"))
     }
 
     /// [`TemplateContext::event_sample`] with every value changed.
-    pub fn other_event_sample(action: &str, trigger: &crate::catalog::Trigger) -> Self {
+    pub fn other_event_sample(action: &str, trigger: &SampleTrigger) -> Self {
         Self::for_event(Self::other_sample(action), EventContext::sample(trigger, "other"))
     }
 
@@ -205,24 +207,6 @@ impl TemplateContext {
                     .unwrap_or(Value::from(())),
             ),
         ])
-    }
-}
-
-/// A JSON value as a template value (a captured result).
-fn json_value(json: &serde_json::Value) -> Value {
-    match json {
-        serde_json::Value::Null => Value::from(()),
-        serde_json::Value::Bool(b) => Value::from(*b),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Value::from(i),
-            (None, Some(f)) => Value::from(f),
-            _ => Value::from(n.to_string()),
-        },
-        serde_json::Value::String(s) => Value::from(s.clone()),
-        serde_json::Value::Array(items) => Value::from(items.iter().map(json_value).collect::<Vec<_>>()),
-        serde_json::Value::Object(fields) => {
-            Value::from(fields.iter().map(|(k, v)| (k.clone(), json_value(v))).collect::<BTreeMap<String, Value>>())
-        }
     }
 }
 

@@ -22,7 +22,7 @@ use docket::db::{self, Db};
 
 use crate::due::Due;
 use crate::execute;
-use crate::runner::Shared;
+use crate::execute::JobContext;
 
 /// A limit group this worker claims for, and when to ask it again.
 struct Group {
@@ -52,7 +52,7 @@ pub(crate) struct ClaimLoop {
     /// Actions without limits, claimed together.
     pub plain: Vec<String>,
     pub groups: Vec<LimitGroup>,
-    pub shared: Arc<Shared>,
+    pub shared: Arc<JobContext>,
     /// NOTIFY from the listener (new jobs, rescues, resumes).
     pub wake: Arc<Notify>,
     /// Retries this worker scheduled.

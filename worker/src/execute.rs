@@ -3,21 +3,23 @@
 //! then the outcome mapped to the job's next state by the action's retry policy.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use docket::catalog::flow::MAX_SNOOZES;
 use docket::catalog::Action;
 use docket::db::flow::Verdict;
 use docket::db::jobs::{ClaimedJob, Completion, NextState};
+use docket::db::Db;
 use docket::domain::AttemptOutcome;
 use docket::template::{EventContext, ParentContext};
 
-use crate::actions::{ActionOutcome, Lineage};
+use crate::actions::{ActionOutcome, Lineage, Registry};
 use crate::completer::Finished;
-use crate::lease::{Abort, AbortReason};
-use crate::runner::Shared;
+use crate::lease::{Abort, AbortReason, Running};
 
 /// How a guarded run ended.
 #[derive(Debug, PartialEq)]
@@ -27,9 +29,19 @@ pub enum Ended {
     Aborted(AbortReason),
 }
 
+/// What every job task needs, built by the runner and shared by the claim loop's
+/// tasks.
+pub(crate) struct JobContext {
+    pub(crate) db: Db,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) running: Running,
+    pub(crate) finished: mpsc::UnboundedSender<Finished>,
+    pub(crate) slot_freed: Arc<Notify>,
+}
+
 /// Runs one claimed job to its end and hands the result to the completer, which
 /// takes the job out of `running` once the result is written.
-pub async fn execute(shared: &Shared, job: ClaimedJob, valid_until: Instant) {
+pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant) {
     let abort = shared.running.insert(job.id, job.attempt, &job.action, valid_until);
     let Some(action) = shared.registry.action(&job.action).cloned() else {
         // Cannot happen: workers claim only the actions they know.

@@ -17,9 +17,10 @@ use docket::domain::JobState;
 
 use crate::actions::Registry;
 use crate::claim_loop::ClaimLoop;
-use crate::completer::{self, Finished};
+use crate::completer;
 use crate::config::{default_worker_id, Config};
 use crate::due::Due;
+use crate::execute::JobContext;
 use crate::lease::{self, AbortReason, Running};
 use crate::listener;
 use crate::upkeep;
@@ -67,15 +68,6 @@ pub struct Worker {
     health: Option<tokio::net::TcpListener>,
     heartbeat: Duration,
     retention: upkeep::Retention,
-}
-
-/// What every job task shares.
-pub(crate) struct Shared {
-    pub(crate) db: Db,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) running: Running,
-    pub(crate) finished: mpsc::UnboundedSender<Finished>,
-    pub(crate) slot_freed: Arc<Notify>,
 }
 
 impl Worker {
@@ -144,7 +136,7 @@ impl Worker {
         let completer = tokio::spawn(completer.record(finished_rx));
         let helpers = self.spawn_helpers(&actions, &wake, &running, &background);
 
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(JobContext {
             db: self.db.clone(),
             registry: self.registry.clone(),
             running: running.clone(),

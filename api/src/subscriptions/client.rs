@@ -9,7 +9,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
-use super::{Listed, Shape};
+use super::shape::{id_text, Listed, Shape};
 
 /// Where the API lives under the tenant's base URL.
 pub const API_PATH: &str = "/attask/eventsubscription/api/v1/subscriptions";
@@ -135,7 +135,7 @@ impl Workfront {
                         .json::<Value>()
                         .await
                         .ok()
-                        .and_then(|body| body.get("id").and_then(super::id_text))
+                        .and_then(|body| body.get("id").and_then(id_text))
                         .unwrap_or_default(),
                 };
                 Ok(Created::New(id))

@@ -6,7 +6,9 @@ use std::io::Write;
 use docket::catalog::Catalog;
 use docket::secret::Secret;
 
-use super::{intake_url, plan, wanted, Command, Created, Step, SubscriptionsError, Workfront};
+use super::client::{Created, Workfront};
+use super::command::{Command, Step, SubscriptionsError};
+use super::shape::{intake_url, plan, wanted};
 
 /// Longest `authToken` Workfront takes (under 255 characters).
 const MAX_AUTH_TOKEN_CHARS: usize = 254;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use docket::catalog::Catalog;
 use serde_json::json;
 
 use super::*;

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Action;
-
 /// Default cool-down of an open circuit, and the longest it grows to.
 pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(60);
 pub const DEFAULT_COOL_DOWN_MAX: Duration = Duration::from_secs(30 * 60);
@@ -90,7 +88,8 @@ impl RawFlow {
     pub(super) fn validate(self) -> Result<Flow, (&'static str, String)> {
         let limit_group = match self.limit_group {
             Some(group) => {
-                crate::domain::check_text(&group, super::MAX_NAME_CHARS).map_err(|e| ("limit_group", e.to_string()))?;
+                crate::domain::check_text(&group, crate::domain::MAX_NAME_CHARS)
+                    .map_err(|e| ("limit_group", e.to_string()))?;
                 if !group.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
                     return Err(("limit_group", "may hold only ASCII letters, digits, '_', '-' and '.'".into()));
                 }
@@ -160,19 +159,19 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 /// action with limits or a circuit and no group forms one of its own. Actions of a
 /// group that set a limit must set the same one, and a group's name may not be the
 /// name of an action outside it.
-pub(super) fn limit_groups(actions: &[Action]) -> Result<Vec<LimitGroup>, (String, &'static str, String)> {
+pub(super) fn limit_groups(actions: &[(&str, &Flow)]) -> Result<Vec<LimitGroup>, (String, &'static str, String)> {
     let mut groups: BTreeMap<String, LimitGroup> = BTreeMap::new();
-    for action in actions.iter().filter(|a| a.flow.is_controlled()) {
-        let name = action.flow.limit_group.clone().unwrap_or_else(|| action.name.clone());
+    for &(action, flow) in actions.iter().filter(|(_, flow)| flow.is_controlled()) {
+        let name = flow.limit_group.clone().unwrap_or_else(|| action.to_owned());
         let group = groups.entry(name.clone()).or_insert_with(|| LimitGroup {
             name: name.clone(),
             actions: Vec::new(),
             max_concurrency: None,
             rate: None,
         });
-        group.actions.push(action.name.clone());
-        let fail = |field, message| (action.name.clone(), field, message);
-        if let Some(n) = action.flow.max_concurrency {
+        group.actions.push(action.to_owned());
+        let fail = |field, message| (action.to_owned(), field, message);
+        if let Some(n) = flow.max_concurrency {
             match group.max_concurrency {
                 Some(m) if m != n => {
                     return Err(fail(
@@ -183,7 +182,7 @@ pub(super) fn limit_groups(actions: &[Action]) -> Result<Vec<LimitGroup>, (Strin
                 _ => group.max_concurrency = Some(n),
             }
         }
-        if let Some(rate) = &action.flow.rate {
+        if let Some(rate) = &flow.rate {
             match &group.rate {
                 Some(r) if r != rate => {
                     return Err(fail(
@@ -199,13 +198,15 @@ pub(super) fn limit_groups(actions: &[Action]) -> Result<Vec<LimitGroup>, (Strin
         }
     }
     for group in groups.values() {
-        if let Some(other) = actions.iter().find(|a| a.name == group.name && !group.actions.contains(&a.name)) {
+        if let Some((other, _)) =
+            actions.iter().find(|(a, _)| *a == group.name && !group.actions.iter().any(|g| g == a))
+        {
             return Err((
                 group.actions[0].clone(),
                 "limit_group",
                 format!(
                     "{:?} is the name of action {:?}, which is not in the group; name the group otherwise",
-                    group.name, other.name
+                    group.name, other
                 ),
             ));
         }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::domain::check_text;
 use crate::events::{passes, Comparison, Connector, Event, EventType, Filter, FilterValue, StateSide};
 
-use super::{Action, MAX_NAME_CHARS};
+use crate::domain::MAX_NAME_CHARS;
 
 /// Most filters a trigger may hold (Workfront allows 10 groups of 5).
 pub const MAX_FILTERS: usize = 50;
@@ -68,7 +68,7 @@ struct RawFilter {
 type FieldError = (String, &'static str, String);
 
 impl RawTrigger {
-    pub(super) fn validate(self, index: usize, actions: &[Action]) -> Result<Trigger, FieldError> {
+    pub(super) fn validate(self, index: usize, is_action: impl Fn(&str) -> bool) -> Result<Trigger, FieldError> {
         let unnamed = format!("#{}", index + 1);
         let name = self.name.ok_or((unnamed.clone(), "name", "is missing".to_owned()))?;
         check_text(&name, MAX_NAME_CHARS).map_err(|e| (unnamed, "name", e.to_string()))?;
@@ -107,7 +107,7 @@ impl RawTrigger {
         }
         let mut seen = HashSet::new();
         for action in &run {
-            if !actions.iter().any(|a| &a.name == action) {
+            if !is_action(action) {
                 return Err(fail("run", format!("{action:?} is not an action of the catalog")));
             }
             if !seen.insert(action) {

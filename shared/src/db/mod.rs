@@ -16,7 +16,7 @@ pub mod samples;
 pub mod sessions;
 pub mod workers;
 
-pub use flags::DbFlags;
+pub use flags::{DbFlags, PoolSettings};
 pub use handle::{Db, Pooler, UnitError};
 pub use reach::Reach;
 
@@ -26,39 +26,6 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
-
-/// How to build a connection pool.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    pub max_connections: u32,
-    /// How long a caller waits for a connection before the request fails.
-    pub acquire_timeout: Duration,
-    /// Prepared statements cached per connection.
-    pub statement_cache_capacity: usize,
-    /// Ping each connection before handing it out. Off saves a round trip per query;
-    /// sqlx still pings every connection when it is returned, so broken ones are
-    /// dropped there.
-    pub test_before_acquire: bool,
-    /// What sits between Docket and Postgres; a transaction-mode pooler turns the
-    /// statement cache off and runs every unit of work in a transaction ([`Db`]).
-    pub pooler: Pooler,
-    /// While the database is away, refuse units of work at once instead of waiting
-    /// for a connection ([`Db::fail_fast`]).
-    pub fail_fast: bool,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 8,
-            acquire_timeout: Duration::from_secs(3),
-            statement_cache_capacity: 100,
-            test_before_acquire: true,
-            pooler: Pooler::None,
-            fail_fast: false,
-        }
-    }
-}
 
 /// Why the database could not be prepared.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::Value;
 
-use crate::catalog::Trigger;
 use crate::events::{rfc3339, Event};
 
 /// The event a job was started by, as its templates see it.
@@ -28,6 +27,15 @@ pub struct EventContext {
     pub event_time: DateTime<Utc>,
     pub new_state: State,
     pub old_state: State,
+}
+
+/// What a start-up sample of a trigger's events needs to know about the trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleTrigger {
+    pub name: String,
+    pub obj_code: String,
+    /// As Workfront spells it (`CREATE`, `UPDATE`, `DELETE`).
+    pub event_type: String,
 }
 
 /// A state: the decoded object, or a start-up sample.
@@ -53,10 +61,10 @@ impl EventContext {
     }
 
     /// A sample of `trigger`'s events; `tag` ("sample", "other") sets every value.
-    pub fn sample(trigger: &Trigger, tag: &str) -> Self {
+    pub fn sample(trigger: &SampleTrigger, tag: &str) -> Self {
         Self {
             trigger: trigger.name.clone(),
-            event_type: trigger.event_type.as_str().to_owned(),
+            event_type: trigger.event_type.clone(),
             obj_code: trigger.obj_code.clone(),
             obj_id: format!("{tag}-object"),
             subscription_id: format!("{tag}-subscription"),
@@ -99,7 +107,7 @@ fn lenient(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Object(map) => lenient_object(map),
         serde_json::Value::Array(items) => Value::from(items.iter().map(lenient).collect::<Vec<_>>()),
-        other => super::json_value(other),
+        other => super::json::json_value(other),
     }
 }
 

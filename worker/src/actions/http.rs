@@ -19,7 +19,8 @@ use docket::secret::Secret;
 use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
 
 use super::auth::{sensitive, Credentials};
-use super::{ActionOutcome, Lineage, Signer};
+use super::outcome::{ActionOutcome, Lineage};
+use super::signing::Signer;
 
 /// Most characters of a response body kept in the attempt's error.
 const EXCERPT_CHARS: usize = 200;

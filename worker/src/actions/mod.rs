@@ -1,36 +1,20 @@
-//! The registry of runnable actions, built from the catalog in one function, and the
-//! explicit outcome every action returns.
+//! The registry of runnable actions, built from the catalog in one function; the
+//! explicit outcome every action returns is in [`outcome`].
 
 mod auth;
 mod http;
+mod outcome;
 mod signing;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use docket::catalog::{Action, ActionKind, Catalog};
 use docket::db::jobs::ClaimedJob;
-use docket::template::{EventContext, ParentContext};
 
 use auth::Credentials;
 pub use http::HttpAction;
+pub use outcome::{ActionOutcome, Lineage};
 pub use signing::Signer;
-
-/// How one run of an action ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionOutcome {
-    /// Done; `result` is what the target said, for actions that capture it.
-    Succeeded { result: Option<serde_json::Value> },
-    /// Worth another attempt; `retry_after` is the target's own wish, if it said one.
-    Retryable { error: String, retry_after: Option<Duration> },
-    /// The target pushed back (429, or 503 with `Retry-After`): not a failure. The job
-    /// waits as asked without spending an attempt, and so does its action.
-    Throttled { error: String, retry_after: Option<Duration> },
-    /// Not worth another attempt.
-    Permanent { error: String },
-    /// Ran longer than the action's timeout.
-    TimedOut,
-}
 
 /// Why the registry could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -55,14 +39,6 @@ pub struct Registry {
     /// Actions whose templates may read an event (a trigger starts them or a chain
     /// they follow): their jobs' event is read before each attempt.
     sees_events: std::collections::HashSet<String>,
-}
-
-/// What a job's templates read beyond its own row: a follow-up's parent, and the
-/// Workfront event that started its chain.
-#[derive(Debug, Clone, Default)]
-pub struct Lineage {
-    pub parent: Option<ParentContext>,
-    pub event: Option<EventContext>,
 }
 
 impl Registry {
