@@ -826,78 +826,51 @@ fn check_renders(action: &Action, actions: &[Action], triggers: &[Trigger]) -> R
     Ok(())
 }
 
+/// A problem with an action's `auth` table: the key and what is wrong.
+type AuthProblem = (&'static str, String);
+
+/// A key that must be set and not empty.
+fn need(value: Option<String>, key: &str) -> Result<String, AuthProblem> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| ("auth", format!("`{key}` is missing")))
+}
+
+/// A key that names an environment variable.
+fn env_key(value: Option<String>, key: &str) -> Result<String, AuthProblem> {
+    env_name(&need(value, key)?).map_err(|m| ("auth", format!("`{key}`: {m}")))
+}
+
+/// Refuses the first of `keys` that is set: type `kind` does not use it.
+fn unused(kind: &str, keys: &[(&str, bool)]) -> Result<(), AuthProblem> {
+    match keys.iter().find(|(_, set)| *set) {
+        Some((key, _)) => Err(("auth", format!("`{key}` is not used by type {kind:?}"))),
+        None => Ok(()),
+    }
+}
+
 impl RawAuth {
-    fn validate(self) -> Result<Auth, (&'static str, String)> {
-        let need = |value: Option<String>, key: &str| {
-            value.filter(|v| !v.is_empty()).ok_or_else(|| ("auth", format!("`{key}` is missing")))
-        };
-        let env = |value: Option<String>, key: &str| -> Result<String, (&'static str, String)> {
-            env_name(&need(value, key)?).map_err(|m| ("auth", format!("`{key}`: {m}")))
-        };
-        let kind = need(self.kind, "type")?;
-        let unused = |keys: &[(&str, bool)]| -> Result<(), (&'static str, String)> {
-            match keys.iter().find(|(_, set)| *set) {
-                Some((key, _)) => Err(("auth", format!("`{key}` is not used by type {kind:?}"))),
-                None => Ok(()),
-            }
-        };
-        let oauth_keys = [
-            ("token_url", self.token_url.is_some()),
-            ("client_id", self.client_id.is_some()),
-            ("client_secret_env", self.client_secret_env.is_some()),
-            ("scope", self.scope.is_some()),
-            ("audience", self.audience.is_some()),
-            ("extra_params", self.extra_params.is_some()),
-            ("client_auth", self.client_auth.is_some()),
-        ];
+    fn validate(self) -> Result<Auth, AuthProblem> {
+        let kind = need(self.kind.clone(), "type")?;
+        let oauth_keys = self.oauth_keys();
+        let (token, user, name) = (self.token_env.is_some(), self.username.is_some(), self.name.is_some());
         match kind.as_str() {
             "bearer" => {
-                unused(&oauth_keys)?;
-                unused(&[("username", self.username.is_some()), ("name", self.name.is_some())])?;
-                Ok(Auth::Bearer { token_env: env(self.token_env, "token_env")? })
+                unused(&kind, &oauth_keys)?;
+                unused(&kind, &[("username", user), ("name", name)])?;
+                Ok(Auth::Bearer { token_env: env_key(self.token_env, "token_env")? })
             }
             "basic" => {
-                unused(&oauth_keys)?;
-                unused(&[("token_env", self.token_env.is_some()), ("name", self.name.is_some())])?;
-                let username = need(self.username, "username")?;
-                if username.contains(':') || username.chars().any(char::is_control) {
-                    return Err(("auth", "`username` may not hold ':' or control characters".into()));
-                }
-                Ok(Auth::Basic { username, password_env: env(self.password_env, "password_env")? })
+                unused(&kind, &oauth_keys)?;
+                unused(&kind, &[("token_env", token), ("name", name)])?;
+                self.basic()
             }
             "header" => {
-                unused(&oauth_keys)?;
-                unused(&[("token_env", self.token_env.is_some()), ("username", self.username.is_some())])?;
-                let name = need(self.name, "name")?;
-                if !is_header_name(&name) {
-                    return Err(("auth", format!("`name`: {name:?} is not a header name")));
-                }
-                Ok(Auth::Header { name, value_env: env(self.value_env, "value_env")? })
+                unused(&kind, &oauth_keys)?;
+                unused(&kind, &[("token_env", token), ("username", user)])?;
+                self.header()
             }
             "oauth2_client_credentials" => {
-                unused(&[
-                    ("token_env", self.token_env.is_some()),
-                    ("username", self.username.is_some()),
-                    ("name", self.name.is_some()),
-                ])?;
-                let token_url = need(self.token_url, "token_url")?;
-                check_url(&token_url).map_err(|m| ("auth", format!("`token_url`: {m}")))?;
-                let basic_client_auth = match self.client_auth.as_deref() {
-                    None | Some("body") => false,
-                    Some("basic") => true,
-                    Some(other) => {
-                        return Err(("auth", format!("`client_auth`: {other:?} is neither \"body\" nor \"basic\"")))
-                    }
-                };
-                Ok(Auth::OAuth2ClientCredentials {
-                    token_url,
-                    client_id: need(self.client_id, "client_id")?,
-                    client_secret_env: env(self.client_secret_env, "client_secret_env")?,
-                    scope: self.scope,
-                    audience: self.audience,
-                    extra: self.extra_params.unwrap_or_default(),
-                    basic_client_auth,
-                })
+                unused(&kind, &[("token_env", token), ("username", user), ("name", name)])?;
+                self.oauth2()
             }
             other => Err((
                 "auth",
@@ -906,6 +879,54 @@ impl RawAuth {
                 ),
             )),
         }
+    }
+
+    /// The OAuth 2 keys, and whether each is set.
+    fn oauth_keys(&self) -> [(&'static str, bool); 7] {
+        [
+            ("token_url", self.token_url.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret_env", self.client_secret_env.is_some()),
+            ("scope", self.scope.is_some()),
+            ("audience", self.audience.is_some()),
+            ("extra_params", self.extra_params.is_some()),
+            ("client_auth", self.client_auth.is_some()),
+        ]
+    }
+
+    fn basic(self) -> Result<Auth, AuthProblem> {
+        let username = need(self.username, "username")?;
+        if username.contains(':') || username.chars().any(char::is_control) {
+            return Err(("auth", "`username` may not hold ':' or control characters".into()));
+        }
+        Ok(Auth::Basic { username, password_env: env_key(self.password_env, "password_env")? })
+    }
+
+    fn header(self) -> Result<Auth, AuthProblem> {
+        let name = need(self.name, "name")?;
+        if !is_header_name(&name) {
+            return Err(("auth", format!("`name`: {name:?} is not a header name")));
+        }
+        Ok(Auth::Header { name, value_env: env_key(self.value_env, "value_env")? })
+    }
+
+    fn oauth2(self) -> Result<Auth, AuthProblem> {
+        let token_url = need(self.token_url, "token_url")?;
+        check_url(&token_url).map_err(|m| ("auth", format!("`token_url`: {m}")))?;
+        let basic_client_auth = match self.client_auth.as_deref() {
+            None | Some("body") => false,
+            Some("basic") => true,
+            Some(other) => return Err(("auth", format!("`client_auth`: {other:?} is neither \"body\" nor \"basic\""))),
+        };
+        Ok(Auth::OAuth2ClientCredentials {
+            token_url,
+            client_id: need(self.client_id, "client_id")?,
+            client_secret_env: env_key(self.client_secret_env, "client_secret_env")?,
+            scope: self.scope,
+            audience: self.audience,
+            extra: self.extra_params.unwrap_or_default(),
+            basic_client_auth,
+        })
     }
 }
 

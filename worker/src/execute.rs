@@ -50,41 +50,56 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant)
         let _ = shared.finished.send(Finished::Released { id: job.id, attempt: job.attempt, action, reason });
         return;
     };
-    let registry = shared.registry.clone();
-    let task_job = job.clone();
     let started = Instant::now();
-    let db = shared.db.clone();
-    let run = async move {
-        let parent = match task_job.parent_id {
-            Some(parent_id) => match parent_context(&db, parent_id).await {
-                Ok(parent) => parent,
-                Err(error) => return ActionOutcome::Retryable { error, retry_after: None },
-            },
-            None => None,
-        };
-        let event = if registry.sees_events(&task_job.action) {
-            match event_context(&db, task_job.id).await {
-                Ok(event) => event,
-                Err(error) => return ActionOutcome::Retryable { error, retry_after: None },
-            }
-        } else {
-            None
-        };
-        registry.run(&task_job, &Lineage { parent, event }).await
-    };
+    let run = run_with_lineage(shared.db.clone(), shared.registry.clone(), job.clone());
     let ended = run_guarded(run, action.timeout, &abort).await;
     // The job stays in `running` (its lease renewed) until the completer has written
     // the result: a slow database must not let the lease of a finished job run out.
-    let finished = match ended {
+    let Some(finished) = finished(&job, &action, ended) else {
+        shared.running.remove(job.id);
+        return;
+    };
+    if let Finished::Completed { completion, verdict, .. } = &finished {
+        record(&job.action, completion, verdict.as_ref(), started);
+    }
+    // The completer lives until every job task has finished.
+    let _ = shared.finished.send(finished);
+}
+
+/// Reads what the job's templates need beyond its row (a follow-up's parent, the
+/// event of its chain), then runs the action.
+async fn run_with_lineage(db: Db, registry: Arc<Registry>, job: ClaimedJob) -> ActionOutcome {
+    let parent = match job.parent_id {
+        Some(parent_id) => match parent_context(&db, parent_id).await {
+            Ok(parent) => parent,
+            Err(error) => return ActionOutcome::Retryable { error, retry_after: None },
+        },
+        None => None,
+    };
+    let event = if registry.sees_events(&job.action) {
+        match event_context(&db, job.id).await {
+            Ok(event) => event,
+            Err(error) => return ActionOutcome::Retryable { error, retry_after: None },
+        }
+    } else {
+        None
+    };
+    registry.run(&job, &Lineage { parent, event }).await
+}
+
+/// What the completer is to write for an attempt that ended so; `None` when the
+/// lease was lost (the new owner's result stands, nothing is written).
+fn finished(job: &ClaimedJob, action: &Action, ended: Ended) -> Option<Finished> {
+    Some(match ended {
         Ended::Outcome(outcome) => {
-            let completion = completion(&job, &action, outcome.clone());
+            let completion = completion(job, action, outcome.clone());
             let verdict = verdict(&outcome, &completion);
             Finished::Completed { completion, action: job.action.clone(), verdict }
         }
         Ended::Panicked(message) => {
             let mut c = completion(
-                &job,
-                &action,
+                job,
+                action,
                 ActionOutcome::Retryable { error: format!("action panicked: {message}"), retry_after: None },
             );
             c.outcome = AttemptOutcome::Panicked;
@@ -104,8 +119,7 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant)
         },
         Ended::Aborted(AbortReason::LeaseLost) => {
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
-            shared.running.remove(job.id);
-            return;
+            return None;
         }
         Ended::Aborted(reason) => {
             tracing::warn!(reason = reason.describe(), "action aborted; releasing the job");
@@ -116,28 +130,27 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant)
                 reason: reason.describe().to_owned(),
             }
         }
-    };
-    if let Finished::Completed { completion: c, verdict, .. } = &finished {
-        let action_label = job.action.clone();
-        if let Some(Verdict::Throttled(wait)) = verdict {
-            metrics::counter!("docket_action_throttled_total", "action" => action_label.clone(), "reason" => "retry_after")
-                .increment(1);
-            tracing::info!(wait_ms = wait.as_millis() as u64, "target pushed back; the job and its action wait");
-        }
-        metrics::counter!("docket_attempts_total", "action" => action_label.clone(), "outcome" => c.outcome.as_str())
+    })
+}
+
+/// Counts, times and logs a finished attempt.
+fn record(action: &str, c: &Completion, verdict: Option<&Verdict>, started: Instant) {
+    if let Some(Verdict::Throttled(wait)) = verdict {
+        metrics::counter!("docket_action_throttled_total", "action" => action.to_owned(), "reason" => "retry_after")
             .increment(1);
-        metrics::histogram!("docket_attempt_duration_seconds", "action" => action_label)
-            .record(started.elapsed().as_secs_f64());
-        tracing::info!(
-            outcome = c.outcome.as_str(),
-            next = ?c.next,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            error = c.error.as_deref(),
-            "attempt finished"
-        );
+        tracing::info!(wait_ms = wait.as_millis() as u64, "target pushed back; the job and its action wait");
     }
-    // The completer lives until every job task has finished.
-    let _ = shared.finished.send(finished);
+    metrics::counter!("docket_attempts_total", "action" => action.to_owned(), "outcome" => c.outcome.as_str())
+        .increment(1);
+    metrics::histogram!("docket_attempt_duration_seconds", "action" => action.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    tracing::info!(
+        outcome = c.outcome.as_str(),
+        next = ?c.next,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        error = c.error.as_deref(),
+        "attempt finished"
+    );
 }
 
 /// What a follow-up's templates read about its parent (`None` if the parent was

@@ -49,7 +49,6 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
     let a = v.action;
     let ok = charts::last_hour(&v.samples, v.now, |x| x.succeeded);
     let bad = charts::last_hour(&v.samples, v.now, |x| x.failed);
-    let retry = &a.retry;
     html! {
         p { a href={ "/ops/ui/jobs?action=" (q(&a.name)) } { "Its jobs" } " · "
             a href={ "/ops/ui/jobs?action=" (q(&a.name)) "&state=failed" } { "its failed jobs" } }
@@ -70,6 +69,16 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
         }
         p.legend { span.ok { "— succeeded per minute" } span.bad { "— failed per minute" } }
         h2 { "Failures of the last 24 hours, by error" }
+        (failures(s, v))
+        h2 { "Settings (from the catalog)" }
+        (settings(a))
+    }
+}
+
+/// The last 24 hours' failures grouped by error, and "retry every failed job".
+fn failures(s: &Session, v: &ActionView) -> Markup {
+    let a = v.action;
+    html! {
         @if v.failures.is_empty() {
             p id="no-failures" { "No job of this action failed in the last 24 hours." }
         } @else {
@@ -89,7 +98,13 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
         form method="post" action={ "/ops/ui/actions/" (q(&a.name)) "/retry-failed" } {
             (csrf_field(s)) button id="retry-failed" { "Retry every failed job of " (a.name) }
         }
-        h2 { "Settings (from the catalog)" }
+    }
+}
+
+/// The action's settings from the catalog (credentials named by their variable only).
+fn settings(a: &Action) -> Markup {
+    let retry = &a.retry;
+    html! {
         dl.settings id="settings" {
             dt { "display name" } dd { (a.display_name) }
             @match &a.kind {
@@ -110,6 +125,14 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
                 " up to " (charts::human_std(retry.cap))
             }
             dt { "duplicate triggers" } dd { (if a.dedupe { "join the waiting or running job" } else { "each makes a job" }) }
+            (flow_settings(a))
+        }
+    }
+}
+
+/// Follow-ups, limits and circuit, as the catalog sets them.
+fn flow_settings(a: &Action) -> Markup {
+    html! {
             dt { "follow-ups" } dd {
                 @if a.on_finish.is_empty() { "none" }
                 @for f in &a.on_finish {
@@ -137,7 +160,6 @@ pub fn page(s: &Session, v: &ActionView) -> Markup {
                     }
                 }
             }
-        }
     }
 }
 

@@ -12,6 +12,7 @@ use super::flow as flow_cells;
 use super::q;
 use super::{scroll, when};
 use crate::ops::session::Session;
+use crate::service::flow::ActionFlow;
 use crate::service::stats::Overview;
 
 /// Deliveries per minute over the last hour, oldest first, one value a minute.
@@ -35,9 +36,6 @@ pub fn page(s: &Session, o: &Overview) -> Markup {
 
 /// Everything that changes: actions, the day chart, workers.
 pub fn live(s: &Session, o: &Overview) -> Markup {
-    let count = |action: &str, state: JobState| {
-        o.stats.counts.iter().filter(|c| c.action == action && c.state == state).map(|c| c.count).sum::<i64>()
-    };
     html! {
         h2 { "Actions and their targets" }
         p.muted { "Waiting and running: now. Succeeded and failed: the last hour. Updated " (when(o.now)) "." }
@@ -48,56 +46,76 @@ pub fn live(s: &Session, o: &Overview) -> Markup {
                     th.num { "succeeded 1 h" } th.num { "failed 1 h" } th { "lag" } th { "last hour" }
                     th { "rate" } th { "state" } th { "circuit" } th {}
                 }
-                @for a in &o.stats.actions {
-                    @let samples: Vec<&Sample> = o.samples.iter().filter(|x| x.action == a.action).collect();
-                    @let ok = charts::last_hour(&samples, o.now, |x| x.succeeded);
-                    @let bad = charts::last_hour(&samples, o.now, |x| x.failed);
-                    @let lag = o.stats.lag.iter().find(|l| l.action == a.action);
-                    tr data-action=(a.action) {
-                        td { a href={ "/ops/ui/actions/" (q(&a.action)) } { (a.action) } (flow_cells::group(a)) }
-                        td.num data-count="queued" {
-                            a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=queued" } { (count(&a.action, JobState::Queued)) }
-                        }
-                        td.num data-count="retrying" { (count(&a.action, JobState::Retrying)) }
-                        (flow_cells::limit_cell(a))
-                        td.num data-count="succeeded" { (count(&a.action, JobState::Succeeded)) }
-                        td.num data-count="failed" {
-                            a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=failed" } { (count(&a.action, JobState::Failed)) }
-                        }
-                        td { (lag.map(|l| charts::human_std(std::time::Duration::from_secs_f64(l.lag_seconds.max(0.0)))).unwrap_or_else(|| "—".into())) }
-                        td {
-                            (charts::sparkline(
-                                &format!("{}: {} succeeded and {} failed in the last hour", a.action,
-                                         ok.iter().sum::<f64>() as i64, bad.iter().sum::<f64>() as i64),
-                                &[Series { class: "ok-line", values: ok.clone() }, Series { class: "bad-line", values: bad.clone() }],
-                            ))
-                        }
-                        (flow_cells::cells(s, a))
-                    }
-                }
+                @for a in &o.stats.actions { (action_row(s, o, a)) }
             }
         }))
-        @if !o.stats.events.is_empty() || !o.trigger_names.is_empty() {
-            @let per_minute = event_minutes(o);
-            @let hour = per_minute.iter().sum::<f64>() as i64;
-            @let last = per_minute.last().copied().unwrap_or(0.0) as i64;
-            h2 { "Workfront events" }
-            p id="events-received" {
-                (hour) " received in the last hour, " (last) " this minute. "
-                (charts::sparkline(
-                    &format!("Workfront events received per minute: {hour} in the last hour"),
-                    &[Series { class: "ok-line", values: per_minute.clone() }],
-                ))
-                " Jobs by trigger: "
-                @for (i, t) in o.trigger_names.iter().enumerate() {
-                    @if i > 0 { ", " }
-                    a href={ "/ops/ui/jobs?trigger=" (q(t)) } { (t) }
-                }
-            }
-        }
+        @if !o.stats.events.is_empty() || !o.trigger_names.is_empty() { (events(o)) }
         h2 { "The last 24 hours" }
         (charts::last_day(&o.samples, o.now))
         h2 { "Live workers" }
+        (workers(o))
+    }
+}
+
+/// One action: its jobs by state, lag, the last hour, and its flow control.
+fn action_row(s: &Session, o: &Overview, a: &ActionFlow) -> Markup {
+    let count = |state: JobState| {
+        o.stats.counts.iter().filter(|c| c.action == a.action && c.state == state).map(|c| c.count).sum::<i64>()
+    };
+    let samples: Vec<&Sample> = o.samples.iter().filter(|x| x.action == a.action).collect();
+    let ok = charts::last_hour(&samples, o.now, |x| x.succeeded);
+    let bad = charts::last_hour(&samples, o.now, |x| x.failed);
+    let lag = o.stats.lag.iter().find(|l| l.action == a.action);
+    html! {
+        tr data-action=(a.action) {
+            td { a href={ "/ops/ui/actions/" (q(&a.action)) } { (a.action) } (flow_cells::group(a)) }
+            td.num data-count="queued" {
+                a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=queued" } { (count(JobState::Queued)) }
+            }
+            td.num data-count="retrying" { (count(JobState::Retrying)) }
+            (flow_cells::limit_cell(a))
+            td.num data-count="succeeded" { (count(JobState::Succeeded)) }
+            td.num data-count="failed" {
+                a href={ "/ops/ui/jobs?action=" (q(&a.action)) "&state=failed" } { (count(JobState::Failed)) }
+            }
+            td { (lag.map(|l| charts::human_std(std::time::Duration::from_secs_f64(l.lag_seconds.max(0.0)))).unwrap_or_else(|| "—".into())) }
+            td {
+                (charts::sparkline(
+                    &format!("{}: {} succeeded and {} failed in the last hour", a.action,
+                             ok.iter().sum::<f64>() as i64, bad.iter().sum::<f64>() as i64),
+                    &[Series { class: "ok-line", values: ok.clone() }, Series { class: "bad-line", values: bad.clone() }],
+                ))
+            }
+            (flow_cells::cells(s, a))
+        }
+    }
+}
+
+/// Workfront event deliveries per minute, and links to each trigger's jobs.
+fn events(o: &Overview) -> Markup {
+    let per_minute = event_minutes(o);
+    let hour = per_minute.iter().sum::<f64>() as i64;
+    let last = per_minute.last().copied().unwrap_or(0.0) as i64;
+    html! {
+        h2 { "Workfront events" }
+        p id="events-received" {
+            (hour) " received in the last hour, " (last) " this minute. "
+            (charts::sparkline(
+                &format!("Workfront events received per minute: {hour} in the last hour"),
+                &[Series { class: "ok-line", values: per_minute.clone() }],
+            ))
+            " Jobs by trigger: "
+            @for (i, t) in o.trigger_names.iter().enumerate() {
+                @if i > 0 { ", " }
+                a href={ "/ops/ui/jobs?trigger=" (q(t)) } { (t) }
+            }
+        }
+    }
+}
+
+/// The live workers (or a warning that there is none).
+fn workers(o: &Overview) -> Markup {
+    html! {
         (scroll(html! {
             table id="workers" {
                 tr {
