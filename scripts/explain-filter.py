@@ -1,6 +1,8 @@
 """Keeps auto_explain's plans of scripts/explain-hot-statements readable: the
 per-row foreign-key checks of attempt rows (one tiny plan each) are counted per
-statement instead of printed."""
+statement instead of printed, and a long array argument (256 job ids in a
+statement's own plan) is shown by its length."""
+import re
 import sys
 
 out, entry, fk = [], [], 0
@@ -23,7 +25,12 @@ def section_end():
     fk = 0
 
 
+def shorten(match):
+    return "'{%d elements}'" % (match.group(1).count(",") + 1)
+
+
 for line in sys.stdin.read().splitlines():
+    line = re.sub(r"'\{([^'{}]{100,})\}'", shorten, line)
     if line.startswith("==="):
         section_end()
         out.extend(["", line])

@@ -1,5 +1,7 @@
 //! Every statement on `jobs` and `job_attempts`, named noun-then-verb. Each takes an
-//! executor, so callers choose pool, connection or transaction.
+//! executor, so callers choose pool, connection or transaction. The hot ones (claim,
+//! complete, renew, release, rescue) live in `sql/jobs/*.sql`, which
+//! `scripts/explain-hot-statements` explains as they are.
 
 use std::time::Duration;
 
@@ -243,22 +245,9 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-    // The statement itself is the function `docket_claim` (flow-control migration):
-    // it skips paused actions and calls `docket_start_jobs`, which pins its plan to
-    // the claim index.
-    let rows = sqlx::query!(
-        r#"select id as "id!: JobId", action as "action!", document_id as "document_id!",
-                  document_version_id as "document_version_id!", requested_by,
-                  attempts as "attempts!", max_attempts as "max_attempts!", parent_id as "parent_id: JobId",
-                  snoozes as "snoozes!"
-           from docket_claim($1, $2, $3, $4)"#,
-        worker_id,
-        actions,
-        limit,
-        lease.as_secs_f64(),
-    )
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query_file!("src/db/sql/jobs/claim.sql", worker_id, actions, limit, lease.as_secs_f64())
+        .fetch_all(executor)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|r| ClaimedJob {
@@ -308,11 +297,8 @@ pub async fn complete(
         errors.push(c.error.clone());
         results.push(c.result.as_ref().map(|r| r.to_string()));
     }
-    // The statement itself is the function `docket_complete` (migration 3, replaced
-    // by the cancel-flag and job-results migrations), which pins its plan to
-    // primary-key lookups.
-    let rows = sqlx::query!(
-        r#"select id as "id!: JobId" from docket_complete($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+    let rows = sqlx::query_file!(
+        "src/db/sql/jobs/complete.sql",
         worker_id,
         &ids,
         &attempts,
@@ -347,16 +333,9 @@ pub async fn renew_leases(
     lease: Duration,
 ) -> Result<Vec<HeldLease>, sqlx::Error> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
-    let rows = sqlx::query!(
-        r#"update jobs set lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-           where id = any($2) and state = 'running' and lease_owner = $1
-           returning id as "id!: JobId", cancel_requested_at is not null as "cancel_requested!""#,
-        worker_id,
-        &ids,
-        lease.as_secs_f64(),
-    )
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query_file!("src/db/sql/jobs/renew_leases.sql", worker_id, &ids, lease.as_secs_f64())
+        .fetch_all(executor)
+        .await?;
     Ok(rows.into_iter().map(|r| HeldLease { id: r.id, cancel_requested: r.cancel_requested }).collect())
 }
 
@@ -373,31 +352,8 @@ pub async fn release(
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let ids: Vec<uuid::Uuid> = held.iter().map(|(id, _)| id.0).collect();
     let attempts: Vec<i32> = held.iter().map(|(_, a)| *a).collect();
-    let rows = sqlx::query!(
-        r#"with input as (
-               select * from unnest($2::uuid[], $3::int4[]) as t(id, attempt)
-           ), released as (
-               update jobs j
-               set state = case when j.cancel_requested_at is not null then 'cancelled'::job_state
-                                else 'retrying'::job_state end,
-                   run_at = now(),
-                   last_error = case when j.cancel_requested_at is not null
-                                     then concat_ws('; ', 'cancelled by an operator', $4::text) else $4 end,
-                   finished_at = case when j.cancel_requested_at is not null then now() end,
-                   lease_owner = null, lease_expires_at = null, cancel_requested_at = null, updated_at = now()
-               from input i
-               -- `lease_owner` is set exactly while running (see docket_complete).
-               where j.id = i.id and j.lease_owner = $1 and j.attempts = i.attempt
-               returning j.id, j.attempts, j.state
-           ), recorded as (
-               update job_attempts a set finished_at = now(), outcome = 'interrupted', error = $4
-               from released r where a.job_id = r.id and a.attempt = r.attempts
-           ), followed as (
-               select docket_queue_follow_ups(ended.ids, ended.states, $5, $6, $7, $8)
-               from (select array_agg(r.id order by r.id) as ids, array_agg(r.state::text order by r.id) as states
-                     from released r where r.state = 'cancelled') as ended
-           )
-           select id as "id!: JobId" from released cross join followed"#,
+    let rows = sqlx::query_file!(
+        "src/db/sql/jobs/release.sql",
         worker_id,
         &ids,
         &attempts,
@@ -421,43 +377,8 @@ pub async fn rescue_expired(
     limit: i64,
     rules: &FollowUpRules,
 ) -> Result<Vec<RescuedJob>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"with expired as (
-               select id, lease_owner from jobs
-               where state = 'running' and lease_expires_at < now()
-               order by lease_expires_at
-               limit $1
-               for update skip locked
-           ), rescued as (
-               update jobs j
-               set state = case when j.cancel_requested_at is not null then 'cancelled'::job_state
-                                when j.attempts >= j.max_attempts then 'failed'::job_state
-                                else 'retrying'::job_state end,
-                   run_at = now(),
-                   last_error = concat_ws('; ',
-                       case when j.cancel_requested_at is not null then 'cancelled by an operator' end,
-                       format('lease expired: worker %s stopped renewing it during attempt %s',
-                              j.lease_owner, j.attempts)),
-                   finished_at = case when j.cancel_requested_at is not null or j.attempts >= j.max_attempts
-                                      then now() end,
-                   lease_owner = null, lease_expires_at = null, cancel_requested_at = null, updated_at = now()
-               from expired e
-               where j.id = e.id
-               returning j.id, j.action, j.attempts, j.state, j.last_error, e.lease_owner
-           ), recorded as (
-               update job_attempts a set finished_at = now(), outcome = 'lease_expired', error = r.last_error
-               from rescued r
-               where a.job_id = r.id and a.attempt = r.attempts and a.finished_at is null
-           ), followed as (
-               select docket_queue_follow_ups(ended.ids, ended.states, $2, $3, $4, $5)
-               from (select array_agg(r.id order by r.id) as ids, array_agg(r.state::text order by r.id) as states
-                     from rescued r where r.state in ('failed', 'cancelled')) as ended
-           )
-           -- The previous owner comes from the locked row, not from a join with
-           -- `recorded` (two CTE scans joined in a nested loop: quadratic).
-           select r.id as "id!: JobId", r.action as "action!", r.state as "state!: JobState",
-                  r.lease_owner as "worker_id?"
-           from rescued r cross join followed"#,
+    let rows = sqlx::query_file!(
+        "src/db/sql/jobs/rescue_expired.sql",
         limit,
         &rules.parents,
         &rules.states,
