@@ -285,3 +285,102 @@ async fn a_worker_that_cannot_renew_its_lease_aborts_the_action_before_the_lease
     assert!(aborted_at < lease_end, "aborted at {aborted_at}, after the lease ended at {lease_end}");
     assert!(line.contains(&id.to_string()), "{line}");
 }
+
+/// Scale-down under load (Kubernetes removing worker pods while they drain a
+/// backlog, deploy/kubernetes): four workers drain 3,000 jobs, a fifth of them slow;
+/// two get SIGTERM mid-drain while the others go on. `w-grace` has the default grace
+/// (25 s, longer than any attempt here): it finishes what it runs, so none of its
+/// jobs runs twice. `w-short` has a 50 ms grace: what it still runs then is
+/// interrupted and handed back, and another worker runs it again (at least once).
+/// Every job must end succeeded, no attempt may be lost, and the only repeats are
+/// of attempts `w-short` interrupted.
+#[tokio::test]
+async fn sigterm_under_load_loses_nothing_and_repeats_only_interrupted_attempts() {
+    const N: usize = 3000;
+    let deadline = std::time::Duration::from_secs(240);
+    let db = TestDb::new().await;
+    // Every fifth request takes 400 ms, so stopping workers hold slow attempts.
+    let target = Target::start(|n| {
+        let delay = if n % 5 == 0 { 400 } else { 2 };
+        Reply::status(200).delay(std::time::Duration::from_millis(delay))
+    })
+    .await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    api.enqueue_many(&reqwest::Client::new(), "archive", N).await;
+
+    let slots = || ("DOCKET_WORKER_CONCURRENCY", "16".to_owned());
+    let mut graceful = Worker::start(&db.url, &catalog_path(&dir), "w-grace", &[slots()]).await;
+    let mut short = Worker::start(
+        &db.url,
+        &catalog_path(&dir),
+        "w-short",
+        &[slots(), ("DOCKET_WORKER_SHUTDOWN_GRACE", "50ms".to_owned())],
+    )
+    .await;
+    let _c = Worker::start(&db.url, &catalog_path(&dir), "w-c", &[slots()]).await;
+    let _d = Worker::start(&db.url, &catalog_path(&dir), "w-d", &[slots()]).await;
+
+    wait_until("a tenth of the jobs to succeed", deadline, || async {
+        (count_in_state(&db, "succeeded").await >= N as i64 / 10).then_some(())
+    })
+    .await;
+    graceful.process.signal(Signal::SIGTERM);
+    short.process.signal(Signal::SIGTERM);
+    let done_at_signal = count_in_state(&db, "succeeded").await;
+    assert!(done_at_signal < N as i64, "the backlog was drained before the SIGTERMs: the test proves nothing");
+    assert_eq!(graceful.process.wait_exit(deadline).await, Some(0));
+    assert_eq!(short.process.wait_exit(deadline).await, Some(0));
+
+    wait_until("every job to succeed", deadline, || async {
+        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
+    })
+    .await;
+    assert_eq!(count_in_state(&db, "succeeded").await, N as i64, "no job ended otherwise");
+
+    // Every attempt, per job, against what the target received per job.
+    let rows: Vec<(uuid::Uuid, i32, String, Option<String>)> =
+        sqlx::query_as("select job_id, attempt, worker_id, outcome::text from job_attempts order by job_id, attempt")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let mut attempts_of: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
+    for (job_id, _, worker, outcome) in rows {
+        attempts_of.entry(job_id.to_string()).or_default().push((worker, outcome));
+    }
+    let mut hits: HashMap<String, usize> = HashMap::new();
+    for r in target.received() {
+        *hits.entry(r.body["jobId"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(attempts_of.len(), N, "every job has attempts");
+    assert_eq!(hits.len(), N, "every job reached the target");
+    let mut repeated = 0;
+    let mut per_worker: HashMap<String, usize> = HashMap::new();
+    for (job, attempts) in &attempts_of {
+        let (last, earlier) = attempts.split_last().unwrap();
+        // An interrupted attempt may have been stopped before its request left.
+        if earlier.is_empty() {
+            assert_eq!(hits[job], 1, "job {job} reached the target {} times in one attempt", hits[job]);
+        } else {
+            assert!(hits[job] <= attempts.len(), "job {job}: {} target hits for {attempts:?}", hits[job]);
+        }
+        assert_eq!(last.1.as_deref(), Some("succeeded"), "job {job}: {attempts:?}");
+        for (worker, outcome) in earlier {
+            assert_eq!(
+                (worker.as_str(), outcome.as_deref()),
+                ("w-short", Some("interrupted")),
+                "job {job} ran again, but not because w-short's short grace interrupted it: {attempts:?}"
+            );
+        }
+        repeated += earlier.len();
+        for (worker, _) in attempts {
+            *per_worker.entry(worker.clone()).or_default() += 1;
+        }
+    }
+    assert!(per_worker.get("w-grace").copied().unwrap_or(0) > 0, "w-grace ran jobs: {per_worker:?}");
+    assert!(per_worker.get("w-short").copied().unwrap_or(0) > 0, "w-short ran jobs: {per_worker:?}");
+    eprintln!(
+        "succeeded at the SIGTERMs: {done_at_signal}; attempts per worker: {per_worker:?}; \
+         attempts interrupted by w-short's grace and run again: {repeated}"
+    );
+}
