@@ -28,6 +28,7 @@ use docket::db::jobs::{self, NewJob};
 use docket::db::reach::is_connection_error;
 use docket::db::{Db, UnitError};
 use docket::domain::JobId;
+use docket::retry::Backoff;
 
 use crate::notifier::Notifier;
 
@@ -210,8 +211,9 @@ impl Writer {
     /// about the first try, so it is tried again too.
     async fn learn_outcome(&self, jobs: &[NewJob], mut unknown: String) -> Result<Vec<Option<JobId>>, StoreError> {
         let give_up_at = Instant::now() + self.write_bound;
-        let mut wait = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
+            let wait = backoff.next_delay();
             if Instant::now() + wait >= give_up_at {
                 let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
                 tracing::error!(job.ids = ?ids, error = %unknown,
@@ -222,7 +224,6 @@ impl Writer {
             tracing::warn!(error = %unknown, retry_in = ?wait, "outcome of a write unknown; writing again");
             let _ = tokio::time::timeout_at(give_up_at, self.db.reach().wait_back()).await;
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(1));
             unknown = match self.try_store(jobs, false).await {
                 Tried::Stored(ids) => return Ok(ids),
                 Tried::NotStored(e) => e.to_string(),

@@ -70,7 +70,7 @@ impl JobState {
         matches!(self, Self::Queued | Self::Retrying | Self::Running)
     }
 
-    /// An operator may queue it again with a fresh attempt budget (`ops::job_retry`).
+    /// An operator may queue it again with a fresh attempt budget (`ops::jobs_retry`).
     pub fn is_retryable_by_operator(self) -> bool {
         matches!(self, Self::Failed | Self::Cancelled)
     }

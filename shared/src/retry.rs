@@ -34,6 +34,33 @@ impl RetryPolicy {
     }
 }
 
+/// The backoff of a loop that retries until it succeeds or gives up by its own rule
+/// (reconnecting, claiming, writing results): a [`RetryPolicy`]'s delays without its
+/// attempt limit, one failure after another, back to `base` after a success. Every
+/// retrying loop in Docket waits through this or through an action's policy.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self { policy: RetryPolicy { max_attempts: u32::MAX, base, cap }, failures: 0 }
+    }
+
+    /// The wait after one more failure.
+    pub fn next_delay(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.policy.delay(self.failures, None)
+    }
+
+    /// After a success: the next failure waits `base` again.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +94,18 @@ mod tests {
             let d = p.delay(attempt, None);
             assert!(d <= p.cap && d >= p.base, "{attempt}: {d:?}");
         }
+    }
+
+    #[test]
+    fn a_loop_backoff_grows_to_its_cap_and_starts_over_after_a_success() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(120), "{first:?}");
+        let later: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
+        assert!(later.iter().all(|d| *d <= Duration::from_secs(5)));
+        assert!(*later.last().unwrap() >= Duration::from_secs(4), "{later:?}");
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(120));
     }
 
     #[test]

@@ -107,9 +107,9 @@ async fn a_retried_job_starts_without_the_cancel_request_of_its_earlier_life() {
     expire_leases(&db).await;
     jobs::rescue_expired(&db.pool, 100, &FollowUpRules::default()).await.unwrap();
 
-    // Whichever retry an operator uses, the job comes back with a clean slate.
-    ops::jobs_retry_failed(&db.pool, "archive", 3, 100).await.unwrap();
-    ops::job_retry(&db.pool, id, 3).await.unwrap();
+    // Every operator's retry (one job, a selection, every failed job of an action)
+    // goes through this one statement: the job comes back with a clean slate.
+    assert_eq!(ops::jobs_retry(&db.pool, &[id], &[("archive".into(), 3)]).await.unwrap(), [id]);
     assert_eq!(get(&db, id).await.state, JobState::Queued);
     let claimed = jobs::claim(&db.pool, WORKER, &archive(), 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1);

@@ -19,6 +19,7 @@ use docket::catalog::LimitGroup;
 use docket::db::flow::{self, Held};
 use docket::db::jobs::{self, ClaimedJob};
 use docket::db::{self, Db};
+use docket::retry::Backoff;
 
 use crate::due::Due;
 use crate::execute;
@@ -77,24 +78,24 @@ impl ClaimLoop {
             })
             .collect();
         let mut backlog = false;
-        let mut error_backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             if slots.available_permits() > 0 {
                 match self.claim_round(&slots, &mut groups, tasks).await {
                     Ok(more) => {
-                        error_backoff = Duration::from_millis(100);
+                        backoff.reset();
                         backlog = more;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?error_backoff, "could not claim jobs");
+                        let wait = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in = ?wait, "could not claim jobs");
                         // A notification (or the listener's reconnect) means the database
                         // is back: claim at once rather than at the end of the backoff.
                         tokio::select! {
-                            _ = tokio::time::sleep(error_backoff) => {}
+                            _ = tokio::time::sleep(wait) => {}
                             _ = self.wake.notified() => {}
                             _ = shutdown.cancelled() => {}
                         }
-                        error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
                         mark_ready(&mut groups, |_| true);
                         continue;
                     }

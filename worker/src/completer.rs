@@ -12,6 +12,7 @@ use docket::db::flow::{self, FlowRules, Verdict};
 use docket::db::jobs::NextState;
 use docket::db::{self, jobs, Db};
 use docket::domain::JobId;
+use docket::retry::Backoff;
 
 use crate::due::Due;
 use crate::lease::Running;
@@ -175,14 +176,14 @@ impl Completer {
         let now = tokio::time::Instant::now();
         let lease_end = ids.iter().filter_map(|id| self.running.valid_until(*id)).max().unwrap_or(now);
         let give_up_at = lease_end.max(now) + self.lease;
-        let mut wait = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
+            let wait = backoff.next_delay();
             match db::retry_transient(&mut op).await {
                 Ok(value) => return Ok(value),
                 Err(e) if tokio::time::Instant::now() + wait < give_up_at => {
                     tracing::warn!(error = %e, retry_in = ?wait, jobs = ids.len(), "could not record attempt results");
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => {
                     for id in ids {

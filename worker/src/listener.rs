@@ -11,11 +11,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use docket::domain::JobId;
+use docket::retry::Backoff;
 
 use crate::lease::{AbortReason, Running};
 
 pub async fn listen(url: String, wake: Arc<Notify>, running: Running, stop: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let connected = tokio::select! {
             r = connect(&url) => r,
@@ -24,16 +25,16 @@ pub async fn listen(url: String, wake: Arc<Notify>, running: Running, stop: Canc
         let mut listener = match connected {
             Ok(listener) => listener,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot LISTEN for new jobs; polling meanwhile");
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot LISTEN for new jobs; polling meanwhile");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         tracing::info!(channel = docket::JOBS_CHANNEL, "listening for new jobs");
         wake.notify_one();
         loop {

@@ -116,7 +116,8 @@ pub fn parse_id(text: &str) -> Result<JobId, OpsError> {
 pub async fn retry_job(state: &AppState, actor: &str, id: JobId) -> Result<(), OpsError> {
     let mut tx = state.db.begin().await?;
     let job = jobs::get(&mut *tx, id).await?.ok_or_else(|| OpsError::NotFound(id.to_string()))?;
-    if !ops::job_retry(&mut *tx, id, retry_budget(state, &job.action)).await? {
+    let budget = [(job.action.clone(), retry_budget(state, &job.action))];
+    if ops::jobs_retry(&mut *tx, &[id], &budget).await?.is_empty() {
         return Err(OpsError::Conflict(format!(
             "job {id} is {}; only failed or cancelled jobs can be retried",
             job.state.as_str()
@@ -155,12 +156,13 @@ pub const RETRY_BATCH: i64 = 10_000;
 /// bulk retry of 100,000 jobs holds no long lock and a failure midway keeps what was
 /// done (and recorded). Returns how many jobs were queued again.
 pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> Result<usize, OpsError> {
-    let budget = retry_budget(state, action);
+    let budget = [(action.to_owned(), retry_budget(state, action))];
     let mut retried = 0;
     loop {
         let mut tx = state.db.begin().await?;
         ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
-        let ids = ops::jobs_retry_failed(&mut *tx, action, budget, RETRY_BATCH).await?;
+        let batch = ops::lock_failed_batch(&mut *tx, action, RETRY_BATCH).await?;
+        let ids = ops::jobs_retry(&mut *tx, &batch, &budget).await?;
         if !ids.is_empty() || retried == 0 {
             ops::audit_record(&mut *tx, actor, AuditAction::RetryFailed, &ids, Some(&format!("action={action}")))
                 .await?;
@@ -168,7 +170,7 @@ pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> R
         }
         tx.commit().await?;
         retried += ids.len();
-        if (ids.len() as i64) < RETRY_BATCH {
+        if (batch.len() as i64) < RETRY_BATCH {
             break;
         }
     }
@@ -219,7 +221,7 @@ pub async fn retry_jobs(state: &AppState, actor: &str, ids: &[JobId]) -> Result<
         state.catalog.actions().iter().map(|a| (a.name.clone(), a.retry.max_attempts as i32)).collect();
     let mut tx = state.db.begin().await?;
     ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
-    let retried = ops::jobs_retry_many(&mut *tx, ids, &budgets).await?;
+    let retried = ops::jobs_retry(&mut *tx, ids, &budgets).await?;
     ops::audit_record(&mut *tx, actor, AuditAction::BulkRetry, &retried, Some(&format!("selected={}", ids.len())))
         .await?;
     jobs::notify(&mut *tx).await?;

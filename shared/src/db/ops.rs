@@ -82,22 +82,6 @@ pub async fn jobs_list(
     .await
 }
 
-/// Puts a `failed` or `cancelled` job back in the queue with `budget` more attempts
-/// (attempt numbers keep counting, so history stays). Returns false if the job is in
-/// another state (or missing).
-pub async fn job_retry(executor: impl PgExecutor<'_>, id: JobId, budget: i32) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
-                         cancel_requested_at = null, snoozes = 0, updated_at = now()
-         where id = $1 and state in ('failed', 'cancelled')",
-        id as JobId,
-        budget,
-    )
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
@@ -146,24 +130,19 @@ pub async fn job_cancel(conn: &mut PgConnection, id: JobId, rules: &FollowUpRule
     }
 }
 
-/// Puts up to `batch` `failed` jobs of `action` back in the queue with `budget` more
-/// attempts, oldest first (through jobs_failed_idx); the caller repeats until fewer
-/// come back, one transaction per batch, so no statement holds 100,000 row locks.
-pub async fn jobs_retry_failed(
+/// Up to `batch` `failed` jobs of `action`, oldest first (through jobs_failed_idx),
+/// locked until the caller's transaction ends (jobs another transaction holds are
+/// skipped). A bulk retry takes one batch per transaction and hands it to
+/// [`jobs_retry`], so no statement holds 100,000 row locks.
+pub async fn lock_failed_batch(
     executor: impl PgExecutor<'_>,
     action: &str,
-    budget: i32,
     batch: i64,
 ) -> Result<Vec<JobId>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"update jobs set state = 'queued', run_at = now(), max_attempts = attempts + $2, finished_at = null,
-                          cancel_requested_at = null, snoozes = 0, updated_at = now()
-           where id in (select id from jobs where action = $1 and state = 'failed'
-                        order by id limit $3 for update skip locked)
-             and state = 'failed'
-           returning id as "id: JobId""#,
+        r#"select id as "id: JobId" from jobs where action = $1 and state = 'failed'
+           order by id limit $2 for update skip locked"#,
         action,
-        budget,
         batch,
     )
     .fetch_all(executor)
@@ -171,9 +150,11 @@ pub async fn jobs_retry_failed(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// Puts the `failed` or `cancelled` jobs among `ids` back in the queue, each with its
-/// action's attempt budget (`budgets`: action → attempts); returns those it retried.
-pub async fn jobs_retry_many(
+/// The one statement that retries jobs: puts the `failed` or `cancelled` jobs among
+/// `ids` back in the queue, each with its action's attempt budget (`budgets`: action →
+/// attempts; attempt numbers keep counting, so history stays); returns those it
+/// retried (jobs in another state, or missing, are left alone).
+pub async fn jobs_retry(
     executor: impl PgExecutor<'_>,
     ids: &[JobId],
     budgets: &[(String, i32)],
