@@ -59,25 +59,8 @@ pub async fn record(
     let actions: Vec<&str> = jobs.iter().map(|j| j.action.as_str()).collect();
     let job_triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
     let budgets: Vec<i32> = jobs.iter().map(|j| j.max_attempts as i32).collect();
-    // `notified` is an uncorrelated subquery: evaluated once, and only if asked and a
-    // job was inserted (the notification is delivered at commit).
-    let row = sqlx::query!(
-        r#"with event as (
-               insert into workfront_events (id, subscription_id, event_second, event_nano, event_type, obj_code,
-                                             obj_id, new_state, old_state, triggers, job_ids)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-               on conflict on constraint workfront_events_identity do nothing
-               returning id
-           ), started as (
-               insert into jobs (id, action, document_id, document_version_id, max_attempts, dedupe, trigger, event_id)
-               select j.id, j.action, $12, $13, j.budget, false, j.trigger, (select id from event)
-               from unnest($11::uuid[], $14::text[], $15::text[], $16::int4[]) as j(id, action, trigger, budget)
-               where exists (select 1 from event)
-               returning 1
-           ), notified as (
-               select 1 from (select pg_notify($17, '')) as sent where $18 and exists (select 1 from started)
-           )
-           select (select id from event) as "inserted: Uuid", (select count(*) from notified) as "notified!""#,
+    let row = sqlx::query_file!(
+        "src/db/sql/events/record.sql",
         event_id,
         event.subscription_id,
         event.epoch_second,
@@ -102,6 +85,11 @@ pub async fn record(
     if row.inserted.is_some() {
         return Ok(Recorded { event_id, triggers, job_ids: jobs.iter().map(|j| j.id).collect(), duplicate: false });
     }
+    first_delivery(conn, event).await
+}
+
+/// What the first delivery of `event`'s identity recorded (a redelivery's answer).
+async fn first_delivery(conn: &mut PgConnection, event: &Event) -> Result<Recorded, sqlx::Error> {
     let first = sqlx::query!(
         r#"select id, triggers, job_ids as "job_ids: Vec<JobId>" from workfront_events
            where subscription_id = $1 and event_second = $2 and event_nano = $3 and obj_code = $4
