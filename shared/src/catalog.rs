@@ -166,25 +166,7 @@ impl Catalog {
         if raw.action.is_empty() {
             return Err(CatalogError::Empty { file: file.to_owned() });
         }
-        let mut seen = HashSet::new();
-        let mut actions = Vec::with_capacity(raw.action.len());
-        for (index, raw_action) in raw.action.into_iter().enumerate() {
-            let action = raw_action.validate(index).map_err(|(action, field, message)| CatalogError::Field {
-                file: file.to_owned(),
-                action,
-                field,
-                message,
-            })?;
-            if !seen.insert(action.name.clone()) {
-                return Err(CatalogError::Field {
-                    file: file.to_owned(),
-                    action: action.name,
-                    field: "name",
-                    message: "is defined twice; action names must be unique".into(),
-                });
-            }
-            actions.push(action);
-        }
+        let actions = validate_actions(raw.action, file)?;
         check_follow_ups(&actions).map_err(|(action, message)| CatalogError::Field {
             file: file.to_owned(),
             action,
@@ -198,27 +180,7 @@ impl Catalog {
             field,
             message,
         })?;
-        let mut names = HashSet::new();
-        let mut triggers = Vec::with_capacity(raw.trigger.len());
-        for (index, raw_trigger) in raw.trigger.into_iter().enumerate() {
-            let trigger = raw_trigger.validate(index, |name| actions.iter().any(|a| a.name == name)).map_err(
-                |(trigger, field, message)| CatalogError::TriggerField {
-                    file: file.to_owned(),
-                    trigger,
-                    field,
-                    message,
-                },
-            )?;
-            if !names.insert(trigger.name.clone()) {
-                return Err(CatalogError::TriggerField {
-                    file: file.to_owned(),
-                    trigger: trigger.name,
-                    field: "name",
-                    message: "is defined twice; trigger names must be unique".into(),
-                });
-            }
-            triggers.push(trigger);
-        }
+        let triggers = validate_triggers(raw.trigger, &actions, file)?;
         for action in &actions {
             check_renders(action, &actions, &triggers).map_err(|(field, message)| CatalogError::Field {
                 file: file.to_owned(),
@@ -439,6 +401,55 @@ impl RawAction {
             flow,
         })
     }
+}
+
+/// Every action, checked; names unique.
+fn validate_actions(raw: Vec<RawAction>, file: &Path) -> Result<Vec<Action>, CatalogError> {
+    let mut seen = HashSet::new();
+    let mut actions = Vec::with_capacity(raw.len());
+    for (index, raw_action) in raw.into_iter().enumerate() {
+        let action = raw_action.validate(index).map_err(|(action, field, message)| CatalogError::Field {
+            file: file.to_owned(),
+            action,
+            field,
+            message,
+        })?;
+        if !seen.insert(action.name.clone()) {
+            return Err(CatalogError::Field {
+                file: file.to_owned(),
+                action: action.name,
+                field: "name",
+                message: "is defined twice; action names must be unique".into(),
+            });
+        }
+        actions.push(action);
+    }
+    Ok(actions)
+}
+
+/// Every trigger, checked against the actions; names unique.
+fn validate_triggers(
+    raw: Vec<trigger::RawTrigger>,
+    actions: &[Action],
+    file: &Path,
+) -> Result<Vec<Trigger>, CatalogError> {
+    let mut names = HashSet::new();
+    let mut triggers = Vec::with_capacity(raw.len());
+    for (index, raw_trigger) in raw.into_iter().enumerate() {
+        let trigger = raw_trigger.validate(index, |name| actions.iter().any(|a| a.name == name)).map_err(
+            |(trigger, field, message)| CatalogError::TriggerField { file: file.to_owned(), trigger, field, message },
+        )?;
+        if !names.insert(trigger.name.clone()) {
+            return Err(CatalogError::TriggerField {
+                file: file.to_owned(),
+                trigger: trigger.name,
+                field: "name",
+                message: "is defined twice; trigger names must be unique".into(),
+            });
+        }
+        triggers.push(trigger);
+    }
+    Ok(triggers)
 }
 
 fn action_name(name: Option<String>, index: usize) -> Result<String, FieldError> {
