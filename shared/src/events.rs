@@ -113,8 +113,8 @@ impl Event {
             Some(_) => return Err(invalid("subscriptionId", "must be a string")),
         };
         let (epoch_second, nano) = event_time(message.get("eventTime"))?;
-        let new_state = state(message.remove("newState"), "newState")?;
-        let old_state = state(message.remove("oldState"), "oldState")?;
+        let new_state = state(message.remove(StateSide::NewState.as_str()), StateSide::NewState.as_str())?;
+        let old_state = state(message.remove(StateSide::OldState.as_str()), StateSide::OldState.as_str())?;
         let holder = match event_type {
             EventType::Delete if !old_state.is_empty() => &old_state,
             _ if !new_state.is_empty() => &new_state,
@@ -347,6 +347,11 @@ impl StateSide {
             Self::NewState => "newState",
             Self::OldState => "oldState",
         }
+    }
+
+    /// As Workfront and the catalog spell it.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::NewState, Self::OldState].into_iter().find(|side| side.as_str() == text)
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use docket::catalog::{Catalog, Trigger};
+use docket::events::StateSide;
 use serde_json::{json, Value};
 
 /// Docket's intake path, under DOCKET_PUBLIC_URL.
@@ -111,7 +112,7 @@ impl Shape {
             if let Some(value) = &f.field_value {
                 text = format!("{text} {value}");
             }
-            if f.state != "newState" {
+            if f.state != StateSide::NewState.as_str() {
                 text = format!("{text} ({})", f.state);
             }
             text
@@ -142,7 +143,7 @@ impl Listed {
                 field_name: f.get("fieldName").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 comparison: f.get("comparison").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 field_value: f.get("fieldValue").filter(|v| !v.is_null()).map(|v| as_texts(v).to_string()),
-                state: f.get("state").and_then(Value::as_str).unwrap_or("newState").to_owned(),
+                state: f.get("state").and_then(Value::as_str).unwrap_or(StateSide::NewState.as_str()).to_owned(),
             })
             .collect();
         let shape = Shape {

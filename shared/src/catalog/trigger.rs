@@ -144,9 +144,9 @@ impl RawFilter {
             }
         };
         let state = match self.state.as_deref() {
-            None | Some("newState") => StateSide::NewState,
-            Some("oldState") => StateSide::OldState,
-            Some(other) => return Err(format!("`state` {other:?} is neither \"newState\" nor \"oldState\"")),
+            None => StateSide::NewState,
+            Some(text) => StateSide::parse(text)
+                .ok_or_else(|| format!("`state` {text:?} is neither \"newState\" nor \"oldState\""))?,
         };
         let value = match (self.value, comparison) {
             (None, Comparison::Changed) => None,
