@@ -50,7 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 414, description = "Query string too long", body = Failure),
         (status = 503, description = "The job could not be stored", body = Failure)
     ))]
-#[tracing::instrument(name = "custom_action", skip_all, fields(job.id, job.action))]
+#[tracing::instrument(name = "custom_action", skip_all, fields(job.id, job.action, trace_id))]
 async fn custom_action(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -76,6 +76,7 @@ async fn custom_action(
         requested_by,
         max_attempts: action.retry.max_attempts,
         dedupe: action.dedupe,
+        traceparent: Some(docket::trace::TraceParent::intake(&headers)),
     };
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));

@@ -126,7 +126,7 @@ impl IntoResponse for IntakeError {
         (status = 413, description = "Larger than 1 MiB", body = Refused),
         (status = 503, description = "Nothing was stored; deliver again", body = Refused)
     ))]
-#[tracing::instrument(name = "workfront_event", skip_all, fields(event.obj_code, event.obj_id, event.type))]
+#[tracing::instrument(name = "workfront_event", skip_all, fields(event.obj_code, event.obj_id, event.type, trace_id))]
 async fn workfront_events(State(state): State<AppState>, request: Request) -> Result<Json<Accepted>, IntakeError> {
     let budget = state.request_timeout.min(BUDGET);
     match tokio::time::timeout(budget, intake(state, request)).await {
@@ -141,6 +141,8 @@ async fn intake(state: AppState, request: Request) -> Result<Json<Accepted>, Int
     if !tokens.accepts(request.headers()) {
         return Err(IntakeError::Unauthorized);
     }
+    // Every job of the delivery continues the intake's span.
+    let traceparent = docket::trace::TraceParent::intake(request.headers());
     let body = read_body(request.into_body()).await?;
     let event = Event::from_body(&body).map_err(|e| IntakeError::BadRequest(format!("not a Workfront event: {e}")))?;
     let span = tracing::Span::current();
@@ -157,6 +159,7 @@ async fn intake(state: AppState, request: Request) -> Result<Json<Accepted>, Int
                 action: action.clone(),
                 trigger: trigger.name.clone(),
                 max_attempts: budget,
+                traceparent: Some(traceparent),
             });
         }
     }

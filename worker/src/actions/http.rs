@@ -17,6 +17,7 @@ use docket::catalog::HttpSpec;
 use docket::db::jobs::ClaimedJob;
 use docket::secret::Secret;
 use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
+use docket::trace::TraceParent;
 
 use super::auth::{sensitive, Credentials};
 use super::outcome::{ActionOutcome, Lineage};
@@ -161,7 +162,14 @@ impl HttpAction {
     ) -> Result<reqwest::Response, reqwest::Error> {
         let id = job.id.to_string();
         let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes()).expect("a known method");
-        let mut request = self.client.request(method, &rendered.url).timeout(timeout).header("Idempotency-Key", &id);
+        // The attempt's span (set by the claim loop), so the target joins the trace.
+        let trace = job.traceparent.unwrap_or_else(TraceParent::new_root);
+        let mut request = self
+            .client
+            .request(method, &rendered.url)
+            .timeout(timeout)
+            .header("Idempotency-Key", &id)
+            .header(docket::trace::HEADER, trace.to_string());
         for (name, value) in &rendered.headers {
             request = request.header(name.as_str(), value.as_str());
         }
