@@ -40,7 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         ("documentVersionId" = String, Query, min_length = 1, max_length = 255,
             pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"),
         ("username" = Option<String>, Header, description = "the Workfront user", min_length = 1, max_length = 255,
-            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$")
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context: the job continues a valid one; any other value is ignored (a new trace)")
     ),
     responses(
         (status = 200, description = "The job is stored", body = Success),

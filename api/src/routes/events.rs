@@ -116,6 +116,8 @@ impl IntoResponse for IntakeError {
 /// Receive a Workfront event-subscription delivery (message version 2).
 #[utoipa::path(post, path = "/workfront/events", operation_id = "workfrontEvents", tag = "workfront",
     security(("eventToken" = [])),
+    params(("traceparent" = Option<String>, Header,
+        description = "W3C trace context: the jobs continue a valid one; any other value is ignored (a new trace)")),
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "Workfront's message: eventType, subscriptionId, eventTime {epochSecond, nano}, newState, oldState (objects, JSON strings or base64)"),
     responses(
