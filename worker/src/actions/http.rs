@@ -5,7 +5,8 @@
 //! 2xx (or the action's `success_status`) succeeds; 429, and 503 with `Retry-After`, are back-pressure (the job
 //! waits as asked without spending an attempt); timeouts, connection errors, 408 and other 5xx are retried (honouring
 //! `Retry-After`); any other status fails at once. Delivery is at-least-once, so every
-//! request carries `Idempotency-Key: <jobId>`.
+//! request carries `Idempotency-Key: <jobId>`; and `traceparent` (the attempt's span),
+//! so the target joins the trigger's trace.
 
 use std::time::Duration;
 
