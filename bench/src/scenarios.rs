@@ -291,6 +291,7 @@ async fn queue_noop_jobs(db: &TestDb, jobs_count: usize) -> anyhow::Result<sqlx:
             requested_by: None,
             max_attempts: 8,
             dedupe: false,
+            traceparent: None,
         })
         .collect();
     let mut tx = db.pool.begin().await?;

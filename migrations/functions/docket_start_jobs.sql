@@ -1,5 +1,6 @@
 -- `docket_start_jobs` as the migrated database has it today. Created by
--- 20261201000006_flow_control.sql, replaced by 20261201000007_per_action_scans.sql. A
+-- 20261201000006_flow_control.sql, replaced by 20261201000007_per_action_scans.sql and
+-- 20261204000003_trace_context.sql. A
 -- change to it is a new migration carrying the new text, and the same text here
 -- (README.md).
 
@@ -34,12 +35,12 @@ as $$
         from due
         where j.id = due.id
         returning j.id, j.action, j.document_id, j.document_version_id, j.requested_by,
-                  j.attempts, j.max_attempts, j.parent_id, j.snoozes
+                  j.attempts, j.max_attempts, j.parent_id, j.snoozes, j.traceparent
     ), started as (
         insert into job_attempts (job_id, attempt, worker_id)
         select c.id, c.attempts, p_worker from claimed c
     )
     select c.id, c.action, c.document_id, c.document_version_id, c.requested_by, c.attempts, c.max_attempts,
-           c.parent_id, c.snoozes
+           c.parent_id, c.snoozes, c.traceparent
     from claimed c
 $$;

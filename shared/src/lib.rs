@@ -14,6 +14,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 pub mod template;
+pub mod trace;
 
 /// The Postgres channel on which the api announces new jobs to workers.
 pub const JOBS_CHANNEL: &str = "docket_jobs";

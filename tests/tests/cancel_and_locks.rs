@@ -22,6 +22,7 @@ fn new_job(max_attempts: u32) -> NewJob {
         requested_by: None,
         max_attempts,
         dedupe: false,
+        traceparent: None,
     }
 }
 

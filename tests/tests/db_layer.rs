@@ -17,6 +17,7 @@ fn new_job(action: &str, max_attempts: u32) -> NewJob {
         requested_by: None,
         max_attempts,
         dedupe: false,
+        traceparent: None,
     }
 }
 

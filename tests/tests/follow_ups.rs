@@ -224,6 +224,7 @@ fn new_job(action: &str) -> NewJob {
         requested_by: None,
         max_attempts: 1,
         dedupe: false,
+        traceparent: None,
     }
 }
 

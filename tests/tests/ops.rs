@@ -47,6 +47,7 @@ impl Ops {
             requested_by: user.map(|u| Username::parse(u).unwrap()),
             max_attempts: 4,
             dedupe: false,
+            traceparent: None,
         };
         jobs::insert(&self.db.pool, &job).await.unwrap();
         job.id

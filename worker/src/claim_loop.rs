@@ -191,7 +191,12 @@ impl ClaimLoop {
             let permit = slots.clone().try_acquire_owned().expect("a slot is free for each claimed job");
             let abort_valid_until = claimed_at + self.lease;
             let shared = self.shared.clone();
-            let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt);
+            // From here on the job carries its attempt's own span (a child of the
+            // stored one, or a new trace), which the call to the target continues.
+            let trace = job.attempt_trace();
+            let job = ClaimedJob { traceparent: Some(trace), ..job };
+            let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt,
+                                           trace_id = %trace.trace_id_hex());
             tasks.spawn(async move {
                 let id = job.id;
                 execute::execute(&shared, job, abort_valid_until).instrument(span).await;

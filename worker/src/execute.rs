@@ -309,6 +309,7 @@ mod tests {
             max_attempts,
             parent_id: None,
             snoozes: 0,
+            traceparent: None,
         }
     }
 

@@ -40,7 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         ("documentVersionId" = String, Query, min_length = 1, max_length = 255,
             pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"),
         ("username" = Option<String>, Header, description = "the Workfront user", min_length = 1, max_length = 255,
-            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$")
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+$"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context: the job continues a valid one; any other value is ignored (a new trace)")
     ),
     responses(
         (status = 200, description = "The job is stored", body = Success),
@@ -50,7 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 414, description = "Query string too long", body = Failure),
         (status = 503, description = "The job could not be stored", body = Failure)
     ))]
-#[tracing::instrument(name = "custom_action", skip_all, fields(job.id, job.action))]
+#[tracing::instrument(name = "custom_action", skip_all, fields(job.id, job.action, trace_id))]
 async fn custom_action(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -76,6 +77,7 @@ async fn custom_action(
         requested_by,
         max_attempts: action.retry.max_attempts,
         dedupe: action.dedupe,
+        traceparent: Some(docket::trace::TraceParent::intake(&headers)),
     };
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));

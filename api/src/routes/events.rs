@@ -116,6 +116,8 @@ impl IntoResponse for IntakeError {
 /// Receive a Workfront event-subscription delivery (message version 2).
 #[utoipa::path(post, path = "/workfront/events", operation_id = "workfrontEvents", tag = "workfront",
     security(("eventToken" = [])),
+    params(("traceparent" = Option<String>, Header,
+        description = "W3C trace context: the jobs continue a valid one; any other value is ignored (a new trace)")),
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "Workfront's message: eventType, subscriptionId, eventTime {epochSecond, nano}, newState, oldState (objects, JSON strings or base64)"),
     responses(
@@ -126,7 +128,7 @@ impl IntoResponse for IntakeError {
         (status = 413, description = "Larger than 1 MiB", body = Refused),
         (status = 503, description = "Nothing was stored; deliver again", body = Refused)
     ))]
-#[tracing::instrument(name = "workfront_event", skip_all, fields(event.obj_code, event.obj_id, event.type))]
+#[tracing::instrument(name = "workfront_event", skip_all, fields(event.obj_code, event.obj_id, event.type, trace_id))]
 async fn workfront_events(State(state): State<AppState>, request: Request) -> Result<Json<Accepted>, IntakeError> {
     let budget = state.request_timeout.min(BUDGET);
     match tokio::time::timeout(budget, intake(state, request)).await {
@@ -141,6 +143,8 @@ async fn intake(state: AppState, request: Request) -> Result<Json<Accepted>, Int
     if !tokens.accepts(request.headers()) {
         return Err(IntakeError::Unauthorized);
     }
+    // Every job of the delivery continues the intake's span.
+    let traceparent = docket::trace::TraceParent::intake(request.headers());
     let body = read_body(request.into_body()).await?;
     let event = Event::from_body(&body).map_err(|e| IntakeError::BadRequest(format!("not a Workfront event: {e}")))?;
     let span = tracing::Span::current();
@@ -157,6 +161,7 @@ async fn intake(state: AppState, request: Request) -> Result<Json<Accepted>, Int
                 action: action.clone(),
                 trigger: trigger.name.clone(),
                 max_attempts: budget,
+                traceparent: Some(traceparent),
             });
         }
     }

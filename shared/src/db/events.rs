@@ -19,6 +19,8 @@ pub struct NewEventJob {
     pub action: String,
     pub trigger: String,
     pub max_attempts: u32,
+    /// The span that queued it (the intake's), which its attempts continue.
+    pub traceparent: Option<crate::trace::TraceParent>,
 }
 
 /// What a delivery came to.
@@ -59,6 +61,7 @@ pub async fn record(
     let actions: Vec<&str> = jobs.iter().map(|j| j.action.as_str()).collect();
     let job_triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
     let budgets: Vec<i32> = jobs.iter().map(|j| j.max_attempts as i32).collect();
+    let traceparents: Vec<Option<String>> = jobs.iter().map(|j| j.traceparent.map(|t| t.to_string())).collect();
     let row = sqlx::query_file!(
         "src/db/sql/events/record.sql",
         event_id,
@@ -79,6 +82,7 @@ pub async fn record(
         &budgets,
         crate::JOBS_CHANNEL,
         notify,
+        &traceparents as &[Option<String>],
     )
     .fetch_one(&mut *conn)
     .await?;

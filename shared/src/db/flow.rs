@@ -92,6 +92,7 @@ pub async fn claim_group(
                   (job).document_version_id as "document_version_id?", (job).requested_by as "requested_by?",
                   (job).attempts as "attempts?", (job).max_attempts as "max_attempts?",
                   (job).parent_id as "parent_id?: JobId", (job).snoozes as "snoozes?",
+                  (job).traceparent as "traceparent?",
                   held_by as "held_by?", wait_seconds as "wait_seconds?"
            from docket_claim_group($1, $2, $3, $4)"#,
         worker_id,
@@ -114,6 +115,7 @@ pub async fn claim_group(
                 max_attempts: r.max_attempts.unwrap_or_default(),
                 parent_id: r.parent_id,
                 snoozes: r.snoozes.unwrap_or_default(),
+                traceparent: r.traceparent.as_deref().and_then(crate::trace::TraceParent::parse),
             }),
             (None, Some("concurrency")) => claim.held = Some(Held::Concurrency),
             (None, Some(_)) => {

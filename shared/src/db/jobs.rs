@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use crate::domain::{AttemptOutcome, DocumentId, DocumentVersionId, JobId, JobState, Username};
+use crate::trace::TraceParent;
 
 /// A job as the api creates it.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// See [`crate::catalog::Action::dedupe`].
     pub dedupe: bool,
+    /// The span that queued it (the intake's), which its attempts continue.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// A job a worker has just claimed; `attempt` is the number of this attempt (1-based).
@@ -37,6 +40,18 @@ pub struct ClaimedJob {
     pub parent_id: Option<JobId>,
     /// How often the target turned it away with back-pressure so far.
     pub snoozes: i32,
+    /// As claimed, the span that queued it (the intake's; a follow-up keeps its
+    /// parent's); `None` for a job stored before traces. The worker's claim loop then
+    /// replaces it with the attempt's own span ([`Self::attempt_trace`]), which the
+    /// call to the target carries.
+    pub traceparent: Option<TraceParent>,
+}
+
+impl ClaimedJob {
+    /// The span of this attempt: a child of the stored one, or a new trace.
+    pub fn attempt_trace(&self) -> TraceParent {
+        self.traceparent.as_ref().map_or_else(TraceParent::new_root, TraceParent::child)
+    }
 }
 
 /// The follow-up rules of a catalog, as the statements that end jobs take them: when a
@@ -164,6 +179,7 @@ pub async fn insert_many(
     let mut requested_by = Vec::with_capacity(jobs.len());
     let mut max_attempts = Vec::with_capacity(jobs.len());
     let mut dedupe = Vec::with_capacity(jobs.len());
+    let mut traceparents = Vec::with_capacity(jobs.len());
     for job in jobs {
         ids.push(job.id.0);
         actions.push(job.action.as_str());
@@ -172,14 +188,16 @@ pub async fn insert_many(
         requested_by.push(job.requested_by.as_ref().map(Username::as_str));
         max_attempts.push(job.max_attempts as i32);
         dedupe.push(job.dedupe);
+        traceparents.push(job.traceparent.map(|t| t.to_string()));
     }
     // `notified` is an uncorrelated subquery: evaluated once, and only if a row was
     // inserted.
     let rows = sqlx::query!(
         r#"with inserted as (
-               insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts, dedupe)
+               insert into jobs (id, action, document_id, document_version_id, requested_by, max_attempts, dedupe,
+                                 traceparent)
                select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[],
-                                    $9::bool[])
+                                    $9::bool[], $10::text[])
                on conflict do nothing
                returning id
            ), notified as (
@@ -195,6 +213,7 @@ pub async fn insert_many(
         crate::JOBS_CHANNEL,
         notify,
         &dedupe,
+        &traceparents as &[Option<String>],
     )
     .fetch_all(executor)
     .await?;
@@ -260,6 +279,7 @@ pub async fn claim(
             max_attempts: r.max_attempts,
             parent_id: r.parent_id,
             snoozes: r.snoozes,
+            traceparent: r.traceparent.as_deref().and_then(TraceParent::parse),
         })
         .collect())
 }

@@ -5,7 +5,8 @@
 //! 2xx (or the action's `success_status`) succeeds; 429, and 503 with `Retry-After`, are back-pressure (the job
 //! waits as asked without spending an attempt); timeouts, connection errors, 408 and other 5xx are retried (honouring
 //! `Retry-After`); any other status fails at once. Delivery is at-least-once, so every
-//! request carries `Idempotency-Key: <jobId>`.
+//! request carries `Idempotency-Key: <jobId>`; and `traceparent` (the attempt's span),
+//! so the target joins the trigger's trace.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use docket::catalog::HttpSpec;
 use docket::db::jobs::ClaimedJob;
 use docket::secret::Secret;
 use docket::template::{Method, RenderedRequest, RequestTemplate, TemplateContext};
+use docket::trace::TraceParent;
 
 use super::auth::{sensitive, Credentials};
 use super::outcome::{ActionOutcome, Lineage};
@@ -161,7 +163,14 @@ impl HttpAction {
     ) -> Result<reqwest::Response, reqwest::Error> {
         let id = job.id.to_string();
         let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes()).expect("a known method");
-        let mut request = self.client.request(method, &rendered.url).timeout(timeout).header("Idempotency-Key", &id);
+        // The attempt's span (set by the claim loop), so the target joins the trace.
+        let trace = job.traceparent.unwrap_or_else(TraceParent::new_root);
+        let mut request = self
+            .client
+            .request(method, &rendered.url)
+            .timeout(timeout)
+            .header("Idempotency-Key", &id)
+            .header(docket::trace::HEADER, trace.to_string());
         for (name, value) in &rendered.headers {
             request = request.header(name.as_str(), value.as_str());
         }

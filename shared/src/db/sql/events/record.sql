@@ -8,9 +8,11 @@ with event as (
     on conflict on constraint workfront_events_identity do nothing
     returning id
 ), started as (
-    insert into jobs (id, action, document_id, document_version_id, max_attempts, dedupe, trigger, event_id)
-    select j.id, j.action, $12, $13, j.budget, false, j.trigger, (select id from event)
-    from unnest($11::uuid[], $14::text[], $15::text[], $16::int4[]) as j(id, action, trigger, budget)
+    insert into jobs (id, action, document_id, document_version_id, max_attempts, dedupe, trigger, event_id,
+                      traceparent)
+    select j.id, j.action, $12, $13, j.budget, false, j.trigger, (select id from event), j.traceparent
+    from unnest($11::uuid[], $14::text[], $15::text[], $16::int4[], $19::text[])
+        as j(id, action, trigger, budget, traceparent)
     where exists (select 1 from event)
     returning 1
 ), notified as (

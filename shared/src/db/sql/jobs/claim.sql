@@ -4,5 +4,5 @@
 select id as "id!: JobId", action as "action!", document_id as "document_id!",
        document_version_id as "document_version_id!", requested_by,
        attempts as "attempts!", max_attempts as "max_attempts!", parent_id as "parent_id: JobId",
-       snoozes as "snoozes!"
+       snoozes as "snoozes!", traceparent
 from docket_claim($1, $2, $3, $4)

@@ -1,0 +1,170 @@
+//! Trace context end to end: a `traceparent` received at intake (`/customAction`,
+//! `/workfront/events`) is stored with the job and continued by the worker's call to
+//! the target and by the follow-ups; without one, or with a malformed one, the
+//! request still succeeds and the call starts a new, valid trace.
+
+use docket::domain::JobId;
+use docket::trace::TraceParent;
+use docket_tests::deliveries::{Encoding, Event};
+use docket_tests::target::Received;
+use docket_tests::wait::DEADLINE;
+use docket_tests::{catalog, catalog_path, wait_until, Api, Target, TestDb, Worker, API_KEY, EVENT_TOKEN};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// `archive` (on the menu) queues `tell` when it succeeds; a document approved in
+/// Workfront runs `on-approval`. All three call `url`.
+fn traced_catalog(url: &str) -> tempfile::TempDir {
+    catalog(&format!(
+        r#"
+[[action]]
+name = "archive"
+kind = "http"
+url = "{url}"
+on_finish = [{{ when = ["succeeded"], run = "tell" }}]
+
+[[action]]
+name = "tell"
+kind = "http"
+url = "{url}"
+menu = false
+
+[[action]]
+name = "on-approval"
+kind = "http"
+url = "{url}"
+menu = false
+
+[[trigger]]
+name = "became-approved"
+obj_code = "DOCU"
+event_type = "UPDATE"
+run = "on-approval"
+filters = [{{ field = "status", comparison = "eq", value = "APR" }}]
+"#
+    ))
+}
+
+/// `GET /customAction` for `archive`, with `traceparent` if given; the job's id.
+async fn trigger(api: &Api, client: &reqwest::Client, document: &str, traceparent: Option<&str>) -> JobId {
+    let mut request = client
+        .get(format!("{}/customAction", api.base))
+        .query(&[("name", "archive"), ("documentId", document), ("documentVersionId", "v1")])
+        .header("apiKey", API_KEY);
+    if let Some(value) = traceparent {
+        request = request.header("traceparent", value);
+    }
+    let response = request.send().await.expect("request to api");
+    assert_eq!(response.status(), 200, "a traceparent never fails the request: {traceparent:?}");
+    let body: serde_json::Value = response.json().await.expect("JSON reply");
+    JobId(body["jobId"].as_str().expect("jobId").parse().expect("uuid"))
+}
+
+/// The target's request for job `id` (its `Idempotency-Key`), once it arrived.
+async fn call_of(target: &Target, id: JobId) -> Received {
+    let key = id.to_string();
+    wait_until(&format!("the call of job {id}"), DEADLINE, || async {
+        target.received().into_iter().find(|r| r.headers.get("idempotency-key").is_some_and(|v| *v == *key))
+    })
+    .await
+}
+
+/// The one, valid `traceparent` of a request to the target.
+fn trace_of(call: &Received) -> TraceParent {
+    let values: Vec<_> = call.headers.get_all("traceparent").iter().collect();
+    assert_eq!(values.len(), 1, "exactly one traceparent: {values:?}");
+    let text = values[0].to_str().unwrap();
+    TraceParent::parse(text).unwrap_or_else(|| panic!("a valid traceparent: {text:?}"))
+}
+
+async fn stored(db: &TestDb, id: JobId) -> TraceParent {
+    let text: Option<String> =
+        sqlx::query_scalar("select traceparent from jobs where id = $1").bind(id.0).fetch_one(&db.pool).await.unwrap();
+    TraceParent::parse(text.as_deref().expect("a stored traceparent")).expect("a valid stored traceparent")
+}
+
+/// The follow-up `tell` that `parent`'s success queued.
+async fn follow_up(db: &TestDb, parent: JobId) -> JobId {
+    wait_until(&format!("the follow-up of {parent}"), DEADLINE, || async {
+        docket::db::jobs::children(&db.pool, parent).await.unwrap().first().map(|c| c.id)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_intakes_trace_reaches_the_target_and_the_follow_up() {
+    let db = TestDb::new().await;
+    let target = Target::always(200).await;
+    let dir = traced_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-traces", &[]).await;
+    let client = reqwest::Client::new();
+    let incoming = TraceParent::parse(INCOMING).unwrap();
+
+    // A valid traceparent: the job stores the intake's span (a child), the call to
+    // the target is the attempt's span (another child), the follow-up stays in the trace.
+    let id = trigger(&api, &client, "doc-traced", Some(INCOMING)).await;
+    let intake = stored(&db, id).await;
+    assert_eq!(intake.trace_id_hex(), TRACE_ID);
+    assert_ne!(intake.span_id, incoming.span_id, "the intake is a span of its own");
+    let sent = trace_of(&call_of(&target, id).await);
+    assert_eq!((sent.trace_id_hex().as_str(), sent.flags), (TRACE_ID, 1));
+    assert!(sent.span_id != incoming.span_id && sent.span_id != intake.span_id, "the attempt is a span of its own");
+    let tell = follow_up(&db, id).await;
+    assert_eq!(stored(&db, tell).await.trace_id_hex(), TRACE_ID);
+    let told = trace_of(&call_of(&target, tell).await);
+    assert_eq!(told.trace_id_hex(), TRACE_ID, "the follow-up's call continues the trigger's trace");
+    assert_ne!(told.span_id, sent.span_id);
+    // The api's log line of the request names the trace.
+    api.process.wait_for_log(TRACE_ID).await;
+
+    // No traceparent, or a malformed one: the request succeeds and the call starts a
+    // new trace (a different one each time), which its follow-up continues.
+    let mut seen = vec![incoming.trace_id];
+    for (document, header) in [
+        ("doc-none", None),
+        ("doc-upper", Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01")),
+        ("doc-zeros", Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")),
+        ("doc-version", Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")),
+        ("doc-garbage", Some("not a trace")),
+    ] {
+        let id = trigger(&api, &client, document, header).await;
+        let sent = trace_of(&call_of(&target, id).await);
+        assert!(!seen.contains(&sent.trace_id), "{document}: a new trace");
+        assert_eq!(stored(&db, id).await.trace_id, sent.trace_id, "{document}");
+        let told = trace_of(&call_of(&target, follow_up(&db, id).await).await);
+        assert_eq!(told.trace_id, sent.trace_id, "{document}: the follow-up stays in the trace");
+        seen.push(sent.trace_id);
+    }
+}
+
+#[tokio::test]
+async fn an_event_deliverys_trace_reaches_the_target() {
+    let db = TestDb::new().await;
+    let target = Target::always(200).await;
+    let dir = traced_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-traces-events", &[]).await;
+    let client = reqwest::Client::new();
+
+    let approve = Event::document_update("doc-7", "a.pdf", "CUR", "APR", 1_780_000_000);
+    let response = client
+        .post(format!("{}/workfront/events", api.base))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {EVENT_TOKEN}"))
+        .header("traceparent", INCOMING)
+        .body(approve.message(Encoding::Object).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let ids = body["jobIds"].as_array().expect("jobIds").clone();
+    assert_eq!(ids.len(), 1, "{body}");
+    let id = JobId(ids[0].as_str().unwrap().parse().unwrap());
+    let sent = trace_of(&call_of(&target, id).await);
+    assert_eq!(sent.trace_id_hex(), TRACE_ID);
+    assert_ne!(sent.span_id, TraceParent::parse(INCOMING).unwrap().span_id);
+    assert_eq!(stored(&db, id).await.trace_id_hex(), TRACE_ID);
+}
