@@ -13,6 +13,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::parse();
     docket::telemetry::init("info,sqlx=warn");
+    if let Err(e) = docket::otlp::init("docket-api") {
+        eprintln!("docket-api: {e}");
+        std::process::exit(2);
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -21,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    app.run_until_stopped(docket_api::startup::shutdown_signal()).await?;
+    let stopped = app.run_until_stopped(docket_api::startup::shutdown_signal()).await;
+    docket::otlp::shutdown().await;
+    stopped?;
     Ok(())
 }
 

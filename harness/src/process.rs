@@ -212,17 +212,21 @@ impl Worker {
 /// Starts `binary` on `database_url` with a catalog of `catalog_text`, checks that it
 /// refuses to start (exit code 2), and returns its last log line (the reason).
 pub async fn refusal(binary: &str, database_url: &str, catalog_text: &str) -> String {
+    refusal_with(binary, database_url, catalog_text, &[]).await
+}
+
+/// [`refusal`], with `extra` variables in the environment.
+pub async fn refusal_with(binary: &str, database_url: &str, catalog_text: &str, extra: &[(&str, String)]) -> String {
     let dir = crate::catalog(catalog_text);
-    let mut process = Process::spawn(
-        binary,
-        &[
-            ("DATABASE_URL", database_url.to_owned()),
-            ("DOCKET_ACTIONS", crate::catalog_path(&dir).display().to_string()),
-            ("DOCKET_API_KEYS", crate::API_KEY.to_owned()),
-            ("DOCKET_API_ADDR", "127.0.0.1:0".to_owned()),
-            ("DOCKET_WORKER_ADDR", "127.0.0.1:0".to_owned()),
-        ],
-    );
+    let mut envs = vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DOCKET_ACTIONS", crate::catalog_path(&dir).display().to_string()),
+        ("DOCKET_API_KEYS", crate::API_KEY.to_owned()),
+        ("DOCKET_API_ADDR", "127.0.0.1:0".to_owned()),
+        ("DOCKET_WORKER_ADDR", "127.0.0.1:0".to_owned()),
+    ];
+    envs.extend(extra.iter().cloned());
+    let mut process = Process::spawn(binary, &envs);
     assert_eq!(process.wait_exit(DEADLINE).await, Some(2), "{binary} refused to start");
     process.logs().last().cloned().unwrap_or_default()
 }

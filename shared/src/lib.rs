@@ -9,6 +9,7 @@ pub mod domain;
 pub mod duration;
 pub mod events;
 pub mod metrics;
+pub mod otlp;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;

@@ -59,8 +59,9 @@ impl TraceParent {
 
     /// The span of an intake that received `headers`: a child of their `traceparent`
     /// if it is valid (one value; a repeated header is as if absent), else a new
-    /// trace. Records `trace_id` on the current tracing span.
-    pub fn intake(headers: &http::HeaderMap) -> Self {
+    /// trace; and the caller's span, if valid. Records `trace_id` on the current
+    /// tracing span.
+    pub fn intake(headers: &http::HeaderMap) -> (Self, Option<Self>) {
         let mut values = headers.get_all(HEADER).iter();
         let incoming = match (values.next(), values.next()) {
             (Some(value), None) => value.to_str().ok().and_then(Self::parse),
@@ -68,7 +69,7 @@ impl TraceParent {
         };
         let span = incoming.as_ref().map_or_else(Self::new_root, Self::child);
         tracing::Span::current().record("trace_id", tracing::field::display(span.trace_id_hex()));
-        span
+        (span, incoming)
     }
 
     /// The start of a new trace: random ids, sampled.

@@ -3,12 +3,14 @@
 //! the database off, and polling with generous deadlines.
 
 pub mod cluster;
+pub mod collector;
 pub mod deliveries;
 pub mod inprocess;
 pub mod proxy;
 pub mod subscriptions;
 pub mod target;
 pub mod tls;
+pub mod traced;
 pub mod webdriver;
 pub mod workfront;
 

@@ -19,7 +19,9 @@ use docket::catalog::LimitGroup;
 use docket::db::flow::{self, Held};
 use docket::db::jobs::{self, ClaimedJob};
 use docket::db::{self, Db};
+use docket::otlp;
 use docket::retry::Backoff;
+use docket::trace::TraceParent;
 
 use crate::due::Due;
 use crate::execute;
@@ -194,12 +196,13 @@ impl ClaimLoop {
             // From here on the job carries its attempt's own span (a child of the
             // stored one, or a new trace), which the call to the target continues.
             let trace = job.attempt_trace();
+            let exported = attempt_span(&job, &trace);
             let job = ClaimedJob { traceparent: Some(trace), ..job };
             let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt,
                                            trace_id = %trace.trace_id_hex());
             tasks.spawn(async move {
                 let id = job.id;
-                execute::execute(&shared, job, abort_valid_until).instrument(span).await;
+                execute::execute(&shared, job, abort_valid_until, exported).instrument(span).await;
                 if until_written {
                     shared.running.removed(id).await;
                 }
@@ -208,6 +211,20 @@ impl ClaimLoop {
             });
         }
     }
+}
+
+/// The attempt's span for the OTLP exporter: `trace`'s ids, a child of the span
+/// stored with the job (the intake's), so a collector draws intake → attempt.
+fn attempt_span(job: &ClaimedJob, trace: &TraceParent) -> otlp::Span {
+    let name = || format!("attempt {}", job.action).into();
+    let mut span = otlp::Span::start_with(name, otlp::Kind::Consumer, trace, job.traceparent.as_ref());
+    if !span.is_recording() {
+        return span;
+    }
+    span.set("docket.job.id", job.id.to_string());
+    span.set("docket.action", job.action.clone());
+    span.set("docket.attempt", i64::from(job.attempt));
+    span
 }
 
 fn mark_ready(groups: &mut [Group], which: impl Fn(&Group) -> bool) {

@@ -15,6 +15,7 @@ use docket::db::flow::Verdict;
 use docket::db::jobs::{ClaimedJob, Completion, NextState};
 use docket::db::Db;
 use docket::domain::AttemptOutcome;
+use docket::otlp;
 use docket::template::{EventContext, ParentContext};
 
 use crate::actions::{ActionOutcome, Lineage, Registry};
@@ -41,7 +42,9 @@ pub(crate) struct JobContext {
 
 /// Runs one claimed job to its end and hands the result to the completer, which
 /// takes the job out of `running` once the result is written.
-pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant) {
+/// `exported` is the attempt's span for the OTLP exporter (a no-op when it is off),
+/// told here how the attempt ended.
+pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant, mut exported: otlp::Span) {
     let abort = shared.running.insert(job.id, job.attempt, &job.action, valid_until);
     let Some(action) = shared.registry.action(&job.action).cloned() else {
         // Cannot happen: workers claim only the actions they know.
@@ -55,7 +58,9 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant)
     let ended = run_guarded(run, action.timeout, &abort).await;
     // The job stays in `running` (its lease renewed) until the completer has written
     // the result: a slow database must not let the lease of a finished job run out.
-    let Some(finished) = finished(&job, &action, ended) else {
+    let finished = finished(&job, &action, ended);
+    describe(&mut exported, finished.as_ref());
+    let Some(finished) = finished else {
         shared.running.remove(job.id);
         return;
     };
@@ -64,6 +69,27 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant)
     }
     // The completer lives until every job task has finished.
     let _ = shared.finished.send(finished);
+}
+
+/// What the attempt's exported span says about its end: the outcome, and why if it
+/// did not succeed (`None`: the lease was lost to another worker).
+fn describe(span: &mut otlp::Span, finished: Option<&Finished>) {
+    match finished {
+        Some(Finished::Completed { completion: c, .. }) => {
+            span.set("docket.outcome", c.outcome.as_str());
+            if c.outcome != AttemptOutcome::Succeeded {
+                span.fail(c.error.clone().unwrap_or_else(|| c.outcome.as_str().to_owned()));
+            }
+        }
+        Some(Finished::Released { reason, .. }) => {
+            span.set("docket.outcome", AttemptOutcome::Interrupted.as_str());
+            span.fail(reason.clone());
+        }
+        None => {
+            span.set("docket.outcome", AttemptOutcome::LeaseExpired.as_str());
+            span.fail("lease lost; the new owner's result stands");
+        }
+    }
 }
 
 /// Reads what the job's templates need beyond its row (a follow-up's parent, the

@@ -8,6 +8,10 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     docket::telemetry::init("info,sqlx=warn");
+    if let Err(e) = docket::otlp::init("docket-worker") {
+        eprintln!("docket-worker: {e}");
+        std::process::exit(2);
+    }
     let worker = match Worker::build(config).await {
         Ok(worker) => worker,
         Err(e) => {
@@ -24,5 +28,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutdown signal received: no new claims; finishing running jobs");
     });
     worker.run_until_stopped(shutdown).await;
+    docket::otlp::shutdown().await;
     Ok(())
 }

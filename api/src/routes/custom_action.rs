@@ -10,6 +10,8 @@ use utoipa_axum::routes;
 
 use docket::db::jobs::NewJob;
 use docket::domain::{JobId, Username};
+use docket::otlp;
+use docket::trace::TraceParent;
 
 use crate::error::{ApiError, Failure};
 use crate::query::{header_error, CustomActionParams};
@@ -57,12 +59,31 @@ async fn custom_action(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Success>, ApiError> {
-    let key = state.keys.check(&headers)?;
+    let (trace, caller) = TraceParent::intake(&headers);
+    let mut exported = otlp::Span::start("GET /customAction", otlp::Kind::Server, &trace, caller.as_ref());
+    exported.set("http.request.method", "GET");
+    exported.set("http.route", "/customAction");
+    let answer = queue(&state, &headers, query, trace).await;
+    if let Ok(success) = &answer {
+        exported.set("docket.job.id", success.job_id.to_string());
+    }
+    exported.answered(answer.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200));
+    answer.map(Json)
+}
+
+/// Checks the caller and the request, then stores the job (as the span `trace`).
+async fn queue(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<String>,
+    trace: TraceParent,
+) -> Result<Success, ApiError> {
+    let key = state.keys.check(headers)?;
     if let Some(limiter) = &state.rate_limit {
         limiter.take(key).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     }
     let params = CustomActionParams::parse(query.as_deref().unwrap_or(""))?;
-    let requested_by = username(&headers)?;
+    let requested_by = username(headers)?;
     // An action kept out of the menu (`menu = false`) is not one Workfront can ask for.
     let action = state
         .catalog
@@ -77,7 +98,7 @@ async fn custom_action(
         requested_by,
         max_attempts: action.retry.max_attempts,
         dedupe: action.dedupe,
-        traceparent: Some(docket::trace::TraceParent::intake(&headers)),
+        traceparent: Some(trace),
     };
     let span = tracing::Span::current();
     span.record("job.id", tracing::field::display(job.id));
@@ -93,7 +114,7 @@ async fn custom_action(
         metrics::counter!("docket_jobs_deduplicated_total", "action" => action_name).increment(1);
         tracing::info!(document.id = %document_id, "duplicate trigger: answering with the live job");
     }
-    Ok(Json(Success { status: "success", job_id: id }))
+    Ok(Success { status: "success", job_id: id })
 }
 
 /// The optional `username` header, validated like the ids.

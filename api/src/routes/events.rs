@@ -19,6 +19,8 @@ use docket::db::events::{self, NewEventJob, Recorded};
 use docket::db::UnitError;
 use docket::domain::JobId;
 use docket::events::{Event, MAX_MESSAGE_BYTES};
+use docket::otlp;
+use docket::trace::TraceParent;
 
 use crate::state::AppState;
 
@@ -131,20 +133,29 @@ impl IntoResponse for IntakeError {
 #[tracing::instrument(name = "workfront_event", skip_all, fields(event.obj_code, event.obj_id, event.type, trace_id))]
 async fn workfront_events(State(state): State<AppState>, request: Request) -> Result<Json<Accepted>, IntakeError> {
     let budget = state.request_timeout.min(BUDGET);
-    match tokio::time::timeout(budget, intake(state, request)).await {
+    // Every job of the delivery continues the intake's span.
+    let (trace, caller) = docket::trace::TraceParent::intake(request.headers());
+    let mut exported = otlp::Span::start("POST /workfront/events", otlp::Kind::Server, &trace, caller.as_ref());
+    exported.set("http.request.method", "POST");
+    exported.set("http.route", "/workfront/events");
+    let answer = match tokio::time::timeout(budget, intake(state, request, trace)).await {
         Ok(answer) => answer,
         Err(_) => Err(IntakeError::Timeout),
+    };
+    if let Ok(accepted) = &answer {
+        exported.set("docket.event.id", accepted.event_id.to_string());
+        exported.set("docket.jobs", accepted.job_ids.len() as i64);
     }
+    exported.answered(answer.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200));
+    answer
 }
 
-async fn intake(state: AppState, request: Request) -> Result<Json<Accepted>, IntakeError> {
+async fn intake(state: AppState, request: Request, traceparent: TraceParent) -> Result<Json<Accepted>, IntakeError> {
     let tokens = state.event_tokens.as_ref().ok_or(IntakeError::Off)?;
     // The token first: an unauthenticated body is never read.
     if !tokens.accepts(request.headers()) {
         return Err(IntakeError::Unauthorized);
     }
-    // Every job of the delivery continues the intake's span.
-    let traceparent = docket::trace::TraceParent::intake(request.headers());
     let body = read_body(request.into_body()).await?;
     let event = Event::from_body(&body).map_err(|e| IntakeError::BadRequest(format!("not a Workfront event: {e}")))?;
     let span = tracing::Span::current();
