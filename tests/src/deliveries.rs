@@ -85,6 +85,8 @@ impl Answer {
 pub struct Sender {
     url: String,
     authorization: String,
+    /// Further headers every delivery carries (e.g. `traceparent`).
+    headers: Vec<(String, String)>,
     client: reqwest::Client,
 }
 
@@ -92,19 +94,31 @@ impl Sender {
     /// Deliveries to `{base}/workfront/events` with `authorization` as the header.
     pub fn new(base: &str, authorization: &str) -> Self {
         let client = reqwest::Client::builder().timeout(BUDGET).build().expect("client");
-        Self { url: format!("{base}/workfront/events"), authorization: authorization.to_owned(), client }
+        Self {
+            url: format!("{base}/workfront/events"),
+            authorization: authorization.to_owned(),
+            headers: Vec::new(),
+            client,
+        }
+    }
+
+    /// The same sender, adding `name: value` to every delivery.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// One POST of `body` (any bytes), as Workfront sends it.
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> Answer {
-        let sent = self
+        let mut request = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
-            .header("authorization", &self.authorization)
-            .body(body)
-            .send()
-            .await;
+            .header("authorization", &self.authorization);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let sent = request.body(body).send().await;
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();

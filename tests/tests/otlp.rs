@@ -7,7 +7,7 @@
 use docket::domain::JobId;
 use docket::trace::TraceParent;
 use docket_tests::collector::{Collector, ReceivedSpan};
-use docket_tests::deliveries::{Encoding, Event};
+use docket_tests::deliveries::{Answer, Encoding, Event, Sender};
 use docket_tests::process::refusal_with;
 use docket_tests::traced::{call_of, follow_up, stored, trace_of, traced_catalog, trigger, INCOMING, TRACE_ID};
 use docket_tests::wait::DEADLINE;
@@ -118,17 +118,11 @@ async fn failures_and_refusals_are_told_apart_and_events_are_exported() {
     // An event delivery: its span names the event and counts the jobs it queued.
     let caller = TraceParent::new_root();
     let approve = Event::document_update("doc-8", "b.pdf", "CUR", "APR", 1_780_000_100);
-    let response = client
-        .post(format!("{}/workfront/events", api.base))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {EVENT_TOKEN}"))
-        .header("traceparent", caller.to_string())
-        .body(approve.message(Encoding::Object).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let sender =
+        Sender::new(&api.base, &format!("Bearer {EVENT_TOKEN}")).with_header("traceparent", &caller.to_string());
+    let Answer::Status(200, body) = sender.post(&approve.message(Encoding::Object)).await else {
+        panic!("the delivery is stored");
+    };
     let job = JobId(body["jobIds"][0].as_str().expect("a job").parse().unwrap());
     let delivery = span(&collector, stored(&db, job).await.span_id).await;
     assert_eq!(delivery.name, "POST /workfront/events");

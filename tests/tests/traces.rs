@@ -5,7 +5,7 @@
 
 use docket::domain::JobId;
 use docket::trace::TraceParent;
-use docket_tests::deliveries::{Encoding, Event};
+use docket_tests::deliveries::{Answer, Encoding, Event, Sender};
 use docket_tests::traced::{call_of, follow_up, stored, trace_of, traced_catalog, trigger, INCOMING, TRACE_ID};
 use docket_tests::{catalog_path, Api, Target, TestDb, Worker, EVENT_TOKEN};
 
@@ -63,20 +63,12 @@ async fn an_event_deliverys_trace_reaches_the_target() {
     let dir = traced_catalog(&target.url);
     let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-traces-events", &[]).await;
-    let client = reqwest::Client::new();
 
     let approve = Event::document_update("doc-7", "a.pdf", "CUR", "APR", 1_780_000_000);
-    let response = client
-        .post(format!("{}/workfront/events", api.base))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {EVENT_TOKEN}"))
-        .header("traceparent", INCOMING)
-        .body(approve.message(Encoding::Object).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let sender = Sender::new(&api.base, &format!("Bearer {EVENT_TOKEN}")).with_header("traceparent", INCOMING);
+    let Answer::Status(200, body) = sender.post(&approve.message(Encoding::Object)).await else {
+        panic!("the delivery is stored");
+    };
     let ids = body["jobIds"].as_array().expect("jobIds").clone();
     assert_eq!(ids.len(), 1, "{body}");
     let id = JobId(ids[0].as_str().unwrap().parse().unwrap());
