@@ -106,8 +106,16 @@ fn new_span_id() -> [u8; 8] {
     span_id
 }
 
+/// Lower-case hex, without an allocation per byte: it runs for every job a worker
+/// starts (the attempt's `trace_id` log field, its `traceparent` header).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// Two lower-case hex digits.
