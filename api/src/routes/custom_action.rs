@@ -64,7 +64,7 @@ async fn custom_action(
     exported.set("http.request.method", "GET");
     exported.set("http.route", "/customAction");
     let answer = queue(&state, &headers, query, trace).await;
-    if let Ok(success) = &answer {
+    if let (Ok(success), true) = (&answer, exported.is_recording()) {
         exported.set("docket.job.id", success.job_id.to_string());
     }
     exported.answered(answer.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200));

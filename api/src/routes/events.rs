@@ -142,7 +142,7 @@ async fn workfront_events(State(state): State<AppState>, request: Request) -> Re
         Ok(answer) => answer,
         Err(_) => Err(IntakeError::Timeout),
     };
-    if let Ok(accepted) = &answer {
+    if let (Ok(accepted), true) = (&answer, exported.is_recording()) {
         exported.set("docket.event.id", accepted.event_id.to_string());
         exported.set("docket.jobs", accepted.job_ids.len() as i64);
     }
