@@ -137,8 +137,11 @@ impl AttemptOutcome {
 /// A state or kind stored as `text` (with a check constraint) rather than a Postgres
 /// enum: the variants and their stored names in one place, with `ALL`, `as_str`,
 /// `Display` and `FromStr`; sqlx reads and writes it as text.
+// `$text` is a `tt`, not a `literal`: a `literal` fragment reaches the derives as an
+// opaque group, which serde and sqlx read but utoipa's `ToSchema` silently ignored
+// (the OpenAPI document listed `RetryFailed` where the API writes `retry_failed`).
 macro_rules! text_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:tt,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
         #[sqlx(type_name = "text")]

@@ -122,6 +122,29 @@ mod tests {
         );
     }
 
+    /// The document lists exactly what serde writes and what is stored, for each
+    /// enum stored as text (schemathesis found `retry_failed` listed as `RetryFailed`).
+    #[test]
+    fn every_text_enum_schema_lists_the_values_written() {
+        use docket::domain::{AuditAction, CircuitState};
+        let document = document();
+        let check = |name: &str, written: Vec<serde_json::Value>, stored: Vec<&str>| {
+            let schema = &document["components"]["schemas"][name];
+            assert_eq!(schema["enum"], serde_json::Value::Array(written.clone()), "{name}: {schema}");
+            assert_eq!(written, stored.iter().map(|s| serde_json::json!(s)).collect::<Vec<_>>(), "{name}");
+        };
+        check(
+            "AuditAction",
+            AuditAction::ALL.iter().map(|a| serde_json::to_value(a).unwrap()).collect(),
+            AuditAction::ALL.iter().map(|a| a.as_str()).collect(),
+        );
+        check(
+            "CircuitState",
+            CircuitState::ALL.iter().map(|c| serde_json::to_value(c).unwrap()).collect(),
+            CircuitState::ALL.iter().map(|c| c.as_str()).collect(),
+        );
+    }
+
     #[test]
     fn every_control_character_pattern_is_one_of_the_two() {
         let mut found = vec![];
