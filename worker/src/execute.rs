@@ -74,6 +74,10 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant,
 /// What the attempt's exported span says about its end: the outcome, and why if it
 /// did not succeed (`None`: the lease was lost to another worker).
 fn describe(span: &mut otlp::Span, finished: Option<&Finished>) {
+    // Nothing to copy when the exporter is off (the error text is cloned below).
+    if !span.is_recording() {
+        return;
+    }
     match finished {
         Some(Finished::Completed { completion: c, .. }) => {
             span.set("docket.outcome", c.outcome.as_str());
