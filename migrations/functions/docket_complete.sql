@@ -1,7 +1,8 @@
 -- `docket_complete` as the migrated database has it today. Created by
 -- 20261128000003_claim_and_complete_functions.sql, replaced by
 -- 20261201000004_follow_ups.sql and 20261201000006_flow_control.sql; `jit = off` from
--- 20261201000007_per_action_scans.sql. A change to it is a new migration carrying the
+-- 20261201000007_per_action_scans.sql; PL/pgSQL from
+-- 20261204000004_claim_and_complete_plans.sql (its plan kept for the session). A change to it is a new migration carrying the
 -- new text, and the same text here (README.md).
 
 -- Completion stores what the target said (`result`: JSON text per job, null where the
@@ -33,11 +34,14 @@ create or replace function docket_complete(
     p_follow_max_attempts integer[]
 )
 returns table (id uuid)
-language sql
+language plpgsql volatile
 set enable_bitmapscan = off
 set enable_seqscan = off
 set jit = off
 as $$
+#variable_conflict use_column
+begin
+    return query
     with input as (
         select * from unnest(p_ids, p_attempts, p_states, p_delay_seconds, p_outcomes, p_errors, p_results)
             as t(id, attempt, state, delay_seconds, outcome, error, result)
@@ -82,5 +86,6 @@ as $$
                                and u.action = any (p_follow_parents)) as ended
     )
     -- `followed` is read so that it runs, once.
-    select u.id from updated u cross join followed
+    select u.id from updated u cross join followed;
+end
 $$;

@@ -119,6 +119,40 @@ async fn concurrent_claims_never_share_a_job() {
     assert_eq!((total, all.len()), (200, 200));
 }
 
+/// A claim finds each job it starts by its key: the primary-key entries it reads grow
+/// with the batch, not with the jobs older than the batch (finished jobs are kept for
+/// days, and job ids are ordered by time). Counted in the claim's own transaction
+/// (`pg_stat_get_xact_tuples_returned`), so the test measures work, not time.
+#[tokio::test]
+async fn a_claim_reads_the_primary_key_per_job_not_per_older_row() {
+    let db = TestDb::new().await;
+    let batch: Vec<NewJob> = (0..20_000).map(|_| new_job("a", 3)).collect();
+    for chunk in batch.chunks(5_000) {
+        jobs::insert_many(&db.pool, chunk, false).await.unwrap();
+    }
+    // The statistics see a backlog of 20,000 (as autovacuum's would on a busy queue);
+    // then most of it is drained, the oldest first, as a day of work leaves it.
+    sqlx::query("analyze jobs").execute(&db.pool).await.unwrap();
+    sqlx::query(
+        "update jobs set state = 'succeeded', attempts = 1, finished_at = now()
+         where id in (select id from jobs order by id limit 19000)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let mut tx = db.pool.begin().await.unwrap();
+    let claimed = jobs::claim(&mut *tx, "w1", &actions(&["a"]), 64, LEASE).await.unwrap();
+    let read: i64 = sqlx::query_scalar("select pg_stat_get_xact_tuples_returned('jobs_pkey'::regclass)")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed.len(), 64);
+    // One lookup per claimed job, and one per attempt row's foreign-key check.
+    assert!(read <= 4 * 64, "a claim of 64 read {read} primary-key entries");
+}
+
 #[tokio::test]
 async fn completion_is_fenced_on_owner_and_attempt() {
     let db = TestDb::new().await;
