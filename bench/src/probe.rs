@@ -73,17 +73,25 @@ pub async fn count_jobs(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("select count(*) from jobs").fetch_one(pool).await?)
 }
 
-/// Jobs waiting to be claimed; cheap (reads only the claim index), so it can be
-/// polled during a drain without loading the database.
-pub async fn count_waiting(pool: &PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("select count(*) from jobs where state in ('queued', 'retrying')").fetch_one(pool).await?)
-}
-
 /// Jobs not yet finished (scans the table).
 pub async fn count_unfinished(pool: &PgPool) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("select count(*) from jobs where state in ('queued', 'retrying', 'running')")
         .fetch_one(pool)
         .await?)
+}
+
+/// Attempts the workers ended so far, all outcomes, from their `/metrics`.
+pub async fn attempts_ended(client: &reqwest::Client, health: &[&str]) -> anyhow::Result<u64> {
+    let mut ended = 0.0;
+    for base in health {
+        let text = client.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?;
+        ended += text
+            .lines()
+            .filter(|line| line.starts_with("docket_attempts_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    Ok(ended as u64)
 }
 
 /// (succeeded jobs, attempt rows, succeeded attempts)
