@@ -384,3 +384,107 @@ async fn sigterm_under_load_loses_nothing_and_repeats_only_interrupted_attempts(
          attempts interrupted by w-short's grace and run again: {repeated}"
     );
 }
+
+/// How many jobs each claim of `worker` started: the attempt rows of one claim share
+/// its transaction's `now()`.
+async fn claim_sizes(db: &TestDb, worker: &str) -> Vec<i64> {
+    sqlx::query_scalar("select count(*) from job_attempts where worker_id = $1 group by started_at order by started_at")
+        .bind(worker)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn run_noops(prefetch: Option<u32>) -> Vec<i64> {
+    const N: usize = 600;
+    let db = TestDb::new().await;
+    let dir = catalog("[[action]]\nname = \"tick\"\nkind = \"noop\"\n");
+    let mut env = vec![("DOCKET_WORKER_CONCURRENCY", "2".to_owned())];
+    env.extend(prefetch.map(|p| ("DOCKET_WORKER_PREFETCH", p.to_string())));
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-noop", &env).await;
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    api.enqueue_many(&reqwest::Client::new(), "tick", N).await;
+    wait_until("all jobs to succeed", DEADLINE, || async {
+        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
+    })
+    .await;
+    claim_sizes(&db, "w-noop").await
+}
+
+#[tokio::test]
+async fn short_jobs_are_claimed_ahead_of_the_free_slots_up_to_the_prefetch() {
+    // Two slots, so by default at most 2 + 8 jobs per claim; more than 2 once the
+    // worker has timed a job and a claim.
+    let sizes = run_noops(None).await;
+    let largest = *sizes.iter().max().unwrap();
+    assert!((3..=10).contains(&largest), "claims of {sizes:?}");
+    // DOCKET_WORKER_PREFETCH=0: only the free slots.
+    let sizes = run_noops(Some(0)).await;
+    assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
+}
+
+#[tokio::test]
+async fn slow_jobs_are_not_hoarded_by_one_worker() {
+    const N: usize = 24;
+    let db = TestDb::new().await;
+    let target = Target::start(|_| Reply::status(200).delay(std::time::Duration::from_millis(300))).await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let _worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-slow", &[("DOCKET_WORKER_CONCURRENCY", "4".into())]).await;
+    api.enqueue_many(&reqwest::Client::new(), "archive", N).await;
+    let most_held = std::sync::atomic::AtomicI64::new(0);
+    wait_until("all jobs to succeed", DEADLINE, || async {
+        most_held.fetch_max(count_in_state(&db, "running").await, std::sync::atomic::Ordering::Relaxed);
+        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
+    })
+    .await;
+    let most_held = most_held.into_inner();
+    // Four slots and, ahead of them, the jobs they finish during one claim: 4 x (a
+    // claim's round trip) / 300 ms is one job while a claim takes under 75 ms, two
+    // below 150 ms; and a job or two whose result is being written. A queue as deep
+    // as the prefetch allows (16) would hold 20.
+    assert!(most_held <= 8, "the worker held {most_held} jobs at once with 4 slots");
+}
+
+#[tokio::test]
+async fn a_job_cancelled_while_waiting_in_the_local_queue_never_reaches_the_target() {
+    let db = TestDb::new().await;
+    // The first call answers at once (the worker times a job and a claim, so it takes
+    // jobs ahead); the second holds its one slot until the gate opens.
+    let target = Target::start(|n| if n == 2 { Reply::status(200).gated() } else { Reply::status(200) }).await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-ahead", &[("DOCKET_WORKER_CONCURRENCY", "1".into())]).await;
+    let client = reqwest::Client::new();
+    let first = api.enqueue(&client, "archive", "doc-first").await;
+    wait_until("the first job to succeed", DEADLINE, || async {
+        (job(&db, first).await.state == JobState::Succeeded).then_some(())
+    })
+    .await;
+    let blocking = api.enqueue(&client, "archive", "doc-blocking").await;
+    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
+    let waiting = api.enqueue(&client, "archive", "doc-waiting").await;
+    // Claimed (the worker took it ahead of its busy slot), not started.
+    wait_until("the third job to be claimed", DEADLINE, || async {
+        (job(&db, waiting).await.state == JobState::Running).then_some(())
+    })
+    .await;
+    assert_eq!(target.count(), 2);
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    let rules = jobs::FollowUpRules::default();
+    let requested = docket::db::ops::job_cancel(&mut conn, waiting, &rules).await.unwrap();
+    assert_eq!(requested, docket::db::ops::Cancelled::Requested);
+    // The worker hears of the cancel while the job still waits for the slot.
+    worker.process.wait_for_log("cancel requested; aborting the action").await;
+    target.open_gate();
+    let cancelled = wait_until("the waiting job to end", DEADLINE, || async {
+        Some(job(&db, waiting).await).filter(|j| j.state.is_final())
+    })
+    .await;
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert_eq!(job(&db, blocking).await.state, JobState::Succeeded);
+    assert_eq!(target.count(), 2, "the cancelled job was sent to the target");
+}

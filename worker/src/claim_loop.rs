@@ -1,15 +1,22 @@
 //! The claim loop: claim as many due jobs as there are free slots — first for the
 //! limit groups this worker serves (each through `docket_claim_group`, which grants no
 //! more than the group's limits allow), then for the other actions in one batched
-//! claim — and run each job in its own task. Wakes on NOTIFY, a freed slot while a
-//! backlog waits, a written result while a group is at its concurrency limit, the
-//! next token of a rate-limited group, a retry of its own coming due, or the poll
-//! interval.
+//! claim, which also takes the jobs that will run during the next claim's round trip
+//! ([`crate::pace`]: the local queue) — and run each job in its own task. Wakes on
+//! NOTIFY, a freed slot while a backlog waits, a written result while a group is at
+//! its concurrency limit, the next token of a rate-limited group, a retry of its own
+//! coming due, or the poll interval.
+//!
+//! A claimed job is held from its claim: in `running` (its lease renewed, abortable
+//! by an operator's cancel, a lost lease or the end of the shutdown grace). A job of
+//! the local queue is a task waiting for a slot (the semaphore serves waiters in
+//! order); on shutdown it runs within the grace like the others, or is released.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +33,7 @@ use docket::trace::TraceParent;
 use crate::due::Due;
 use crate::execute;
 use crate::execute::JobContext;
+use crate::lease::Abort;
 
 /// A limit group this worker claims for, and when to ask it again.
 struct Group {
@@ -52,6 +60,8 @@ pub(crate) struct ClaimLoop {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub concurrency: usize,
+    /// Most claimed jobs waiting for a slot.
+    pub prefetch: usize,
     /// Actions without limits, claimed together.
     pub plain: Vec<String>,
     pub groups: Vec<LimitGroup>,
@@ -82,7 +92,7 @@ impl ClaimLoop {
         let mut backlog = false;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
-            if slots.available_permits() > 0 {
+            if self.demand(&slots) > 0 {
                 match self.claim_round(&slots, &mut groups, tasks).await {
                     Ok(more) => {
                         backoff.reset();
@@ -106,14 +116,14 @@ impl ClaimLoop {
             // With a backlog, claim again once a slot frees; otherwise wait for a
             // notification, room in a full group, a group's next token, a retry this
             // worker scheduled coming due, or the poll interval.
-            let want_slot = backlog || slots.available_permits() == 0;
+            let want_slot = backlog || self.demand(&slots) == 0;
             let any_full = groups.iter().any(|g| g.full);
             let next_token = groups.iter().filter_map(|g| g.not_before).min();
             tokio::select! {
                 _ = self.wake.notified() => mark_ready(&mut groups, |_| true),
                 _ = self.shared.slot_freed.notified(), if want_slot => {
                     if backlog {
-                        gather_slots(&slots, &self.shared.slot_freed, claim_batch(self.concurrency)).await;
+                        self.gather(&slots).await;
                     }
                 }
                 _ = self.written.notified(), if any_full => mark_ready(&mut groups, |g| g.full),
@@ -163,24 +173,53 @@ impl ClaimLoop {
                 }
             }
         }
-        let free = slots.available_permits();
-        if free == 0 || self.plain.is_empty() {
-            return Ok(more || free == 0);
+        let want = self.demand(slots);
+        if want == 0 || self.plain.is_empty() {
+            return Ok(more || want == 0);
         }
         let claimed_at = Instant::now();
+        // The statement's round trip, not the wait for a connection (the first claim
+        // also opens one).
         let claimed = db::retry_transient(|| {
-            self.db.run(async |c| jobs::claim(c, &self.worker_id, &self.plain, free as i64, self.lease).await)
+            self.db.run(async |c| {
+                let sent = Instant::now();
+                let claimed = jobs::claim(c, &self.worker_id, &self.plain, want as i64, self.lease).await?;
+                self.shared.pace.claimed(sent.elapsed());
+                Ok(claimed)
+            })
         })
         .await?;
-        more |= claimed.len() == free;
+        more |= claimed.len() == want;
         self.start(claimed, slots, claimed_at, tasks, false);
         Ok(more)
     }
 
-    /// Runs each claimed job in its own task, holding a slot. A job of a limit group
-    /// holds its slot until its result is written (`until_written`): the next claim
-    /// then sees the result (a circuit that opened, a slot that freed), so a worker
-    /// never has more of a group's jobs running or awaiting their write than slots.
+    /// How many plain jobs to claim now: a job for each free slot, and for the local
+    /// queue the jobs the slots will finish during the claim ([`crate::pace`]), less
+    /// those already waiting in it.
+    fn demand(&self, slots: &Semaphore) -> usize {
+        let ahead = self.shared.pace.ahead(self.concurrency, self.prefetch);
+        slots.available_permits() + ahead.saturating_sub(self.shared.waiting.load(Ordering::Relaxed))
+    }
+
+    /// While a backlog waits: lets slots free (and the local queue empty) until a
+    /// claim is worth a statement, or [`GATHER_WAIT`] has passed.
+    async fn gather(&self, slots: &Semaphore) {
+        let batch = claim_batch(self.concurrency + self.shared.pace.ahead(self.concurrency, self.prefetch));
+        let until = Instant::now() + GATHER_WAIT;
+        while self.demand(slots) < batch {
+            if tokio::time::timeout_at(until, self.shared.slot_freed.notified()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Runs each claimed job in its own task, holding a slot; a job claimed ahead of
+    /// the free slots (plain actions only) waits in its task for one. Every job is
+    /// held from here on (`running`). A job of a limit group holds its slot until its
+    /// result is written (`until_written`): the next claim then sees the result (a
+    /// circuit that opened, a slot that freed), so a worker never has more of a
+    /// group's jobs running or awaiting their write than slots.
     fn start(
         &self,
         claimed: Vec<ClaimedJob>,
@@ -189,28 +228,55 @@ impl ClaimLoop {
         tasks: &TaskTracker,
         until_written: bool,
     ) {
+        let valid_until = claimed_at + self.lease;
         for job in claimed {
-            let permit = slots.clone().try_acquire_owned().expect("a slot is free for each claimed job");
-            let abort_valid_until = claimed_at + self.lease;
+            let abort = self.shared.running.insert(job.id, job.attempt, &job.action, valid_until);
             let shared = self.shared.clone();
-            // From here on the job carries its attempt's own span (a child of the
-            // stored one, or a new trace), which the call to the target continues.
-            let trace = job.attempt_trace();
-            let exported = attempt_span(&job, &trace);
-            let job = ClaimedJob { traceparent: Some(trace), ..job };
-            let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt,
-                                           trace_id = %trace.trace_id_hex());
-            tasks.spawn(async move {
-                let id = job.id;
-                execute::execute(&shared, job, abort_valid_until, exported).instrument(span).await;
-                if until_written {
-                    shared.running.removed(id).await;
+            let held = Claimed { job, abort };
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tasks.spawn(run(shared, held, permit, until_written));
                 }
-                drop(permit);
-                shared.slot_freed.notify_one();
-            });
+                Err(_) => {
+                    assert!(!until_written, "a slot is free for each claimed job of a limit group");
+                    shared.waiting.fetch_add(1, Ordering::Relaxed);
+                    let slots = slots.clone();
+                    tasks.spawn(async move {
+                        let Ok(permit) = slots.acquire_owned().await else {
+                            return;
+                        };
+                        shared.waiting.fetch_sub(1, Ordering::Relaxed);
+                        run(shared, held, permit, until_written).await;
+                    });
+                }
+            }
         }
     }
+}
+
+/// A claimed job, held by this worker.
+struct Claimed {
+    job: ClaimedJob,
+    abort: Abort,
+}
+
+/// Runs one job in the slot `permit` holds, and frees the slot.
+async fn run(shared: Arc<JobContext>, held: Claimed, permit: OwnedSemaphorePermit, until_written: bool) {
+    let Claimed { job, abort } = held;
+    // From here on the job carries its attempt's own span (a child of the stored
+    // one, or a new trace), which the call to the target continues.
+    let trace = job.attempt_trace();
+    let exported = attempt_span(&job, &trace);
+    let job = ClaimedJob { traceparent: Some(trace), ..job };
+    let span = tracing::info_span!("job", job.id = %job.id, job.action = %job.action, attempt = job.attempt,
+                                   trace_id = %trace.trace_id_hex());
+    let id = job.id;
+    execute::execute(&shared, job, abort, exported).instrument(span).await;
+    if until_written {
+        shared.running.removed(id).await;
+    }
+    drop(permit);
+    shared.slot_freed.notify_one();
 }
 
 /// The attempt's span for the OTLP exporter: `trace`'s ids, a child of the span
@@ -240,23 +306,13 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// How many free slots are worth one claim statement while a backlog waits: a
-/// quarter of the slots (at most 64). Claiming a job or two per statement, as slots
+/// How many jobs are worth one claim statement while a backlog waits: a quarter of
+/// the slots and the local queue (at most 64). Claiming a job or two per statement, as slots
 /// free one at a time, costs a round trip and a commit per job.
 fn claim_batch(concurrency: usize) -> usize {
-    (concurrency / 4).clamp(1, 64)
+    (concurrency / 2).clamp(1, 128)
 }
 
 /// Longest a freed slot waits for others to free before the claim: far below any
 /// HTTP call, and bounded so that a lone slot does not stay idle.
 const GATHER_WAIT: Duration = Duration::from_millis(2);
-
-/// Waits until `batch` slots are free, or [`GATHER_WAIT`] has passed.
-async fn gather_slots(slots: &Semaphore, slot_freed: &Notify, batch: usize) {
-    let until = Instant::now() + GATHER_WAIT;
-    while slots.available_permits() < batch {
-        if tokio::time::timeout_at(until, slot_freed.notified()).await.is_err() {
-            return;
-        }
-    }
-}

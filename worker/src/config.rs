@@ -30,6 +30,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
+    /// Most claimed jobs waiting here for a slot (the local queue). With a backlog, a
+    /// claim also takes the jobs this worker's slots will finish before the next claim
+    /// comes back (measured), up to this many; slow jobs get a job or two ahead, short
+    /// ones come in batches that keep the database at its limit. 0: claim only for
+    /// free slots. Default: four times the concurrency.
+    #[arg(long, env = "DOCKET_WORKER_PREFETCH", value_parser = clap::value_parser!(u32).range(0..=40_000))]
+    pub prefetch: Option<u32>,
+
     /// This worker's id, recorded on its attempts. Default: host-pid-random.
     #[arg(long, env = "DOCKET_WORKER_ID")]
     pub worker_id: Option<String>,

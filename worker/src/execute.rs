@@ -3,6 +3,7 @@
 //! then the outcome mapped to the job's next state by the action's retry policy.
 
 use std::future::Future;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use docket::template::{EventContext, ParentContext};
 use crate::actions::{ActionOutcome, Lineage, Registry};
 use crate::completer::Finished;
 use crate::lease::{Abort, AbortReason, Running};
+use crate::pace::Pace;
 
 /// How a guarded run ended.
 #[derive(Debug, PartialEq)]
@@ -38,14 +40,18 @@ pub(crate) struct JobContext {
     pub(crate) running: Running,
     pub(crate) finished: mpsc::UnboundedSender<Finished>,
     pub(crate) slot_freed: Arc<Notify>,
+    /// How long jobs and claims take here: how deep the local queue is.
+    pub(crate) pace: Pace,
+    /// Claimed jobs waiting for a slot (the local queue).
+    pub(crate) waiting: AtomicUsize,
 }
 
-/// Runs one claimed job to its end and hands the result to the completer, which
-/// takes the job out of `running` once the result is written.
+/// Runs one claimed job (held in `running` since its claim, `abort` its handle) to
+/// its end and hands the result to the completer, which takes the job out of
+/// `running` once the result is written.
 /// `exported` is the attempt's span for the OTLP exporter (a no-op when it is off),
 /// told here how the attempt ended.
-pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant, mut exported: otlp::Span) {
-    let abort = shared.running.insert(job.id, job.attempt, &job.action, valid_until);
+pub async fn execute(shared: &JobContext, job: ClaimedJob, abort: Abort, mut exported: otlp::Span) {
     let Some(action) = shared.registry.action(&job.action).cloned() else {
         // Cannot happen: workers claim only the actions they know.
         let reason = format!("worker has no action named '{}'", job.action);
@@ -54,8 +60,16 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, valid_until: Instant,
         return;
     };
     let started = Instant::now();
-    let run = run_with_lineage(shared.db.clone(), shared.registry.clone(), job.clone());
-    let ended = run_guarded(run, action.timeout, &abort).await;
+    // A job stopped while it waited for a slot (an operator's cancel, a lost lease,
+    // the end of the grace) does not start at all.
+    let ended = match abort.reason() {
+        Some(reason) => Ended::Aborted(reason),
+        None => {
+            let run = run_with_lineage(shared.db.clone(), shared.registry.clone(), job.clone());
+            run_guarded(run, action.timeout, &abort).await
+        }
+    };
+    shared.pace.ran(started.elapsed());
     // The job stays in `running` (its lease renewed) until the completer has written
     // the result: a slow database must not let the lease of a finished job run out.
     let finished = finished(&job, &action, ended);

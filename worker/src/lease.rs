@@ -50,6 +50,12 @@ impl Abort {
         self.token.cancel();
     }
 
+    /// Why the action was stopped, if it was (before it started, for a job that
+    /// waited for a slot).
+    pub fn reason(&self) -> Option<AbortReason> {
+        self.token.is_cancelled().then(|| *self.reason.get().unwrap_or(&AbortReason::Shutdown))
+    }
+
     pub async fn aborted(&self) -> AbortReason {
         self.token.cancelled().await;
         *self.reason.get().unwrap_or(&AbortReason::Shutdown)

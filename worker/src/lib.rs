@@ -13,6 +13,7 @@ mod execute;
 mod health;
 mod lease;
 mod listener;
+mod pace;
 pub mod runner;
 mod upkeep;
 

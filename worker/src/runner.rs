@@ -53,6 +53,8 @@ pub struct Worker {
     listen_url: String,
     id: String,
     concurrency: usize,
+    /// Most claimed jobs waiting for a slot (`DOCKET_WORKER_PREFETCH`).
+    prefetch: usize,
     lease: Duration,
     poll_interval: Duration,
     rescue_interval: Duration,
@@ -90,6 +92,7 @@ impl Worker {
             listen_url: config.listen_database_url.unwrap_or(config.database_url).expose().to_owned(),
             id,
             concurrency: config.concurrency as usize,
+            prefetch: config.prefetch.map_or(4 * config.concurrency as usize, |p| p as usize),
             lease: config.lease,
             poll_interval: config.poll_interval,
             rescue_interval: config.rescue_interval,
@@ -116,7 +119,7 @@ impl Worker {
         publish_zero_metrics(&actions, self.concurrency);
         let health_addr =
             self.health.as_ref().and_then(|h| h.local_addr().ok()).map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(worker.id = %self.id, concurrency = self.concurrency, ?actions, health.addr = %health_addr, "docket-worker started");
+        tracing::info!(worker.id = %self.id, concurrency = self.concurrency, prefetch = self.prefetch, ?actions, health.addr = %health_addr, "docket-worker started");
         let background = CancellationToken::new();
         let wake = Arc::new(Notify::new());
         let running = Running::default();
@@ -142,6 +145,8 @@ impl Worker {
             running: running.clone(),
             finished: finished_tx,
             slot_freed: Arc::new(Notify::new()),
+            pace: Default::default(),
+            waiting: Default::default(),
         });
         let limited: Vec<&String> = self.limit_groups.iter().flat_map(|g| &g.actions).collect();
         let claims = ClaimLoop {
@@ -150,6 +155,7 @@ impl Worker {
             lease: self.lease,
             poll_interval: self.poll_interval,
             concurrency: self.concurrency,
+            prefetch: self.prefetch,
             plain: actions.iter().filter(|a| !limited.contains(a)).cloned().collect(),
             groups: self.limit_groups.clone(),
             shared: shared.clone(),

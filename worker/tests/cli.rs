@@ -19,6 +19,7 @@ fn help_documents_every_setting() {
         "DOCKET_LISTEN_DATABASE_URL",
         "DOCKET_ACTIONS",
         "DOCKET_WORKER_CONCURRENCY",
+        "DOCKET_WORKER_PREFETCH",
         "DOCKET_WORKER_ID",
         "DOCKET_WORKER_LEASE",
         "DOCKET_WORKER_POLL_INTERVAL",
@@ -37,10 +38,13 @@ fn help_documents_every_setting() {
 }
 
 #[test]
-fn refuses_a_too_short_lease_and_zero_concurrency() {
+fn refuses_out_of_range_and_malformed_settings() {
     for (variable, value, expected) in [
         ("DOCKET_WORKER_LEASE", "100ms", "at least 500ms"),
         ("DOCKET_WORKER_CONCURRENCY", "0", "not in 1..=10000"),
+        ("DOCKET_WORKER_PREFETCH", "-1", "not in 0..=40000"),
+        ("DOCKET_WORKER_PREFETCH", "some", "invalid digit"),
+        ("DOCKET_WORKER_PREFETCH", "40001", "not in 0..=40000"),
         ("DOCKET_WORKER_POLL_INTERVAL", "often", "is not a duration"),
     ] {
         let output =
