@@ -30,8 +30,9 @@ struct Args {
     /// limited, latency, scale, big. `events` (POST /workfront/events, then a burst)
     /// runs `baseline` and `enqueue` too (its figures are ratios to them); `drain`
     /// runs `limit` too (its figures are ratios to it);
-    /// `limited` drains an action whose concurrency limit never binds (the cost of the
-    /// limited claim path); `big` fills the table (--big-finished …) and times what
+    /// `limited` drains an action whose concurrency limit never binds, then one whose
+    /// concurrency limit and rate never bind (the cost of the limited claim path);
+    /// `big` fills the table (--big-finished …) and times what
     /// must not grow with it.
     #[arg(
         long,
@@ -165,6 +166,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&catalog, scenarios::CATALOG)?;
     let limited_catalog = dir.join("limited.toml");
     std::fs::write(&limited_catalog, scenarios::LIMITED_CATALOG)?;
+    let rated_catalog = dir.join("rated.toml");
+    std::fs::write(&rated_catalog, scenarios::RATED_CATALOG)?;
     let events_catalog = dir.join("events.toml");
     std::fs::write(&events_catalog, events::CATALOG)?;
     let big_catalog = dir.join("big.toml");
@@ -173,8 +176,15 @@ async fn main() -> anyhow::Result<()> {
         let server = sqlx::postgres::PgConnectOptions::from_str(&args.server).expect("--server is a Postgres URL");
         docket_harness::pooler::PgBouncer::start(server.get_host(), server.get_port(), args.pgbouncer)
     });
-    let setup =
-        Setup { server: args.server.clone(), catalog, limited_catalog, events_catalog, env: args.env.clone(), bouncer };
+    let setup = Setup {
+        server: args.server.clone(),
+        catalog,
+        limited_catalog,
+        rated_catalog,
+        events_catalog,
+        env: args.env.clone(),
+        bouncer,
+    };
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let mut report = Report::default();
 
@@ -233,7 +243,6 @@ async fn main() -> anyhow::Result<()> {
             report.add(format!("{burst}: last answer after"), "s", b.seconds);
         }
         let mut limit_rate = None;
-        let mut unlimited_rate = None;
         if wants("limit") || wants("drain") {
             let l = scenarios::limit(&setup, args.jobs, args.limit_connections, args.limit_batch).await?;
             report.add(
@@ -245,14 +254,14 @@ async fn main() -> anyhow::Result<()> {
             limit_rate = Some(l.jobs_per_second);
         }
         if wants("drain") {
-            let d = scenarios::drain(&setup, args.jobs, args.workers, None, false).await?;
+            let d = scenarios::drain(&setup, args.jobs, args.workers, None, &setup.catalog).await?;
             report.add(format!("drain: default settings, {} workers", args.workers), "jobs/s", d.jobs_per_second);
-            unlimited_rate = Some(d.jobs_per_second);
             if let Some(l) = limit_rate {
                 report.add("drain (default settings) / limit", "x", d.jobs_per_second / l);
             }
             report.add("drain (default settings): WAL per job", "bytes", d.wal_bytes_per_job);
-            let d = scenarios::drain(&setup, args.jobs, args.workers, Some(args.worker_concurrency), false).await?;
+            let d = scenarios::drain(&setup, args.jobs, args.workers, Some(args.worker_concurrency), &setup.catalog)
+                .await?;
             report.add(
                 format!("drain: concurrency {}, {} workers", args.worker_concurrency, args.workers),
                 "jobs/s",
@@ -270,20 +279,21 @@ async fn main() -> anyhow::Result<()> {
             report.add("workers' CPU during drain", "s", d.worker.cpu_seconds);
         }
         if wants("limited") {
-            let d = scenarios::drain(&setup, args.jobs, args.workers, None, true).await?;
-            report.add(
-                format!(
-                    "drain: limited action (max_concurrency never binding), default settings, {} workers",
-                    args.workers
-                ),
-                "jobs/s",
-                d.jobs_per_second,
-            );
-            if let Some(u) = unlimited_rate {
-                report.add("drain (limited action) / drain (default settings)", "x", d.jobs_per_second / u);
-            }
-            if let Some(l) = limit_rate {
-                report.add("drain (limited action) / limit", "x", d.jobs_per_second / l);
+            let kinds =
+                [("max_concurrency", &setup.limited_catalog), ("max_concurrency and rate", &setup.rated_catalog)];
+            for (limits, catalog) in kinds {
+                let d = scenarios::drain(&setup, args.jobs, args.workers, None, catalog).await?;
+                report.add(
+                    format!(
+                        "drain: limited action ({limits} never binding), default settings, {} workers",
+                        args.workers
+                    ),
+                    "jobs/s",
+                    d.jobs_per_second,
+                );
+                if let Some(l) = limit_rate {
+                    report.add(format!("drain (limited action, {limits}) / limit"), "x", d.jobs_per_second / l);
+                }
             }
         }
         if wants("latency") {
@@ -295,7 +305,8 @@ async fn main() -> anyhow::Result<()> {
         if wants("scale") {
             let mut single = None;
             for workers in [1usize, 2, 4] {
-                let d = scenarios::drain(&setup, args.jobs, workers, Some(args.worker_concurrency), false).await?;
+                let d =
+                    scenarios::drain(&setup, args.jobs, workers, Some(args.worker_concurrency), &setup.catalog).await?;
                 report.add(format!("scale: {workers} worker process(es)"), "jobs/s", d.jobs_per_second);
                 match single {
                     None => single = Some(d.jobs_per_second),

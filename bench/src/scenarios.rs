@@ -21,6 +21,10 @@ pub const CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\n";
 /// The same action with a concurrency limit that never binds: what the limited claim
 /// path (`docket_claim_group`: lock, count, claim) costs by itself.
 pub const LIMITED_CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\nmax_concurrency = 100000\n";
+/// The same with a rate that never binds either (issue #24's "limited action"): the
+/// bucket too, and claims only for free slots (a rate is about when attempts start).
+pub const RATED_CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\nmax_concurrency = 100000\n\
+                                 rate = \"100000/1s\"\nburst = 100000\n";
 
 /// Log only what the harness waits for (start-up lines) and warnings.
 const QUIET: &str = "warn,docket_api::startup=info,docket_worker::runner=info,docket_worker::listener=info";
@@ -30,6 +34,8 @@ pub struct Setup {
     pub catalog: std::path::PathBuf,
     /// [`LIMITED_CATALOG`].
     pub limited_catalog: std::path::PathBuf,
+    /// [`RATED_CATALOG`].
+    pub rated_catalog: std::path::PathBuf,
     /// [`crate::events::CATALOG`]: [`CATALOG`] plus a trigger.
     pub events_catalog: std::path::PathBuf,
     /// Extra environment for the processes (e.g. settings under comparison).
@@ -315,10 +321,9 @@ pub async fn drain(
     jobs_count: usize,
     workers: usize,
     concurrency: Option<usize>,
-    limited: bool,
+    catalog: &std::path::Path,
 ) -> anyhow::Result<Drain> {
     let db = setup.database().await?;
-    let catalog = if limited { &setup.limited_catalog } else { &setup.catalog };
     let mut running = Vec::new();
     for i in 0..workers {
         let slots: Vec<(&'static str, String)> =

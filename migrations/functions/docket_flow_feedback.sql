@@ -1,7 +1,8 @@
 -- `docket_flow_feedback` as the migrated database has it today. Created by
 -- 20261201000006_flow_control.sql; `jit = off` from
--- 20261201000007_per_action_scans.sql. A change to it is a new migration carrying the
--- new text, and the same text here (README.md).
+-- 20261201000007_per_action_scans.sql; returns early from
+-- 20261204000005_feedback_only_when_it_matters.sql. A change to it is a new migration
+-- carrying the new text, and the same text here (README.md).
 
 -- What the ends of attempts tell about a target, written in the transaction that
 -- records them. Per attempt: its action, its limit group (or null), its job, its kind
@@ -38,6 +39,16 @@ declare
     v_cool float8;
     v_failures integer;
 begin
+    -- Nothing to record (successes of a group whose rate is not lowered): no lock
+    -- taken, so completions do not queue behind the group's claims. Read without the
+    -- lock, a rate lowered a moment ago is raised by the next batch instead.
+    if not exists (select 1 from unnest(p_kinds) as k where k = 'throttled')
+       and not exists (select 1 from unnest(p_actions) as a where a = any (p_circuit_actions))
+       and not exists (select 1 from limit_groups l
+                       where l.name = any (p_groups) and l.rate is not null and l.effective_rate < l.rate) then
+        return;
+    end if;
+
     -- Lock order, as in the claim: the groups' rows (sorted), then action_controls
     -- rows (sorted by action). Taking them the other way round could deadlock with
     -- a claim that holds its group's row and moves a circuit.

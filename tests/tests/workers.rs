@@ -395,10 +395,12 @@ async fn claim_sizes(db: &TestDb, worker: &str) -> Vec<i64> {
         .unwrap()
 }
 
-async fn run_noops(prefetch: Option<u32>) -> Vec<i64> {
+const TICK: &str = "[[action]]\nname = \"tick\"\nkind = \"noop\"\n";
+
+async fn run_noops(catalog_text: &str, prefetch: Option<u32>) -> Vec<i64> {
     const N: usize = 600;
     let db = TestDb::new().await;
-    let dir = catalog("[[action]]\nname = \"tick\"\nkind = \"noop\"\n");
+    let dir = catalog(catalog_text);
     let mut env = vec![("DOCKET_WORKER_CONCURRENCY", "2".to_owned())];
     env.extend(prefetch.map(|p| ("DOCKET_WORKER_PREFETCH", p.to_string())));
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-noop", &env).await;
@@ -415,11 +417,22 @@ async fn run_noops(prefetch: Option<u32>) -> Vec<i64> {
 async fn short_jobs_are_claimed_ahead_of_the_free_slots_up_to_the_prefetch() {
     // Two slots, so by default at most 2 + 8 jobs per claim; more than 2 once the
     // worker has timed a job and a claim.
-    let sizes = run_noops(None).await;
+    let sizes = run_noops(TICK, None).await;
     let largest = *sizes.iter().max().unwrap();
     assert!((3..=10).contains(&largest), "claims of {sizes:?}");
     // DOCKET_WORKER_PREFETCH=0: only the free slots.
-    let sizes = run_noops(Some(0)).await;
+    let sizes = run_noops(TICK, Some(0)).await;
+    assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
+}
+
+#[tokio::test]
+async fn a_group_with_only_a_concurrency_limit_is_claimed_ahead_one_with_a_rate_is_not() {
+    let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\n"), None).await;
+    let largest = *sizes.iter().max().unwrap();
+    assert!((3..=10).contains(&largest), "claims of {sizes:?}");
+    // Tokens are taken at the claim, so a job claimed ahead would start later than
+    // its token allows: a rated group claims for free slots only.
+    let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\nrate = \"100000/1s\"\nburst = 1000\n"), None).await;
     assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
 }
 

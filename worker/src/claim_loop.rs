@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use docket::catalog::LimitGroup;
-use docket::db::flow::{self, Held};
+use docket::db::flow::{self, FlowRules, Held};
 use docket::db::jobs::{self, ClaimedJob};
 use docket::db::{self, Db};
 use docket::otlp;
@@ -45,6 +45,12 @@ struct Group {
     not_before: Option<Instant>,
     /// Due jobs wait for one of the group's running jobs to end.
     full: bool,
+    /// The group may be claimed ahead into the local queue and its jobs free their
+    /// slots when they end, as plain ones do: it has only `max_concurrency` (its jobs
+    /// count as running from their claim either way). A rate is about when attempts
+    /// start, and a circuit's verdict must be written before the next claim, so
+    /// groups with either claim only for free slots, held until the write.
+    takes_ahead: bool,
 }
 
 impl Group {
@@ -65,6 +71,8 @@ pub(crate) struct ClaimLoop {
     /// Actions without limits, claimed together.
     pub plain: Vec<String>,
     pub groups: Vec<LimitGroup>,
+    /// Which actions have circuits.
+    pub flow: Arc<FlowRules>,
     pub shared: Arc<JobContext>,
     /// NOTIFY from the listener (new jobs, rescues, resumes).
     pub wake: Arc<Notify>,
@@ -87,6 +95,7 @@ impl ClaimLoop {
                 ready: true,
                 not_before: None,
                 full: false,
+                takes_ahead: g.rate.is_none() && !g.actions.iter().any(|a| self.flow.has_circuit(a)),
             })
             .collect();
         let mut backlog = false;
@@ -147,18 +156,23 @@ impl ClaimLoop {
         let now = Instant::now();
         let mut more = false;
         for group in groups.iter_mut().filter(|g| g.due(now)) {
-            let free = slots.available_permits();
+            let free = if group.takes_ahead { self.demand(slots) } else { slots.available_permits() };
             if free == 0 {
                 return Ok(true);
             }
             let claimed_at = Instant::now();
             let (name, lease, worker_id) = (group.name.as_str(), self.lease, self.worker_id.as_str());
             let claim = db::retry_transient(|| {
-                self.db.run(async |c| flow::claim_group(c, worker_id, name, free as i32, lease).await)
+                self.db.run(async |c| {
+                    let sent = Instant::now();
+                    let claim = flow::claim_group(c, worker_id, name, free as i32, lease).await?;
+                    self.shared.pace.claimed(sent.elapsed());
+                    Ok(claim)
+                })
             })
             .await?;
             let got = claim.jobs.len();
-            self.start(claim.jobs, slots, claimed_at, tasks, true);
+            self.start(claim.jobs, slots, claimed_at, tasks, !group.takes_ahead);
             group.ready = got == free;
             more |= group.ready;
             group.full = claim.held == Some(Held::Concurrency);

@@ -158,6 +158,7 @@ impl Worker {
             prefetch: self.prefetch,
             plain: actions.iter().filter(|a| !limited.contains(a)).cloned().collect(),
             groups: self.limit_groups.clone(),
+            flow: self.flow.clone(),
             shared: shared.clone(),
             wake: wake.clone(),
             due: due.clone(),

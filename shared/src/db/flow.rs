@@ -3,7 +3,7 @@
 //! operators' pause, resume and circuit close. The mechanism is told in the
 //! flow-control migration.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -157,6 +157,8 @@ impl Verdict {
 pub struct FlowRules {
     /// Each controlled action's limit group.
     group_of: HashMap<String, String>,
+    /// The actions whose group has a rate (successes raise a lowered one).
+    rated: HashSet<String>,
     circuit_actions: Vec<String>,
     circuit_failures: Vec<i32>,
     cool_down: Vec<f64>,
@@ -169,6 +171,9 @@ impl FlowRules {
         for group in catalog.limit_groups() {
             for action in &group.actions {
                 rules.group_of.insert(action.clone(), group.name.clone());
+                if group.rate.is_some() {
+                    rules.rated.insert(action.clone());
+                }
             }
         }
         for action in catalog.actions() {
@@ -182,10 +187,21 @@ impl FlowRules {
         rules
     }
 
-    /// Whether an attempt's end must be reported: its action has limits or a circuit,
-    /// or the target pushed back.
+    /// Whether the action has a circuit breaker.
+    pub fn has_circuit(&self, action: &str) -> bool {
+        self.circuit_actions.iter().any(|a| a == action)
+    }
+
+    /// Whether an attempt's end must be reported: the target pushed back, the action
+    /// has a circuit, or it succeeded in a group with a rate. (The other ends change
+    /// nothing that [`feedback`] keeps; reporting them only took the group's lock.)
     pub fn wants(&self, action: &str, verdict: Verdict) -> bool {
-        matches!(verdict, Verdict::Throttled(_)) || self.group_of.contains_key(action)
+        match verdict {
+            Verdict::Throttled(_) => true,
+            _ if self.has_circuit(action) => true,
+            Verdict::Succeeded => self.rated.contains(action),
+            Verdict::Answered | Verdict::Failed => false,
+        }
     }
 }
 
@@ -353,4 +369,50 @@ pub async fn close_circuit(executor: impl PgExecutor<'_>, action: &str) -> Resul
     .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::{FlowRules, Verdict};
+    use crate::catalog::Catalog;
+
+    #[test]
+    fn only_the_ends_that_feedback_records_are_reported() {
+        let catalog = Catalog::parse(
+            r#"
+            [[action]]
+            name = "bounded"
+            kind = "noop"
+            max_concurrency = 4
+            [[action]]
+            name = "paced"
+            kind = "noop"
+            rate = "5/1s"
+            [[action]]
+            name = "guarded"
+            kind = "noop"
+            circuit = { failures = 3 }
+            [[action]]
+            name = "plain"
+            kind = "noop"
+            "#,
+            Path::new("actions.toml"),
+        )
+        .unwrap();
+        let rules = FlowRules::from_catalog(&catalog);
+        let throttled = Verdict::Throttled(Duration::from_secs(1));
+        for action in ["bounded", "paced", "guarded", "plain"] {
+            assert!(rules.wants(action, throttled), "{action}: back-pressure always counts");
+        }
+        for verdict in [Verdict::Succeeded, Verdict::Answered, Verdict::Failed] {
+            assert!(rules.wants("guarded", verdict), "a circuit hears every end: {verdict:?}");
+            assert!(!rules.wants("bounded", verdict), "max_concurrency alone keeps nothing: {verdict:?}");
+            assert!(!rules.wants("plain", verdict));
+        }
+        assert!(rules.wants("paced", Verdict::Succeeded), "a success may raise a lowered rate");
+        assert!(!rules.wants("paced", Verdict::Failed));
+    }
 }
