@@ -80,7 +80,7 @@ impl Application {
         let inserter = Inserter::spawn(
             db.clone(),
             notifier.clone(),
-            config.db_connections as usize,
+            crate::inserter::WRITERS.min(config.db_connections as usize),
             config.insert_batch,
             config.commit_wait,
         );

@@ -7,6 +7,7 @@ mod probe;
 mod procfs;
 mod scenarios;
 mod stats;
+mod wrk;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -52,6 +53,9 @@ struct Args {
     /// Requests for `enqueue`, deliveries for `events` and rows for `baseline`.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
+    /// Seconds of `enqueue`'s second run, driven by wrk (when installed).
+    #[arg(long, default_value_t = 10)]
+    wrk_seconds: u64,
     /// Concurrent clients for `enqueue` and `events`, connections for `baseline`.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -219,6 +223,15 @@ async fn main() -> anyhow::Result<()> {
             report.add("api peak RSS under enqueue", "MiB", e.api.peak_rss_mib);
             report.add("api CPU during enqueue", "s", e.api.cpu_seconds);
             enqueue_rate = Some(e.requests_per_second);
+            let duration = Duration::from_secs(args.wrk_seconds);
+            if let Some(w) = wrk::enqueue(&setup, duration, args.concurrency).await? {
+                let name = format!("enqueue (wrk): GET /customAction, C={}", args.concurrency);
+                report.add(name, "req/s", w.requests_per_second);
+                if let Some(p) = pgbench_rate {
+                    report.add("enqueue (wrk) / pgbench baseline", "x", w.requests_per_second / p);
+                }
+                report.add("enqueue (wrk) errors", "count", w.errors as f64);
+            }
         }
         if wants("events") {
             let e = events::intake(&setup, args.requests, args.concurrency).await?;
