@@ -156,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
     if args.quick {
         args.runs = 1;
         args.requests = args.requests.min(500);
+        args.wrk_seconds = args.wrk_seconds.min(1);
         args.burst = args.burst.min(100);
         args.jobs = args.jobs.min(2_000);
         args.latency_jobs = args.latency_jobs.min(20);
