@@ -485,6 +485,13 @@ async fn a_job_cancelled_while_waiting_in_the_local_queue_never_reaches_the_targ
     })
     .await;
     assert_eq!(target.count(), 2);
+    // The worker's gauges tell the running job from the one waiting for its slot.
+    wait_until("the gauges to show one running and one queued job", DEADLINE, || async {
+        let metrics = reqwest::get(format!("{}/metrics", worker.health)).await.ok()?.text().await.ok()?;
+        let shown = |line: &str| metrics.lines().any(|l| l == line);
+        (shown("docket_worker_running_jobs 1") && shown("docket_worker_queued_jobs 1")).then_some(())
+    })
+    .await;
 
     let mut conn = db.pool.acquire().await.unwrap();
     let rules = jobs::FollowUpRules::default();

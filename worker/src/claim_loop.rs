@@ -12,7 +12,6 @@
 //! the local queue is a task waiting for a slot (the semaphore serves waiters in
 //! order); on shutdown it runs within the grace like the others, or is released.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,7 +157,9 @@ impl ClaimLoop {
         for group in groups.iter_mut().filter(|g| g.due(now)) {
             let free = if group.takes_ahead { self.demand(slots) } else { slots.available_permits() };
             if free == 0 {
-                return Ok(true);
+                // Ask again when a slot frees; the others may still take jobs ahead.
+                more = true;
+                continue;
             }
             let claimed_at = Instant::now();
             let (name, lease, worker_id) = (group.name.as_str(), self.lease, self.worker_id.as_str());
@@ -213,7 +214,7 @@ impl ClaimLoop {
     /// those already waiting in it.
     fn demand(&self, slots: &Semaphore) -> usize {
         let ahead = self.shared.pace.ahead(self.concurrency, self.prefetch);
-        slots.available_permits() + ahead.saturating_sub(self.shared.waiting.load(Ordering::Relaxed))
+        slots.available_permits() + ahead.saturating_sub(self.shared.running.queued())
     }
 
     /// While a backlog waits: lets slots free (and the local queue empty) until a
@@ -229,11 +230,12 @@ impl ClaimLoop {
     }
 
     /// Runs each claimed job in its own task, holding a slot; a job claimed ahead of
-    /// the free slots (plain actions only) waits in its task for one. Every job is
-    /// held from here on (`running`). A job of a limit group holds its slot until its
-    /// result is written (`until_written`): the next claim then sees the result (a
-    /// circuit that opened, a slot that freed), so a worker never has more of a
-    /// group's jobs running or awaiting their write than slots.
+    /// the free slots (plain actions, groups that take jobs ahead) waits in its task
+    /// for one. Every job is held from here on (`running`). A job of a group with a
+    /// rate or a circuit holds its slot until its result is written
+    /// (`until_written`): the next claim then sees the result (a circuit that opened,
+    /// a slot that freed), so a worker never has more of such a group's jobs running
+    /// or awaiting their write than slots.
     fn start(
         &self,
         claimed: Vec<ClaimedJob>,
@@ -253,13 +255,13 @@ impl ClaimLoop {
                 }
                 Err(_) => {
                     assert!(!until_written, "a slot is free for each claimed job of a limit group");
-                    shared.waiting.fetch_add(1, Ordering::Relaxed);
+                    shared.running.queue();
                     let slots = slots.clone();
                     tasks.spawn(async move {
                         let Ok(permit) = slots.acquire_owned().await else {
                             return;
                         };
-                        shared.waiting.fetch_sub(1, Ordering::Relaxed);
+                        shared.running.dequeue();
                         run(shared, held, permit, until_written).await;
                     });
                 }
@@ -320,9 +322,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// How many jobs are worth one claim statement while a backlog waits: a quarter of
-/// the slots and the local queue (at most 64). Claiming a job or two per statement, as slots
-/// free one at a time, costs a round trip and a commit per job.
+/// How many jobs are worth one claim statement while a backlog waits: half of the
+/// slots and the local queue (at most 128). Claiming a job or two per statement, as
+/// slots free one at a time, costs a round trip and a commit per job.
 fn claim_batch(concurrency: usize) -> usize {
     (concurrency / 2).clamp(1, 128)
 }

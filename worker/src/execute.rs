@@ -3,7 +3,6 @@
 //! then the outcome mapped to the job's next state by the action's retry policy.
 
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +41,6 @@ pub(crate) struct JobContext {
     pub(crate) slot_freed: Arc<Notify>,
     /// How long jobs and claims take here: how deep the local queue is.
     pub(crate) pace: Pace,
-    /// Claimed jobs waiting for a slot (the local queue).
-    pub(crate) waiting: AtomicUsize,
 }
 
 /// Runs one claimed job (held in `running` since its claim, `abort` its handle) to

@@ -4,6 +4,7 @@
 //! workers never run one job at the same time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -71,10 +72,13 @@ struct Entry {
     on_removed: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// The jobs this worker is running now.
+/// The jobs this worker holds: running, awaiting their result's write, or waiting
+/// in the local queue for a slot (counted apart).
 #[derive(Clone, Default)]
 pub struct Running {
     inner: Arc<Mutex<HashMap<JobId, Entry>>>,
+    /// How many of them wait in the local queue for a slot.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Running {
@@ -86,18 +90,43 @@ impl Running {
             id,
             Entry { attempt, action: action.to_owned(), valid_until, abort: abort.clone(), on_removed: Vec::new() },
         );
-        metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
+        self.publish(map.len());
         abort
     }
 
     pub fn remove(&self, id: JobId) {
         let mut map = self.lock();
         let entry = map.remove(&id);
-        metrics::gauge!("docket_worker_running_jobs").set(map.len() as f64);
+        self.publish(map.len());
         drop(map);
         for tell in entry.map(|e| e.on_removed).unwrap_or_default() {
             let _ = tell.send(());
         }
+    }
+
+    /// A held job waits in the local queue for a slot.
+    pub fn queue(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.publish(self.lock().len());
+    }
+
+    /// A job of the local queue got its slot.
+    pub fn dequeue(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.publish(self.lock().len());
+    }
+
+    /// How many held jobs wait in the local queue.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Running jobs (and those awaiting their result's write) apart from the local
+    /// queue, so that running / concurrency stays a utilisation.
+    fn publish(&self, held: usize) {
+        let queued = self.queued.load(Ordering::Relaxed);
+        metrics::gauge!("docket_worker_running_jobs").set(held.saturating_sub(queued) as f64);
+        metrics::gauge!("docket_worker_queued_jobs").set(queued as f64);
     }
 
     /// Resolves once the job has left the table (at once if it is not in it).

@@ -146,7 +146,6 @@ impl Worker {
             finished: finished_tx,
             slot_freed: Arc::new(Notify::new()),
             pace: Default::default(),
-            waiting: Default::default(),
         });
         let limited: Vec<&String> = self.limit_groups.iter().flat_map(|g| &g.actions).collect();
         let claims = ClaimLoop {
@@ -296,6 +295,7 @@ fn publish_zero_metrics(actions: &[String], concurrency: usize) {
     docket::metrics::handle();
     docket::metrics::publish_build_info();
     metrics::gauge!("docket_worker_running_jobs").set(0.0);
+    metrics::gauge!("docket_worker_queued_jobs").set(0.0);
     metrics::gauge!("docket_worker_concurrency").set(concurrency as f64);
     metrics::counter!("docket_jobs_rescued_total").absolute(0);
     for action in actions {
