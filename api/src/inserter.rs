@@ -87,13 +87,20 @@ pub struct Inserter {
     queue: mpsc::Sender<Pending>,
 }
 
-/// Writer tasks: two, so that one gathers while the other writes. Each batch costs a
+/// How many writer tasks: two, so that one gathers while the other writes. Each batch costs a
 /// commit (a WAL flush), and more writers split the same requests into smaller
 /// batches: with one per pooled connection (8) and 32 clients, a batch held 2.8 jobs
 /// and the intake ran at 0.71x pgbench's single-row inserts; with two, 1.13x
 /// (`docket-bench --only enqueue`, 2026-12-04). A batch grows with the database's
-/// latency, so two keep up until batches reach `DOCKET_API_INSERT_BATCH`.
-pub const WRITERS: usize = 2;
+/// latency, so two keep up until batches reach `DOCKET_API_INSERT_BATCH`. Without
+/// grouping (`DOCKET_API_INSERT_BATCH=1`) each write is one job, and every pooled
+/// connection gets a writer, as before grouping existed.
+pub fn writers(insert_batch: u32, db_connections: u32) -> usize {
+    match insert_batch {
+        1 => db_connections as usize,
+        _ => 2.min(db_connections as usize),
+    }
+}
 
 impl Inserter {
     /// Starts `writers` writer tasks (one database connection each while writing).

@@ -80,7 +80,7 @@ impl Application {
         let inserter = Inserter::spawn(
             db.clone(),
             notifier.clone(),
-            crate::inserter::WRITERS.min(config.db_connections as usize),
+            crate::inserter::writers(config.insert_batch, config.db_connections),
             config.insert_batch,
             config.commit_wait,
         );

@@ -434,6 +434,11 @@ async fn a_group_with_only_a_concurrency_limit_is_claimed_ahead_one_with_a_rate_
     // its token allows: a rated group claims for free slots only.
     let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\nrate = \"100000/1s\"\nburst = 1000\n"), None).await;
     assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
+    // Nor does a worker that also serves such a group claim its plain actions ahead:
+    // queued jobs would take every slot that frees, and the group would wait.
+    let rated = "[[action]]\nname = \"paced\"\nkind = \"noop\"\nrate = \"100000/1s\"\n";
+    let sizes = run_noops(&format!("{TICK}{rated}"), None).await;
+    assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
 }
 
 #[tokio::test]
@@ -507,4 +512,51 @@ async fn a_job_cancelled_while_waiting_in_the_local_queue_never_reaches_the_targ
     assert_eq!(cancelled.state, JobState::Cancelled);
     assert_eq!(job(&db, blocking).await.state, JobState::Succeeded);
     assert_eq!(target.count(), 2, "the cancelled job was sent to the target");
+}
+
+#[tokio::test]
+async fn a_job_waiting_in_the_local_queue_does_not_call_a_target_that_asked_to_wait() {
+    let db = TestDb::new().await;
+    // 1: at once (the worker times a job and a claim); 2: held until the gate opens,
+    // then 429 with Retry-After: 3; later calls succeed.
+    let target = Target::start(|n| match n {
+        2 => Reply::status(429).retry_after("3").gated(),
+        _ => Reply::status(200),
+    })
+    .await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let _worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-held", &[("DOCKET_WORKER_CONCURRENCY", "1".into())]).await;
+    let client = reqwest::Client::new();
+    let first = api.enqueue(&client, "archive", "doc-first").await;
+    wait_until("the first job to succeed", DEADLINE, || async {
+        (job(&db, first).await.state == JobState::Succeeded).then_some(())
+    })
+    .await;
+    let pushed_back = api.enqueue(&client, "archive", "doc-pushed-back").await;
+    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
+    let queued = api.enqueue(&client, "archive", "doc-queued").await;
+    wait_until("the third job to be claimed ahead", DEADLINE, || async {
+        (job(&db, queued).await.state == JobState::Running).then_some(())
+    })
+    .await;
+
+    target.open_gate();
+    // The queued job gets the slot while the action waits: it ends throttled (no
+    // attempt spent) without calling the target.
+    let held = wait_until("the queued job's first attempt to end", DEADLINE, || async {
+        attempts::list(&db.pool, queued).await.unwrap().into_iter().next().filter(|a| a.outcome.is_some())
+    })
+    .await;
+    assert_eq!(held.outcome, Some(AttemptOutcome::Throttled), "{:?}", held.error);
+    assert_eq!(target.count(), 2, "the target was called while it had asked to wait");
+    // Both run once the wait is over.
+    for id in [pushed_back, queued] {
+        let done = wait_until("the held-back jobs to succeed", DEADLINE, || async {
+            Some(job(&db, id).await).filter(|j| j.state.is_final())
+        })
+        .await;
+        assert_eq!(done.state, JobState::Succeeded);
+    }
 }

@@ -83,7 +83,7 @@ pub(crate) struct ClaimLoop {
 
 impl ClaimLoop {
     /// Claims and starts jobs until `shutdown`; the running jobs' tasks are in `tasks`.
-    pub async fn run(self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    pub async fn run(mut self, tasks: &TaskTracker, shutdown: &CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut groups: Vec<Group> = self
             .groups
@@ -97,6 +97,13 @@ impl ClaimLoop {
                 takes_ahead: g.rate.is_none() && !g.actions.iter().any(|a| self.flow.has_circuit(a)),
             })
             .collect();
+        // Jobs waiting for a slot would take every slot that frees (the semaphore
+        // serves its waiters first), and a group with a rate or a circuit claims only
+        // for free slots: a worker that serves such a group takes nothing ahead.
+        if groups.iter().any(|g| !g.takes_ahead) && self.prefetch > 0 {
+            tracing::info!("serving a limit group with a rate or a circuit: no jobs claimed ahead of free slots");
+            self.prefetch = 0;
+        }
         let mut backlog = false;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
@@ -157,7 +164,10 @@ impl ClaimLoop {
         for group in groups.iter_mut().filter(|g| g.due(now)) {
             let free = if group.takes_ahead { self.demand(slots) } else { slots.available_permits() };
             if free == 0 {
-                // Ask again when a slot frees; the others may still take jobs ahead.
+                // Ask again when a slot frees (not at a token time already passed,
+                // which would wake the loop at once, again and again).
+                group.ready = true;
+                group.not_before = None;
                 more = true;
                 continue;
             }
@@ -251,17 +261,24 @@ impl ClaimLoop {
             let held = Claimed { job, abort };
             match slots.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    tasks.spawn(run(shared, held, permit, until_written));
+                    tasks.spawn(run(shared, held, Some(permit), until_written));
                 }
                 Err(_) => {
-                    assert!(!until_written, "a slot is free for each claimed job of a limit group");
                     shared.running.queue();
                     let slots = slots.clone();
                     tasks.spawn(async move {
-                        let Ok(permit) = slots.acquire_owned().await else {
-                            return;
+                        // A job stopped while it waits (cancel, lost lease, end of the
+                        // grace) ends without waiting for a slot: it will not run.
+                        let permit = tokio::select! {
+                            biased;
+                            _ = held.abort.aborted() => None,
+                            permit = slots.acquire_owned() => permit.ok(),
                         };
                         shared.running.dequeue();
+                        if permit.is_none() && held.abort.reason().is_none() {
+                            // The semaphore closed (it never does): give the job back.
+                            held.abort.abort(crate::lease::AbortReason::Shutdown);
+                        }
                         run(shared, held, permit, until_written).await;
                     });
                 }
@@ -276,8 +293,9 @@ struct Claimed {
     abort: Abort,
 }
 
-/// Runs one job in the slot `permit` holds, and frees the slot.
-async fn run(shared: Arc<JobContext>, held: Claimed, permit: OwnedSemaphorePermit, until_written: bool) {
+/// Runs one job in the slot `permit` holds, and frees the slot. Without a slot the
+/// job was stopped before it started: it ends without running.
+async fn run(shared: Arc<JobContext>, held: Claimed, permit: Option<OwnedSemaphorePermit>, until_written: bool) {
     let Claimed { job, abort } = held;
     // From here on the job carries its attempt's own span (a child of the stored
     // one, or a new trace), which the call to the target continues.
@@ -288,6 +306,9 @@ async fn run(shared: Arc<JobContext>, held: Claimed, permit: OwnedSemaphorePermi
                                    trace_id = %trace.trace_id_hex());
     let id = job.id;
     execute::execute(&shared, job, abort, exported).instrument(span).await;
+    let Some(permit) = permit else {
+        return;
+    };
     if until_written {
         shared.running.removed(id).await;
     }

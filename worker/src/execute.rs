@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use docket::catalog::flow::MAX_SNOOZES;
 use docket::catalog::Action;
-use docket::db::flow::Verdict;
+use docket::db::flow::{FlowRules, Verdict};
 use docket::db::jobs::{ClaimedJob, Completion, NextState};
 use docket::db::Db;
 use docket::domain::AttemptOutcome;
@@ -20,6 +20,7 @@ use docket::template::{EventContext, ParentContext};
 
 use crate::actions::{ActionOutcome, Lineage, Registry};
 use crate::completer::Finished;
+use crate::hold::HeldBack;
 use crate::lease::{Abort, AbortReason, Running};
 use crate::pace::Pace;
 
@@ -41,6 +42,10 @@ pub(crate) struct JobContext {
     pub(crate) slot_freed: Arc<Notify>,
     /// How long jobs and claims take here: how deep the local queue is.
     pub(crate) pace: Pace,
+    /// Which actions are in which limit group (a group waits as one).
+    pub(crate) flow: Arc<FlowRules>,
+    /// Back-pressure heard by this worker, for jobs claimed before it.
+    pub(crate) held_back: HeldBack,
 }
 
 /// Runs one claimed job (held in `running` since its claim, `abort` its handle) to
@@ -57,19 +62,29 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, abort: Abort, mut exp
         return;
     };
     let started = Instant::now();
+    let waits_as = shared.flow.group(&job.action).unwrap_or(&job.action).to_owned();
     // A job stopped while it waited for a slot (an operator's cancel, a lost lease,
-    // the end of the grace) does not start at all.
-    let ended = match abort.reason() {
-        Some(reason) => Ended::Aborted(reason),
-        None => {
+    // the end of the grace) does not start at all, nor one whose target asked its
+    // action to wait meanwhile.
+    let ended = match (abort.reason(), shared.held_back.until(&waits_as)) {
+        (Some(reason), _) => Ended::Aborted(reason),
+        (None, Some(until)) => Ended::Outcome(ActionOutcome::Throttled {
+            error: "not called: the target asked this action to wait while the job waited for a slot".into(),
+            retry_after: Some(until - started),
+        }),
+        (None, None) => {
             let run = run_with_lineage(shared.db.clone(), shared.registry.clone(), job.clone());
-            run_guarded(run, action.timeout, &abort).await
+            let ended = run_guarded(run, action.timeout, &abort).await;
+            shared.pace.ran(started.elapsed());
+            ended
         }
     };
-    shared.pace.ran(started.elapsed());
     // The job stays in `running` (its lease renewed) until the completer has written
     // the result: a slow database must not let the lease of a finished job run out.
     let finished = finished(&job, &action, ended);
+    if let Some(Finished::Completed { verdict: Some(Verdict::Throttled(wait)), .. }) = &finished {
+        shared.held_back.hold(&waits_as, Instant::now() + *wait);
+    }
     describe(&mut exported, finished.as_ref());
     let Some(finished) = finished else {
         shared.running.remove(job.id);

@@ -11,6 +11,7 @@ pub mod config;
 mod due;
 mod execute;
 mod health;
+mod hold;
 mod lease;
 mod listener;
 mod pace;

@@ -146,6 +146,8 @@ impl Worker {
             finished: finished_tx,
             slot_freed: Arc::new(Notify::new()),
             pace: Default::default(),
+            flow: self.flow.clone(),
+            held_back: Default::default(),
         });
         let limited: Vec<&String> = self.limit_groups.iter().flat_map(|g| &g.actions).collect();
         let claims = ClaimLoop {

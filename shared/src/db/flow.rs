@@ -187,6 +187,11 @@ impl FlowRules {
         rules
     }
 
+    /// The action's limit group, if it has one.
+    pub fn group(&self, action: &str) -> Option<&str> {
+        self.group_of.get(action).map(String::as_str)
+    }
+
     /// Whether the action has a circuit breaker.
     pub fn has_circuit(&self, action: &str) -> bool {
         self.circuit_actions.iter().any(|a| a == action)
