@@ -62,11 +62,11 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, abort: Abort, mut exp
         return;
     };
     let started = Instant::now();
-    let waits_as = shared.flow.group(&job.action).unwrap_or(&job.action).to_owned();
+    let waits_as = shared.flow.group(&job.action).unwrap_or(&job.action);
     // A job stopped while it waited for a slot (an operator's cancel, a lost lease,
     // the end of the grace) does not start at all, nor one whose target asked its
     // action to wait meanwhile.
-    let ended = match (abort.reason(), shared.held_back.until(&waits_as)) {
+    let ended = match (abort.reason(), shared.held_back.until(waits_as)) {
         (Some(reason), _) => Ended::Aborted(reason),
         (None, Some(until)) => Ended::Outcome(ActionOutcome::Throttled {
             error: "not called: the target asked this action to wait while the job waited for a slot".into(),
@@ -83,7 +83,7 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, abort: Abort, mut exp
     // the result: a slow database must not let the lease of a finished job run out.
     let finished = finished(&job, &action, ended);
     if let Some(Finished::Completed { verdict: Some(Verdict::Throttled(wait)), .. }) = &finished {
-        shared.held_back.hold(&waits_as, Instant::now() + *wait);
+        shared.held_back.hold(waits_as, Instant::now() + *wait);
     }
     describe(&mut exported, finished.as_ref());
     let Some(finished) = finished else {
