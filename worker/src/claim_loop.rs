@@ -173,13 +173,9 @@ impl ClaimLoop {
             }
             let claimed_at = Instant::now();
             let (name, lease, worker_id) = (group.name.as_str(), self.lease, self.worker_id.as_str());
+            let pace = &self.shared.pace;
             let claim = db::retry_transient(|| {
-                self.db.run(async |c| {
-                    let sent = Instant::now();
-                    let claim = flow::claim_group(c, worker_id, name, free as i32, lease).await?;
-                    self.shared.pace.claimed(sent.elapsed());
-                    Ok(claim)
-                })
+                self.db.run(async |c| pace.time_claim(flow::claim_group(c, worker_id, name, free as i32, lease)).await)
             })
             .await?;
             let got = claim.jobs.len();
@@ -205,13 +201,9 @@ impl ClaimLoop {
         let claimed_at = Instant::now();
         // The statement's round trip, not the wait for a connection (the first claim
         // also opens one).
+        let (pace, worker_id, plain, lease) = (&self.shared.pace, self.worker_id.as_str(), &self.plain, self.lease);
         let claimed = db::retry_transient(|| {
-            self.db.run(async |c| {
-                let sent = Instant::now();
-                let claimed = jobs::claim(c, &self.worker_id, &self.plain, want as i64, self.lease).await?;
-                self.shared.pace.claimed(sent.elapsed());
-                Ok(claimed)
-            })
+            self.db.run(async |c| pace.time_claim(jobs::claim(c, worker_id, plain, want as i64, lease)).await)
         })
         .await?;
         more |= claimed.len() == want;
@@ -223,14 +215,18 @@ impl ClaimLoop {
     /// queue the jobs the slots will finish during the claim ([`crate::pace`]), less
     /// those already waiting in it.
     fn demand(&self, slots: &Semaphore) -> usize {
-        let ahead = self.shared.pace.ahead(self.concurrency, self.prefetch);
-        slots.available_permits() + ahead.saturating_sub(self.shared.running.queued())
+        slots.available_permits() + self.ahead().saturating_sub(self.shared.running.queued())
+    }
+
+    /// How many jobs the local queue may hold now ([`crate::pace`]).
+    fn ahead(&self) -> usize {
+        self.shared.pace.ahead(self.concurrency, self.prefetch)
     }
 
     /// While a backlog waits: lets slots free (and the local queue empty) until a
     /// claim is worth a statement, or [`GATHER_WAIT`] has passed.
     async fn gather(&self, slots: &Semaphore) {
-        let batch = claim_batch(self.concurrency + self.shared.pace.ahead(self.concurrency, self.prefetch));
+        let batch = claim_batch(self.concurrency + self.ahead());
         let until = Instant::now() + GATHER_WAIT;
         while self.demand(slots) < batch {
             if tokio::time::timeout_at(until, self.shared.slot_freed.notified()).await.is_err() {

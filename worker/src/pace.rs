@@ -9,8 +9,11 @@
 //! `docket-bench limit` runs; slow ones (an HTTP call of a second) get a job or two
 //! ahead, so no job waits here for long while another worker could have run it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Weight of a new sample in the running averages.
 const WEIGHT: f64 = 0.2;
@@ -44,6 +47,14 @@ impl Pace {
     /// A job ran for `took` (from the start of its action to its end).
     pub fn ran(&self, took: Duration) {
         self.run.add(took);
+    }
+
+    /// Runs a claim statement, timing its round trip when it succeeds.
+    pub async fn time_claim<T, E>(&self, claim: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let sent = Instant::now();
+        let claimed = claim.await?;
+        self.claimed(sent.elapsed());
+        Ok(claimed)
     }
 
     /// A claim came back `took` after it was sent.
