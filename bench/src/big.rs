@@ -3,7 +3,7 @@
 //! of another (`print`), an audit trail; then the statements and pages whose cost must
 //! not grow with the table: the claim of a worker that serves only `print`, a
 //! `/metrics` scrape, ops list pages, the audit of one job, a bulk retry of every
-//! failed `archive` job, and pruning.
+//! failed `archive` job, retention cycles (`retention.rs`), and pruning.
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,12 @@ pub struct Big {
     pub retry_seconds: f64,
     pub pruned: u64,
     pub prune_rows_per_second: f64,
+    /// Sizes before and after each retention cycle.
+    pub history: Vec<crate::retention::Cycle>,
 }
+
+/// Retention cycles run after the views are timed.
+const RETENTION_CYCLES: u64 = 4;
 
 /// Every finished job is 1–30 days old, one in 30 failed; the due jobs are up to two
 /// hours (archive) and thirty minutes (print) late. Ids are UUIDv7 of their creation
@@ -83,6 +88,7 @@ const FILL: &[(Option<SizeOf>, &str)] = &[
 pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow::Result<Big> {
     let db = setup.database().await?;
     let started = Instant::now();
+    crate::retention::prepare(&db.pool, size.finished).await?;
     {
         let mut conn = db.pool.acquire().await?;
         for (size_of, statement) in FILL {
@@ -162,6 +168,8 @@ pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow
     ensure!(retried > 0, "bulk retry answered {reply}");
     drop(api);
 
+    let history = crate::retention::cycles(&db.pool, size.finished, RETENTION_CYCLES).await?;
+
     // Pruning as the worker does it: batches of 1,000 succeeded jobs older than 15 days.
     let t = Instant::now();
     let mut pruned = 0;
@@ -184,6 +192,7 @@ pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow
         retry_seconds,
         pruned,
         prune_rows_per_second: pruned as f64 / prune_seconds.max(1e-9),
+        history,
     })
 }
 

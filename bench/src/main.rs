@@ -5,6 +5,7 @@ mod big;
 mod events;
 mod probe;
 mod procfs;
+mod retention;
 mod scenarios;
 mod stats;
 mod wrk;
@@ -349,6 +350,24 @@ async fn main() -> anyhow::Result<()> {
             report.add("big: bulk retry", "jobs/s", b.retried as f64 / b.retry_seconds);
             report.add("big: pruned (succeeded, older than 15 days)", "rows", b.pruned as f64);
             report.add("big: pruning", "rows/s", b.prune_rows_per_second);
+            for (k, c) in b.history.iter().enumerate() {
+                report.add(format!("big: retention cycle {k}: jobs size"), "MB", c.jobs_mb);
+                report.add(format!("big: retention cycle {k}: job_attempts size"), "MB", c.attempts_mb);
+                report.add(format!("big: retention cycle {k}: workfront_events size"), "MB", c.events_mb);
+                if k > 0 {
+                    report.add(
+                        format!("big: retention cycle {k}: jobs pruned"),
+                        "rows/s",
+                        c.pruned as f64 / c.prune_seconds.max(1e-9),
+                    );
+                    report.add(
+                        format!("big: retention cycle {k}: day partitions dropped"),
+                        "partitions",
+                        c.dropped as f64,
+                    );
+                    report.add(format!("big: retention cycle {k}: dropping them"), "s", c.drop_seconds);
+                }
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

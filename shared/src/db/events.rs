@@ -190,12 +190,13 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
     }
 }
 
-/// Deletes up to `batch` deliveries received more than `age` ago. Their jobs stay
-/// (and show the event as pruned).
+/// Deletes up to `batch` deliveries of the default partition received more than `age`
+/// ago (events whose time no day partition covers; the day partitions are dropped
+/// whole, [`super::partitions`]). Their jobs stay (and show the event as pruned).
 pub async fn prune(executor: impl PgExecutor<'_>, age: Duration, batch: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
-        r#"delete from workfront_events where id in (
-               select id from workfront_events
+        r#"delete from workfront_events_default where id in (
+               select id from workfront_events_default
                where received_at < now() - make_interval(secs => $1)
                order by received_at
                limit $2

@@ -11,6 +11,7 @@ pub mod flow;
 mod handle;
 pub mod jobs;
 pub mod ops;
+pub mod partitions;
 pub mod reach;
 pub mod samples;
 pub mod sessions;

@@ -389,7 +389,8 @@ pub async fn throughput_last_hour(executor: impl PgExecutor<'_>) -> Result<Vec<M
 }
 
 /// Deletes up to `batch` jobs in `states` that finished more than `age` ago (their
-/// attempts go with them). Only one process prunes at a time: the others get 0 at
+/// attempts go with their day's partition, [`super::partitions`]). Only one process
+/// prunes at a time: the others get 0 at
 /// once (a transaction-level advisory lock, safe behind a pooler).
 pub async fn jobs_prune(
     executor: impl PgExecutor<'_>,
