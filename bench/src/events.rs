@@ -26,14 +26,15 @@ pub const CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\n\n\
 /// `Authorization: Bearer …`, as a subscription's `authToken`.
 const TOKEN: &str = "docket-bench-events-7c41e0d9b2a85f36";
 
-/// A `DOCU` `UPDATE` from `CUR` to `APR` as Workfront's v2 message. `n` makes the
-/// object id, so every delivery has its own identity (no redelivery).
+/// A `DOCU` `UPDATE` from `CUR` to `APR` as Workfront's v2 message, happening now
+/// (so it is stored in today's partition). `n` makes the object id, so every delivery
+/// has its own identity (no redelivery).
 fn message(n: usize) -> String {
     let id = format!("doc-{n}");
     serde_json::json!({
         "eventType": "UPDATE",
         "subscriptionId": "8a0d839d5ef32c9a015ef33064b00001",
-        "eventTime": {"epochSecond": 1_780_000_000, "nano": 941_000_000},
+        "eventTime": {"epochSecond": chrono::Utc::now().timestamp(), "nano": 941_000_000},
         "eventVersion": "v2",
         "newState": {"ID": id, "objCode": "DOCU", "status": "APR", "name": "a.pdf",
                      "currentVersionID": "v2", "lastUpdatedByID": "user-7"},

@@ -85,13 +85,14 @@ pub async fn cycles(pool: &PgPool, finished: u64, cycles: u64) -> anyhow::Result
             "insert into workfront_events (id, subscription_id, event_second, event_nano, event_type, obj_code,
                                            obj_id, new_state, old_state, triggers, job_ids)
              select docket_uuid_v7(), 'sub-1', extract(epoch from now())::bigint, i, 'UPDATE', 'DOCU',
-                    'cycle-doc-' || i,
-                    jsonb_build_object('ID', 'cycle-doc-' || i, 'name', 'contract-' || i || '.pdf',
+                    'cycle-' || $2 || '-doc-' || i,
+                    jsonb_build_object('ID', 'cycle-' || $2 || '-doc-' || i, 'name', 'contract-' || i || '.pdf',
                                        'currentVersionID', 'v1', 'description', repeat('x', 200)),
-                    jsonb_build_object('ID', 'cycle-doc-' || i), array['became-approved'], '{}'
+                    jsonb_build_object('ID', 'cycle-' || $2 || '-doc-' || i), array['became-approved'], '{}'
              from generate_series(1, $1) i",
         )
         .bind((per_day as u64 / JOBS_PER_EVENT).max(1) as i64)
+        .bind(k as i64)
         .execute(pool)
         .await?;
 
