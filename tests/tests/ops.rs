@@ -3,6 +3,7 @@
 //! the audit trail, metrics and the OpenAPI document.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use docket::db::jobs::{self, NewJob};
 use docket::domain::{DocumentId, DocumentVersionId, JobId, JobState, Username};
@@ -272,6 +273,58 @@ async fn bulk_retry_goes_in_bounded_batches_each_recorded() {
         .collect();
     assert_eq!(sizes.iter().sum::<usize>(), 25_000, "{sizes:?}");
     assert!(sizes.len() == 3 && sizes.iter().all(|&n| n <= 10_000), "{sizes:?}");
+}
+
+/// A bulk retry longer than the request timeout stops between batches and says so,
+/// instead of being cut off with a 503 after some batches committed: every answer
+/// counts exactly the jobs it queued again, and asking again retries the rest.
+#[tokio::test]
+async fn a_bulk_retry_longer_than_the_request_timeout_answers_what_it_did() {
+    let db = TestDb::new().await;
+    let dir = catalog(CATALOG);
+    let base = docket_tests::inprocess::start_api_with(&db.url, &catalog_path(&dir), |c| {
+        c.request_timeout = Duration::from_secs(2)
+    })
+    .await;
+    sqlx::query(
+        "insert into jobs (id, action, document_id, document_version_id, state, attempts, max_attempts, finished_at,
+                           last_error)
+         select docket_uuid_v7(), 'archive', 'bulk-' || i, 'v1', 'failed', 3, 3, now(), 'HTTP 500'
+         from generate_series(1, 200000) i",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut answers = 0;
+    loop {
+        let response = client
+            .post(format!("{base}/ops/actions/archive/retry-failed"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "{body}");
+        answers += 1;
+        let retried = body["retried"].as_i64().unwrap();
+        let queued: i64 =
+            sqlx::query_scalar("select count(*) from jobs where state = 'queued'").fetch_one(&db.pool).await.unwrap();
+        sqlx::query("update jobs set state = 'succeeded', finished_at = now() where state = 'queued'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(retried, queued, "the answer counts what was queued again: {body}");
+        if body["complete"] == true {
+            break;
+        }
+        assert!(retried > 0, "an incomplete answer made progress: {body}");
+    }
+    let failed: i64 =
+        sqlx::query_scalar("select count(*) from jobs where state = 'failed'").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(failed, 0, "after {answers} answers");
+    assert!(answers > 1, "200,000 jobs in one answer: the stop between batches was never reached");
 }
 
 #[tokio::test]

@@ -167,6 +167,9 @@ pub struct RetriedFailed {
     action: String,
     /// How many jobs were queued again.
     retried: usize,
+    /// False when the retry stopped between batches to answer within the request
+    /// timeout: failed jobs may remain, and the same call retries them.
+    complete: bool,
 }
 
 /// Retry every failed job of one action.
@@ -182,8 +185,8 @@ async fn retry_failed(
     State(state): State<AppState>,
     Path(action): Path<String>,
 ) -> Result<Json<RetriedFailed>, OpsError> {
-    let retried = jobs::retry_failed_jobs(&state, &actor.0, &action).await?;
-    Ok(Json(RetriedFailed { action, retried }))
+    let done = jobs::retry_failed_jobs(&state, &actor.0, &action).await?;
+    Ok(Json(RetriedFailed { action, retried: done.retried, complete: done.complete }))
 }
 
 /// Counts, lag, throughput, live workers, every action's flow control.

@@ -124,11 +124,15 @@ async fn retry_failed(
         return after_change(&s, &headers, Err(OpsError::UnknownAction(name.chars().take(64).collect())), "/ops/");
     }
     match jobs::retry_failed_jobs(&state, &s.actor.0, &name).await {
-        Ok(n) => page(
-            &format!("Action {name}"),
-            Some(&s),
-            views::jobs::done(&format!("Retried {n} failed job{} of {name}.", if n == 1 { "" } else { "s" })),
-        ),
+        Ok(done) => {
+            let n = done.retried;
+            let more = if done.complete { "" } else { " More remain: retry again to continue." };
+            page(
+                &format!("Action {name}"),
+                Some(&s),
+                views::jobs::done(&format!("Retried {n} failed job{} of {name}.{more}", if n == 1 { "" } else { "s" })),
+            )
+        }
         Err(e) => error_page(&s, &headers, e),
     }
 }

@@ -151,14 +151,27 @@ pub async fn cancel_job(state: &AppState, actor: &str, id: JobId) -> Result<Canc
 /// Failed jobs retried per transaction (each with its audit row) by a bulk retry.
 pub const RETRY_BATCH: i64 = 10_000;
 
+/// What a bulk retry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkRetried {
+    /// Jobs queued again (and recorded) by this call.
+    pub retried: usize,
+    /// False: the call stopped between batches to answer within the request timeout,
+    /// and failed jobs may remain; calling again retries them.
+    pub complete: bool,
+}
+
 /// Retries every failed job of `action` in batches of [`RETRY_BATCH`], each batch one
 /// transaction under the operators' statement timeout with its own audit row, so a
 /// bulk retry of 100,000 jobs holds no long lock and a failure midway keeps what was
-/// done (and recorded). Returns how many jobs were queued again.
-pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> Result<usize, OpsError> {
+/// done (and recorded). Starts no batch after half the request timeout: the answer
+/// then says how many it retried and that more remain, instead of a 503 cut short
+/// after batches had committed.
+pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> Result<BulkRetried, OpsError> {
+    let stop_at = tokio::time::Instant::now() + state.request_timeout / 2;
     let budget = [(action.to_owned(), retry_budget(state, action))];
     let mut retried = 0;
-    loop {
+    let complete = loop {
         let mut tx = state.db.begin().await?;
         ops::statement_timeout(&mut tx, QUERY_TIMEOUT).await?;
         let batch = ops::lock_failed_batch(&mut *tx, action, RETRY_BATCH).await?;
@@ -171,11 +184,14 @@ pub async fn retry_failed_jobs(state: &AppState, actor: &str, action: &str) -> R
         tx.commit().await?;
         retried += ids.len();
         if (batch.len() as i64) < RETRY_BATCH {
-            break;
+            break true;
         }
-    }
-    tracing::info!(job.action = %action, actor, retried, "operator retried failed jobs");
-    Ok(retried)
+        if tokio::time::Instant::now() >= stop_at {
+            break false;
+        }
+    };
+    tracing::info!(job.action = %action, actor, retried, complete, "operator retried failed jobs");
+    Ok(BulkRetried { retried, complete })
 }
 
 /// What a bulk action of the dashboard does to the jobs it takes.
