@@ -63,8 +63,8 @@ pub struct Config {
     #[command(flatten)]
     pub db: docket::db::DbFlags,
 
-    /// Most jobs stored by one INSERT when requests arrive together (group commit);
-    /// 1 stores each request on its own.
+    /// Most jobs stored by one INSERT when requests arrive together, and most event
+    /// deliveries recorded by one statement (group commit); 1 stores each on its own.
     #[arg(long, env = "DOCKET_API_INSERT_BATCH", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub insert_batch: u32,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod event_tokens;
+pub mod event_writer;
 pub mod inserter;
 pub mod notifier;
 pub mod ops;

@@ -84,6 +84,7 @@ impl Application {
             config.insert_batch,
             config.commit_wait,
         );
+        let event_writer = crate::event_writer::EventWriter::spawn(db.clone(), notifier.clone(), config.insert_batch);
         let rate_limit = config.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
         let state = AppState {
             db,
@@ -91,6 +92,7 @@ impl Application {
             keys,
             event_tokens,
             inserter,
+            event_writer,
             notifier,
             admin,
             rate_limit,

@@ -24,7 +24,9 @@ pub struct AppState {
     /// `DOCKET_EVENT_TOKENS`; `None`: the event intake is off.
     pub event_tokens: Option<crate::event_tokens::EventTokens>,
     pub inserter: Inserter,
-    /// Wakes workers after the event intake stored jobs (the inserter has its own handle).
+    /// Records event deliveries in batches (`POST /workfront/events`).
+    pub event_writer: crate::event_writer::EventWriter,
+    /// Wakes workers (the inserter and the event writer have their own handles).
     pub notifier: crate::notifier::Notifier,
     pub admin: AdminTokens,
     pub rate_limit: Option<std::sync::Arc<crate::rate_limit::RateLimiter>>,

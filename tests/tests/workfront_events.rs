@@ -286,6 +286,71 @@ async fn a_redelivery_gets_the_first_answer_and_fifty_at_once_make_one_set_of_jo
     );
 }
 
+/// Deliveries that arrive together are recorded by one statement; one the database
+/// refuses fails alone (a trigger on the table stands for a refusal), and the others
+/// of its batch are stored with their jobs.
+#[tokio::test]
+async fn deliveries_recorded_together_fail_alone() {
+    let db = TestDb::new().await;
+    sqlx::raw_sql(
+        "create function pg_temp_refuse() returns trigger language plpgsql as $$
+         begin
+             if new.obj_id = 'refused' then raise exception 'refused by a test trigger'; end if;
+             return new;
+         end $$;
+         create trigger refuse before insert on workfront_events for each row execute function pg_temp_refuse();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let dir = catalog(NOOPS);
+    let api = start(&db.url, &dir, &[]).await;
+    let send = sender(&api);
+    // Both writers wait on a lock with a delivery each, while the rest queue up: the
+    // next batch holds all of them, the refused one among them.
+    let mut lock = db.pool.begin().await.unwrap();
+    sqlx::query("lock table workfront_events in share row exclusive mode").execute(&mut *lock).await.unwrap();
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_locks where relation = 'workfront_events'::regclass and not granted",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let mut blocked = Vec::new();
+    for n in 0..2 {
+        let message = Event::document_update(&format!("b{n}"), "a.pdf", "CUR", "APR", 1).message(Encoding::Object);
+        let send = send.clone();
+        blocked.push(tokio::spawn(async move { send.post(&message).await }));
+        wait_until("a writer to wait on the lock", DEADLINE, || async { (waiting().await == n + 1).then_some(()) })
+            .await;
+    }
+    let names: Vec<String> = (0..9).map(|n| format!("q{n}")).chain(["refused".to_owned()]).collect();
+    let queued: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (send, message) =
+                (send.clone(), Event::document_update(name, "a.pdf", "CUR", "APR", 1).message(Encoding::Object));
+            tokio::spawn(async move { send.post(&message).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.commit().await.unwrap();
+    for answer in blocked {
+        assert_eq!(job_ids(ok(&answer.await.unwrap())).len(), 1);
+    }
+    for (name, answer) in names.iter().zip(queued) {
+        let answer = answer.await.unwrap();
+        if name == "refused" {
+            assert!(matches!(&answer, Answer::Status(503, _)), "{answer:?}");
+        } else {
+            assert_eq!(job_ids(ok(&answer)).len(), 1, "{name}");
+        }
+    }
+    assert_eq!((count(&db, "workfront_events").await, count(&db, "jobs").await), (11, 11));
+}
+
 #[tokio::test]
 async fn bad_deliveries_get_a_clear_error_and_store_nothing() {
     let db = TestDb::new().await;

@@ -1,6 +1,7 @@
 //! `POST /workfront/events`: Workfront's event-subscription deliveries. Checks the
 //! token and the message, then records the delivery and starts one job per action of
-//! every trigger it matches, in one statement; answers only after the commit, well
+//! every trigger it matches, in one statement with the deliveries that arrive meanwhile
+//! (`event_writer.rs`); answers only after the commit, well
 //! inside Workfront's 5-second budget. A redelivery answers with the first delivery's
 //! jobs and stores nothing.
 
@@ -15,13 +16,13 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use docket::db::events::{self, NewEventJob, Recorded};
-use docket::db::UnitError;
+use docket::db::events::{Delivery, NewEventJob, Recorded};
 use docket::domain::JobId;
 use docket::events::{Event, MAX_MESSAGE_BYTES};
 use docket::otlp;
 use docket::trace::TraceParent;
 
+use crate::event_writer::WriteError;
 use crate::state::AppState;
 
 /// Longest a delivery may take here: Workfront counts one that takes 5 s as failed.
@@ -66,9 +67,11 @@ enum IntakeError {
     #[error("the message is larger than {MAX_MESSAGE_BYTES} bytes")]
     TooLarge,
     #[error("the database is unreachable; nothing was stored")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] std::sync::Arc<sqlx::Error>),
     #[error("the event could not be stored: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] std::sync::Arc<sqlx::Error>),
+    #[error("the api is shutting down")]
+    Closed,
     #[error("the event could not be stored in time; nothing is lost (Workfront delivers it again)")]
     Timeout,
 }
@@ -80,7 +83,7 @@ impl IntakeError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) | Self::Database(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Database(_) | Self::Timeout | Self::Closed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -177,23 +180,13 @@ async fn intake(state: AppState, request: Request, traceparent: TraceParent) -> 
         }
     }
     let document = event.document();
-    // As for /customAction: after a quiet spell the statement notifies the workers
-    // itself; otherwise the notifier sends one notification for many deliveries
-    // (Postgres serialises commits that notify).
-    let inline = !jobs.is_empty() && state.notifier.take_quiet();
-    let recorded =
-        state.db.run_unit(async |conn| events::record(conn, &event, document, &jobs, inline).await).await.map_err(
-            |e| match e {
-                UnitError::NotSent(e) => IntakeError::Unavailable(e),
-                // Sent, and maybe committed: Workfront delivers again, and the event's
-                // identity makes the second delivery find the first.
-                UnitError::Failed(e) if docket::db::reach::is_connection_error(&e) => IntakeError::Unavailable(e),
-                UnitError::Failed(e) => IntakeError::Database(e),
-            },
-        )?;
-    if !recorded.duplicate && !recorded.job_ids.is_empty() && !inline {
-        state.notifier.wake();
-    }
+    // Recorded with the deliveries that arrive meanwhile, in one statement and commit
+    // (crate::event_writer); the workers are woken there.
+    let recorded = state.event_writer.record(Delivery { event, document, jobs }).await.map_err(|e| match e {
+        WriteError::Unavailable(e) => IntakeError::Unavailable(e),
+        WriteError::Refused(e) => IntakeError::Database(e),
+        WriteError::Closed => IntakeError::Closed,
+    })?;
     count(&recorded);
     Ok(Json(Accepted {
         status: "success",

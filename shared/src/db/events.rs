@@ -1,4 +1,4 @@
-//! Workfront event deliveries: recording one with the jobs it starts (one statement),
+//! Workfront event deliveries: recording them with the jobs they start (one statement),
 //! finding a redelivery's first answer, what a job's templates read about its event,
 //! and retention.
 
@@ -35,61 +35,99 @@ pub struct Recorded {
     pub duplicate: bool,
 }
 
-/// Records a delivery and starts its jobs, in one statement (so both commit, or
-/// neither). With `notify`, the statement also notifies workers if it started a job
-/// (saves a round trip when the queue was quiet; otherwise the caller's notifier
-/// sends one notification for many deliveries, since Postgres serialises commits that
-/// notify). A redelivery (the same subscription, event time, object and event type)
-/// stores nothing and returns the first delivery's record; two identical deliveries
-/// at once are serialized by the identity's unique index, the second waiting for the
-/// first to commit.
-pub async fn record(
-    conn: &mut PgConnection,
-    event: &Event,
-    document: Option<(String, String)>,
-    jobs: &[NewEventJob],
-    notify: bool,
-) -> Result<Recorded, sqlx::Error> {
-    let event_id = Uuid::now_v7();
-    let (document_id, version_id) = document.unwrap_or_default();
-    let triggers: Vec<String> = {
-        let mut names: Vec<String> = jobs.iter().map(|j| j.trigger.clone()).collect();
-        names.dedup();
+/// One delivery to record: the event, the document it names (if any) and the jobs
+/// its matching triggers start.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: Event,
+    pub document: Option<(String, String)>,
+    pub jobs: Vec<NewEventJob>,
+}
+
+impl Delivery {
+    /// The triggers that matched, each once, in the order they matched.
+    fn triggers(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for job in &self.jobs {
+            if !names.contains(&job.trigger) {
+                names.push(job.trigger.clone());
+            }
+        }
         names
-    };
-    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id.0).collect();
-    let actions: Vec<&str> = jobs.iter().map(|j| j.action.as_str()).collect();
-    let job_triggers: Vec<&str> = jobs.iter().map(|j| j.trigger.as_str()).collect();
-    let budgets: Vec<i32> = jobs.iter().map(|j| j.max_attempts as i32).collect();
-    let traceparents: Vec<Option<String>> = jobs.iter().map(|j| j.traceparent.map(|t| t.to_string())).collect();
+    }
+}
+
+/// Records deliveries and starts their jobs, in one statement (so all commit, or
+/// none: group commit across deliveries), and returns what each came to, in order.
+/// With `notify`, the statement also notifies workers if it started a job (saves a
+/// round trip when the queue was quiet; otherwise the caller's notifier sends one
+/// notification for many deliveries, since Postgres serialises commits that notify).
+/// A redelivery (the same subscription, event time, object and event type, stored
+/// before or earlier in the batch) stores nothing and gets the first delivery's
+/// record; two identical deliveries at once are serialized by the identity's unique
+/// index, the second waiting for the first to commit.
+pub async fn record_many(
+    conn: &mut PgConnection,
+    deliveries: &[Delivery],
+    notify: bool,
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
+    let positions: Vec<i32> = (0..deliveries.len() as i32).collect();
+    let events: Vec<&Event> = deliveries.iter().map(|d| &d.event).collect();
+    let (mut job_of, mut job_ids, mut actions, mut triggers, mut budgets, mut traceparents) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (n, delivery) in deliveries.iter().enumerate() {
+        for job in &delivery.jobs {
+            job_of.push(n as i32);
+            job_ids.push(job.id.0);
+            actions.push(job.action.as_str());
+            triggers.push(job.trigger.as_str());
+            budgets.push(job.max_attempts as i32);
+            traceparents.push(job.traceparent.map(|t| t.to_string()));
+        }
+    }
+    let documents: Vec<(&str, &str)> =
+        deliveries.iter().map(|d| d.document.as_ref().map_or(("", ""), |(id, v)| (id.as_str(), v.as_str()))).collect();
     let row = sqlx::query_file!(
-        "src/db/sql/events/record.sql",
-        event_id,
-        event.subscription_id,
-        event.epoch_second,
-        event.nano as i32,
-        event.event_type.as_str(),
-        event.obj_code,
-        event.obj_id,
-        serde_json::Value::Object(event.new_state.clone()),
-        serde_json::Value::Object(event.old_state.clone()),
-        &triggers,
+        "src/db/sql/events/record_many.sql",
+        &positions,
         &ids,
-        document_id,
-        version_id,
+        &events.iter().map(|e| e.subscription_id.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| e.epoch_second).collect::<Vec<_>>(),
+        &events.iter().map(|e| e.nano as i32).collect::<Vec<_>>(),
+        &events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| e.obj_code.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| e.obj_id.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| serde_json::Value::Object(e.new_state.clone())).collect::<Vec<_>>(),
+        &events.iter().map(|e| serde_json::Value::Object(e.old_state.clone())).collect::<Vec<_>>(),
+        &documents.iter().map(|d| d.0).collect::<Vec<_>>() as &[&str],
+        &documents.iter().map(|d| d.1).collect::<Vec<_>>() as &[&str],
+        &job_of,
+        &job_ids,
         &actions as &[&str],
-        &job_triggers as &[&str],
+        &triggers as &[&str],
         &budgets,
+        &traceparents as &[Option<String>],
         crate::JOBS_CHANNEL,
         notify,
-        &traceparents as &[Option<String>],
     )
     .fetch_one(&mut *conn)
     .await?;
-    if row.inserted.is_some() {
-        return Ok(Recorded { event_id, triggers, job_ids: jobs.iter().map(|j| j.id).collect(), duplicate: false });
+    let inserted: std::collections::HashSet<Uuid> = row.inserted.into_iter().collect();
+    let mut recorded = Vec::with_capacity(deliveries.len());
+    for (delivery, id) in deliveries.iter().zip(ids) {
+        recorded.push(if inserted.contains(&id) {
+            Recorded {
+                event_id: id,
+                triggers: delivery.triggers(),
+                job_ids: delivery.jobs.iter().map(|j| j.id).collect(),
+                duplicate: false,
+            }
+        } else {
+            first_delivery(conn, &delivery.event).await?
+        });
     }
-    first_delivery(conn, event).await
+    Ok(recorded)
 }
 
 /// What the first delivery of `event`'s identity recorded (a redelivery's answer).
