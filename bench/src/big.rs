@@ -35,7 +35,9 @@ pub struct Big {
     pub fill_seconds: f64,
     pub claim_b_ms: Percentiles,
     pub scrape_ms: Percentiles,
-    pub page_ms: Vec<(&'static str, Percentiles)>,
+    pub stats_ms: Percentiles,
+    /// The first page of `/ops/jobs` by each filter alone (and a few pairs).
+    pub page_ms: Vec<(String, Percentiles)>,
     pub audit_ms: Percentiles,
     pub retried: usize,
     pub retry_seconds: f64,
@@ -48,31 +50,41 @@ pub struct Big {
 /// Retention cycles run after the views are timed.
 const RETENTION_CYCLES: u64 = 4;
 
-/// Every finished job is 1–30 days old, one in 30 failed; the due jobs are up to two
-/// hours (archive) and thirty minutes (print) late. Ids are UUIDv7 of their creation
-/// time, as the api makes them.
 /// Which of the sizes a statement's `$1` is.
 type SizeOf = fn(&Size) -> u64;
 
-/// Each statement with the size its `$1` is (if it has one).
+/// Each statement with the size its `$1` is (if it has one). The old jobs are 1–30
+/// days old: one in 30 failed, one in 100,000 cancelled and one in 100,000 retrying
+/// (its next attempt an hour ahead), one in 10,000 started by the trigger
+/// `became-approved`, one in 50,000 of `notify`; each of 5,000 users asked for as many,
+/// and `rare@example.com` for one in 500,000. The due jobs are up to two hours
+/// (archive) and thirty minutes (print) late. Ids are UUIDv7 of their creation time,
+/// as the api makes them.
 const FILL: &[(Option<SizeOf>, &str)] = &[
     (None, "create function pg_temp.uuid7_at(ts timestamptz) returns uuid language sql volatile as $$
          select encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
                 placing substring(int8send((extract(epoch from ts) * 1000)::bigint) from 3) from 1 for 6),
                 52, 1), 53, 1), 'hex')::uuid $$"),
     (Some(|s| s.finished), "insert into jobs (id, action, document_id, document_version_id, requested_by, state, attempts, max_attempts,
-                       run_at, last_error, created_at, updated_at, finished_at)
+                       run_at, last_error, created_at, updated_at, finished_at, trigger)
      select pg_temp.uuid7_at(t),
             case when i % 50000 = 5 then 'notify' when i % 3 = 0 then 'print' else 'archive' end, 'doc-' || i, 'v1',
-            'user' || (i % 5000) || '@example.com',
-            case when i % 30 = 1 then 'failed'::job_state else 'succeeded' end, 1, 1, t,
-            case when i % 30 = 1 then 'target answered HTTP 400: document locked' end, t, t, t + interval '1 second'
+            case when i % 500000 = 11 then 'rare@example.com' else 'user' || (i % 5000) || '@example.com' end,
+            case when i % 100000 = 7 then 'cancelled'::job_state when i % 100000 = 57 then 'retrying'
+                 when i % 30 = 1 then 'failed' else 'succeeded' end,
+            case when i % 100000 = 7 then 0 else 1 end, case when i % 100000 = 57 then 5 else 1 end,
+            case when i % 100000 = 57 then now() + interval '1 hour' else t end,
+            case when i % 100000 = 57 then 'target answered HTTP 503'
+                 when i % 30 = 1 then 'target answered HTTP 400: document locked' end, t, t,
+            case when i % 100000 <> 57 then t + interval '1 second' end,
+            case when i % 10000 = 3 then 'became-approved' end
      from (select i, now() - interval '30 days' + (i * interval '29 days' / $1) as t
            from generate_series(1, $1) i) s"),
     (None, "insert into job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
-     select id, 1, 'w-big', created_at, finished_at,
-            case when state = 'failed' then 'permanent_error'::attempt_outcome else 'succeeded' end, last_error
-     from jobs"),
+     select id, 1, 'w-big', created_at, coalesce(finished_at, created_at + interval '1 second'),
+            case state when 'failed' then 'permanent_error'::attempt_outcome when 'retrying' then 'retryable_error'
+                       else 'succeeded' end, last_error
+     from jobs where state <> 'cancelled'"),
     (Some(|s| s.due_a), "insert into jobs (id, action, document_id, document_version_id, state, max_attempts, run_at, created_at, updated_at)
      select pg_temp.uuid7_at(t), 'archive', 'due-a-' || i, 'v1', 'queued', 5, t, t, t
      from (select i, now() - interval '2 hours' + (i * interval '1 hour' / $1) as t
@@ -136,36 +148,32 @@ pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow
         }
     };
     let scrape_ms = timed("/metrics".into()).await?;
-    let since = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
-    let mut page_ms = Vec::new();
-    for (name, path) in [
-        ("ops page: newest", "/ops/jobs".to_owned()),
-        ("ops page: action=print&state=failed", "/ops/jobs?action=print&state=failed".to_owned()),
-        ("ops page: action=notify (100 jobs in 5M)", "/ops/jobs?action=notify".to_owned()),
-        ("ops page: requestedBy (a frequent user)", "/ops/jobs?requestedBy=user17%40example.com".to_owned()),
-        ("ops page: requestedBy (nobody)", "/ops/jobs?requestedBy=nobody%40example.com".to_owned()),
-        (
-            "ops page: failed, created in the last 3 days",
-            format!("/ops/jobs?state=failed&createdSince={}", urlencode(&since)),
-        ),
-    ] {
-        page_ms.push((name, timed(path).await?));
-    }
+    let stats_ms = timed("/ops/stats".into()).await?;
+    let page_ms = pages(&timed).await?;
     let some_job: uuid::Uuid =
         sqlx::query_scalar("select id from jobs order by id limit 1").fetch_one(&db.pool).await?;
     let audit_ms = timed(format!("/ops/audit?jobId={some_job}")).await?;
 
+    // Every failed archive job, asking again while the api answers that more remain
+    // (it stops between batches to answer within its request timeout).
     let t = Instant::now();
-    let reply: serde_json::Value = client
-        .post(format!("{}/ops/actions/archive/retry-failed", api.base))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let mut retried = 0;
+    loop {
+        let reply: serde_json::Value = client
+            .post(format!("{}/ops/actions/archive/retry-failed", api.base))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let n = reply["retried"].as_u64().unwrap_or(0) as usize;
+        ensure!(n > 0 || retried > 0, "bulk retry answered {reply}");
+        retried += n;
+        if reply["complete"] == true {
+            break;
+        }
+    }
     let retry_seconds = t.elapsed().as_secs_f64();
-    let retried = reply["retried"].as_u64().unwrap_or(0) as usize;
-    ensure!(retried > 0, "bulk retry answered {reply}");
     drop(api);
 
     let history = crate::retention::cycles(&db.pool, size.finished, RETENTION_CYCLES).await?;
@@ -186,6 +194,7 @@ pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow
         fill_seconds,
         claim_b_ms: percentiles(&mut claim),
         scrape_ms,
+        stats_ms,
         page_ms,
         audit_ms,
         retried,
@@ -194,6 +203,56 @@ pub async fn big(setup: &Setup, catalog: &std::path::Path, size: Size) -> anyhow
         prune_rows_per_second: pruned as f64 / prune_seconds.max(1e-9),
         history,
     })
+}
+
+/// The first page of `/ops/jobs` by every filter alone: each state, a frequent and a
+/// rare action and one without jobs, a frequent and a rare requester and nobody, a
+/// trigger and one that never fired, a document and one without jobs, creation-time
+/// windows (recent, in the middle of the history, before it); and the pairs timed
+/// before.
+async fn pages<F, Fut>(timed: F) -> anyhow::Result<Vec<(String, Percentiles)>>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Percentiles>>,
+{
+    let ago = |days: i64| urlencode(&(chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339());
+    let mut views: Vec<(String, String)> = vec![
+        ("newest".into(), "/ops/jobs".into()),
+        ("action=print&state=failed".into(), "/ops/jobs?action=print&state=failed".into()),
+        ("failed, created in the last 3 days".into(), format!("/ops/jobs?state=failed&createdSince={}", ago(3))),
+    ];
+    for state in ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] {
+        views.push((format!("state={state}"), format!("/ops/jobs?state={state}")));
+    }
+    for (name, query) in [
+        ("action=archive (frequent)", "action=archive"),
+        ("action=notify (1 in 50,000)", "action=notify"),
+        ("action=absent (no jobs)", "action=absent"),
+        ("requestedBy (a frequent user)", "requestedBy=user17%40example.com"),
+        ("requestedBy (a rare user)", "requestedBy=rare%40example.com"),
+        ("requestedBy (nobody)", "requestedBy=nobody%40example.com"),
+        ("trigger=became-approved (1 in 10,000)", "trigger=became-approved"),
+        ("trigger=became-rejected (never fired)", "trigger=became-rejected"),
+        ("documentId (one job)", "documentId=doc-12345"),
+        ("documentId (no jobs)", "documentId=doc-none"),
+    ] {
+        views.push((name.into(), format!("/ops/jobs?{query}")));
+    }
+    views.push(("createdSince 1 day ago".into(), format!("/ops/jobs?createdSince={}", ago(1))));
+    views.push((
+        "created 15 to 14 days ago".into(),
+        format!("/ops/jobs?createdSince={}&createdUntil={}", ago(15), ago(14)),
+    ));
+    views.push(("createdUntil 20 days ago".into(), format!("/ops/jobs?createdUntil={}", ago(20))));
+    views.push((
+        "created 40 to 35 days ago (empty)".into(),
+        format!("/ops/jobs?createdSince={}&createdUntil={}", ago(40), ago(35)),
+    ));
+    let mut page_ms = Vec::new();
+    for (name, path) in views {
+        page_ms.push((format!("ops page: {name}"), timed(path).await?));
+    }
+    Ok(page_ms)
 }
 
 fn urlencode(text: &str) -> String {

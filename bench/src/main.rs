@@ -85,11 +85,12 @@ struct Args {
     /// Seconds of idle worker CPU measured after `latency`.
     #[arg(long, default_value_t = 10)]
     idle_seconds: u64,
-    /// Finished jobs (with an attempt each) in `big`; one in 30 failed.
-    #[arg(long, default_value_t = 5_000_000)]
+    /// Old jobs (with an attempt each) in `big`: one in 30 failed, a few cancelled or
+    /// retrying, the rest succeeded. With the defaults `jobs` holds 10M rows.
+    #[arg(long, default_value_t = 8_999_000)]
     big_finished: u64,
     /// Due jobs of `archive` in `big`.
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     big_due_a: u64,
     /// Due jobs of `print` in `big` (the claim is timed on these).
     #[arg(long, default_value_t = 1_000)]
@@ -342,6 +343,7 @@ async fn main() -> anyhow::Result<()> {
             report.add("big: fill and vacuum", "s", b.fill_seconds);
             report.add_percentiles("big: claim of a worker serving only print", b.claim_b_ms);
             report.add_percentiles("big: GET /metrics", b.scrape_ms);
+            report.add_percentiles("big: GET /ops/stats", b.stats_ms);
             for (name, p) in b.page_ms {
                 report.add_percentiles(&format!("big: {name}"), p);
             }

@@ -26,12 +26,17 @@ pub struct JobFilter {
 }
 
 /// Limits how long an operator's query may run, for the rest of the transaction, so
-/// that a dashboard never pins the vacuum horizon; and turns JIT off for it: on a big
+/// that a dashboard never pins the vacuum horizon; turns JIT off for it: on a big
 /// table the planner's estimates pass `jit_above_cost` and a 2 ms query compiled
-/// itself for 175 ms first (`docket-bench --only big`).
+/// itself for 175 ms first (`docket-bench --only big`); and plans every statement with
+/// its parameters' values: the jobs list's optional filters (`$1 is null or state =
+/// $1`) can use an index only in a plan made for the values; the generic plan, which
+/// the plan cache may choose after five executions on a connection, is a sequential
+/// scan of the whole table (1.1 s at 10M rows).
 pub async fn statement_timeout(conn: &mut PgConnection, timeout: Duration) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"select set_config('statement_timeout', $1, true) as "timeout", set_config('jit', 'off', true) as "jit""#,
+        r#"select set_config('statement_timeout', $1, true) as "timeout", set_config('jit', 'off', true) as "jit",
+                  set_config('plan_cache_mode', 'force_custom_plan', true) as "plan_cache_mode""#,
         format!("{}ms", timeout.as_millis())
     )
     .fetch_one(conn)
@@ -41,6 +46,14 @@ pub async fn statement_timeout(conn: &mut PgConnection, timeout: Duration) -> Re
 
 /// Jobs matching `filter`, newest first, after `cursor` (the last id of the previous
 /// page): keyset pagination on the time-ordered primary key.
+///
+/// Two branches, merged: running jobs (at most the workers' total concurrency, through
+/// `jobs_running_idx`) and all others, which the indexes by state, action and requester
+/// hold (`…007_flat_operator_views`: they leave running rows out, so a claim writes no
+/// entry into them). Each branch is planned with the filters' values (see
+/// [`statement_timeout`]), so a filter not given drops out and one given picks its
+/// index; a state filter keeps only its branch. The page is read again by primary key,
+/// so that the branches return ids only.
 pub async fn jobs_list(
     executor: impl PgExecutor<'_>,
     filter: &JobFilter,
@@ -54,19 +67,39 @@ pub async fn jobs_list(
                   lease_owner, lease_expires_at, created_at, updated_at, finished_at, cancel_requested_at,
                   result, parent_id as "parent_id: JobId", trigger, event_id
            from jobs
-           where ($1::job_state is null or state = $1)
-             and ($2::text is null or action = $2)
-             and ($3::text is null or document_id = $3)
-             and ($4::text is null or requested_by = $4)
-             and ($5::timestamptz is null or created_at >= $5)
-             and ($5::timestamptz is null or id >= docket_uuid_v7_floor($5 - interval '1 hour'))
-             and ($6::timestamptz is null or created_at < $6)
-             and ($6::timestamptz is null or id < docket_uuid_v7_floor($6 + interval '1 hour'))
-             and ($7::uuid is null or id < $7)
-             and ($9::uuid is null or id = $9)
-             and ($10::text is null or trigger = $10)
-           order by id desc
-           limit $8"#,
+           where id = any(array(
+               select page.id from (
+                   (select id from jobs
+                    where state = 'running' and ($1::job_state is null or $1 = 'running')
+                      and ($2::text is null or action = $2)
+                      and ($3::text is null or document_id = $3)
+                      and ($4::text is null or requested_by = $4)
+                      and ($5::timestamptz is null or created_at >= $5)
+                      and ($6::timestamptz is null or created_at < $6)
+                      and ($7::uuid is null or id < $7)
+                      and ($9::uuid is null or id = $9)
+                      and ($10::text is null or trigger = $10)
+                    order by id desc
+                    limit $8)
+                   union all
+                   (select id from jobs
+                    where state <> 'running' and ($1::job_state is null or ($1 <> 'running' and state = $1))
+                      and ($2::text is null or action = $2)
+                      and ($3::text is null or document_id = $3)
+                      and ($4::text is null or requested_by = $4)
+                      and ($5::timestamptz is null or created_at >= $5)
+                      and ($5::timestamptz is null or id >= docket_uuid_v7_floor($5 - interval '1 hour'))
+                      and ($6::timestamptz is null or created_at < $6)
+                      and ($6::timestamptz is null or id < docket_uuid_v7_floor($6 + interval '1 hour'))
+                      and ($7::uuid is null or id < $7)
+                      and ($9::uuid is null or id = $9)
+                      and ($10::text is null or trigger = $10)
+                    order by id desc
+                    limit $8)
+               ) page
+               order by page.id desc
+               limit $8))
+           order by id desc"#,
         filter.state as Option<JobState>,
         filter.action,
         filter.document_id,
