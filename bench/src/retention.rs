@@ -19,8 +19,8 @@ const FILLED_DAYS: u64 = 31;
 const JOBS_PER_EVENT: u64 = 10;
 
 /// Day partitions for the filled month (as the workers would have made them, a week
-/// ahead, through that month), then event records spread over it: `finished /
-/// JOBS_PER_EVENT` of them, the size of a real `newState`.
+/// ahead, through that month), then event records spread over it (received when
+/// they happened): `finished / JOBS_PER_EVENT` of them, the size of a real `newState`.
 pub async fn prepare(pool: &PgPool, finished: u64) -> anyhow::Result<()> {
     let today = Utc::now().date_naive();
     for table in Partitioned::ALL {
@@ -30,11 +30,11 @@ pub async fn prepare(pool: &PgPool, finished: u64) -> anyhow::Result<()> {
     }
     sqlx::query(
         "insert into workfront_events (id, subscription_id, event_second, event_nano, event_type, obj_code, obj_id,
-                                       new_state, old_state, triggers, job_ids)
+                                       new_state, old_state, triggers, job_ids, received_at)
          select gen_random_uuid(), 'sub-1', extract(epoch from t)::bigint, 0, 'UPDATE', 'DOCU', 'doc-' || i,
                 jsonb_build_object('ID', 'doc-' || i, 'name', 'contract-' || i || '.pdf', 'currentVersionID', 'v1',
                                    'description', repeat('x', 200)),
-                jsonb_build_object('ID', 'doc-' || i), array['became-approved'], '{}'
+                jsonb_build_object('ID', 'doc-' || i), array['became-approved'], '{}', t
          from (select i, now() - interval '30 days' + (i * interval '29 days' / $1) as t
                from generate_series(1, $1) i) s",
     )
