@@ -76,7 +76,13 @@ pub async fn record_many(
     let events: Vec<&Event> = deliveries.iter().map(|d| &d.event).collect();
     let (mut job_of, mut job_ids, mut actions, mut triggers, mut budgets, mut traceparents) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let matched: Vec<Vec<String>> = deliveries.iter().map(Delivery::triggers).collect();
+    let (mut trigger_of, mut trigger_names) = (Vec::new(), Vec::new());
     for (n, delivery) in deliveries.iter().enumerate() {
+        for name in &matched[n] {
+            trigger_of.push(n as i32);
+            trigger_names.push(name.as_str());
+        }
         for job in &delivery.jobs {
             job_of.push(n as i32);
             job_ids.push(job.id.0);
@@ -110,19 +116,16 @@ pub async fn record_many(
         &traceparents as &[Option<String>],
         crate::JOBS_CHANNEL,
         notify,
+        &trigger_of,
+        &trigger_names as &[&str],
     )
     .fetch_one(&mut *conn)
     .await?;
     let inserted: std::collections::HashSet<Uuid> = row.inserted.into_iter().collect();
     let mut recorded = Vec::with_capacity(deliveries.len());
-    for (delivery, id) in deliveries.iter().zip(ids) {
+    for ((delivery, id), triggers) in deliveries.iter().zip(ids).zip(matched) {
         recorded.push(if inserted.contains(&id) {
-            Recorded {
-                event_id: id,
-                triggers: delivery.triggers(),
-                job_ids: delivery.jobs.iter().map(|j| j.id).collect(),
-                duplicate: false,
-            }
+            Recorded { event_id: id, triggers, job_ids: delivery.jobs.iter().map(|j| j.id).collect(), duplicate: false }
         } else {
             first_delivery(conn, &delivery.event).await?
         });

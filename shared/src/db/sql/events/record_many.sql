@@ -2,7 +2,8 @@
 -- commit or none (group commit across deliveries). $1..$12: one element per delivery
 -- (its position, id, identity, states, document); $13..$18: one per job (the position
 -- of its delivery, id, action, trigger, attempt budget, trace context), in the order
--- the delivery's triggers matched. A delivery whose identity is already stored (or
+-- the delivery's triggers matched; $21, $22: the triggers each delivery matched (the
+-- position of its delivery, the name), each once. A delivery whose identity is already stored (or
 -- appears earlier in the same batch) inserts nothing: its jobs are not started, and
 -- it is absent from `inserted`. `notified` is evaluated once, only if asked ($20) and
 -- a job was inserted (the notification is delivered at commit).
@@ -11,7 +12,8 @@ with jobs_in as (
         with ordinality as j(n, id, action, trigger, budget, traceparent, k)
 ), deliveries as (
     select d.*,
-           array(select t.trigger from jobs_in t where t.n = d.n group by t.trigger order by min(t.k)) as triggers,
+           array(select t.name from unnest($21::int4[], $22::text[]) with ordinality as t(n, name, k)
+                 where t.n = d.n order by t.k) as triggers,
            array(select t.id from jobs_in t where t.n = d.n order by t.k) as job_ids
     from unnest($1::int4[], $2::uuid[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[], $8::text[],
                 $9::jsonb[], $10::jsonb[], $11::text[], $12::text[])
