@@ -24,17 +24,23 @@ pub const CATALOG: &str = "[[action]]\nname = \"noop\"\nkind = \"noop\"\n\n\
 
 /// `DOCKET_EVENT_TOKENS` of the api under test; the deliveries send it as
 /// `Authorization: Bearer …`, as a subscription's `authToken`.
-const TOKEN: &str = "docket-bench-events-7c41e0d9b2a85f36";
+pub(crate) const TOKEN: &str = "docket-bench-events-7c41e0d9b2a85f36";
 
 /// A `DOCU` `UPDATE` from `CUR` to `APR` as Workfront's v2 message, happening now
 /// (so it is stored in today's partition). `n` makes the object id, so every delivery
 /// has its own identity (no redelivery).
 fn message(n: usize) -> String {
-    let id = format!("doc-{n}");
+    template(&format!("doc-{n}"), &chrono::Utc::now().timestamp().to_string())
+}
+
+/// The delivery of object `id` at `epoch_second`, written into the JSON as given (a
+/// placeholder for wrk's script to replace, or a number).
+pub(crate) fn template(id: &str, epoch_second: &str) -> String {
+    let marker = 4_102_444_800_i64; // 2100-01-01, a number only this template writes
     serde_json::json!({
         "eventType": "UPDATE",
         "subscriptionId": "8a0d839d5ef32c9a015ef33064b00001",
-        "eventTime": {"epochSecond": chrono::Utc::now().timestamp(), "nano": 941_000_000},
+        "eventTime": {"epochSecond": marker, "nano": 941_000_000},
         "eventVersion": "v2",
         "newState": {"ID": id, "objCode": "DOCU", "status": "APR", "name": "a.pdf",
                      "currentVersionID": "v2", "lastUpdatedByID": "user-7"},
@@ -42,9 +48,10 @@ fn message(n: usize) -> String {
                      "currentVersionID": "v2"},
     })
     .to_string()
+    .replace(&marker.to_string(), epoch_second)
 }
 
-async fn start_api(setup: &Setup, db: &docket_harness::TestDb) -> Api {
+pub(crate) async fn start_api(setup: &Setup, db: &docket_harness::TestDb) -> Api {
     let env = setup.env(db, &[("DOCKET_EVENT_TOKENS", TOKEN.to_owned())]);
     Api::start(&setup.url(db), &setup.events_catalog, &env).await
 }
@@ -153,5 +160,14 @@ mod tests {
         let matched: Vec<_> = catalog.triggers().iter().filter(|t| t.matches(&a)).collect();
         assert_eq!(matched.len(), 1);
         assert_eq!(matched[0].run, ["noop"]);
+    }
+
+    #[test]
+    fn the_template_wrk_fills_is_the_same_message() {
+        let filled = template("@ID@", "@NOW@").replace("@ID@", "doc-0-1").replace("@NOW@", "1764806400");
+        let event = Event::from_body(filled.as_bytes()).expect("event");
+        assert_eq!(event.obj_id, "doc-0-1");
+        assert_eq!(filled, template("doc-0-1", "1764806400"));
+        assert!(filled.contains(r#""epochSecond":1764806400"#), "{filled}");
     }
 }

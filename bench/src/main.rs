@@ -54,7 +54,7 @@ struct Args {
     /// Requests for `enqueue`, deliveries for `events` and rows for `baseline`.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
-    /// Seconds of `enqueue`'s second run, driven by wrk (when installed).
+    /// Seconds of `enqueue`'s and `events`' second runs, driven by wrk (when installed).
     #[arg(long, default_value_t = 10)]
     wrk_seconds: u64,
     /// Concurrent clients for `enqueue` and `events`, connections for `baseline`.
@@ -251,6 +251,14 @@ async fn main() -> anyhow::Result<()> {
             report.add("events: WAL per delivery", "bytes", e.wal_bytes_per_delivery);
             report.add("api peak RSS under events", "MiB", e.api.peak_rss_mib);
             report.add("api CPU during events", "s", e.api.cpu_seconds);
+            if let Some(w) = wrk::events(&setup, Duration::from_secs(args.wrk_seconds), args.concurrency).await? {
+                let name = format!("events (wrk): POST /workfront/events, C={}", args.concurrency);
+                report.add(name, "deliveries/s", w.requests_per_second);
+                if let Some(p) = pgbench_rate {
+                    report.add("events (wrk) / pgbench baseline", "x", w.requests_per_second / p);
+                }
+                report.add("events (wrk) errors", "count", w.errors as f64);
+            }
             let b = events::burst(&setup, args.burst).await?;
             let burst = format!("events burst of {}", args.burst);
             report.add_percentiles(&format!("{burst}: latency"), b.latency_ms);
