@@ -1,18 +1,30 @@
 -- `docket_claim_group` as the migrated database has it today. Created by
 -- 20261201000006_flow_control.sql; `jit = off` from
--- 20261201000007_per_action_scans.sql. A change to it is a new migration carrying the
+-- 20261201000007_per_action_scans.sql; p_start_within from
+-- 20261204000008_rated_groups_claim_ahead.sql. A change to it is a new migration carrying the
 -- new text, and the same text here (README.md).
 
 -- The claim of one limit group. Returns the jobs it started and, when due jobs were
 -- held back by a limit, one more row without a job: `held_by` ('concurrency' or
 -- 'rate') and, for the rate, the seconds until the next token.
 --
+-- A rate limits when attempts start (at most burst + rate x T in any window T), and the
+-- bucket is charged here, at the claim. A worker that starts every job at once passes
+-- p_start_within = 0. A worker that keeps jobs in its local queue says how long after
+-- this claim each may still start (p_start_within); the bucket then holds
+-- rate x p_start_within tokens less than its burst, so that the starts, not only the
+-- claims, stay within the limit (jobs claimed over T + p_start_within start within T).
+-- It gets at most a tenth of the burst (the rest of the burst stays available), and
+-- every job row says what it got (start_within): a job not started by then goes back
+-- to the queue unstarted.
+--
 -- The functions are planned without their arguments' values, so on a big table the
 -- planner's estimates pass jit_above_cost and every call compiled itself first: the
 -- claim of 64 jobs took 145 ms, 140 of them in JIT. They touch a batch of rows; JIT
 -- never pays for itself here.
-create or replace function docket_claim_group(p_worker text, p_group text, p_want integer, p_lease_seconds float8)
-returns table (job docket_claimed_job, held_by text, wait_seconds float8)
+create or replace function docket_claim_group(p_worker text, p_group text, p_want integer, p_lease_seconds float8,
+                                              p_start_within float8)
+returns table (job docket_claimed_job, held_by text, wait_seconds float8, start_within float8)
 language plpgsql volatile
 set jit = off
 as $$
@@ -27,6 +39,7 @@ declare
     v_claimed integer := 0;
     v_action text;
     v_job docket_claimed_job;
+    v_within float8 := 0;
 begin
     -- Claims of one group take turns from here until their transaction commits.
     select * into g from limit_groups l where l.name = p_group for update;
@@ -52,10 +65,15 @@ begin
 
     -- The group's running jobs, on every worker.
     select count(*) into v_running from jobs j where j.state = 'running' and j.action = any (g.actions);
-    -- The bucket, refilled for the time since it was last refilled.
+    -- The bucket, refilled for the time since it was last refilled, up to its burst less
+    -- what the jobs' later starts need (g.rate: the configured rate, which the effective
+    -- one never exceeds).
     if g.rate is not null then
-        v_tokens := least(g.burst, g.tokens + g.effective_rate * greatest(0, extract(epoch from v_now - g.refilled_at)));
+        v_within := least(greatest(p_start_within, 0), 0.1 * g.burst / g.rate);
+        v_tokens := least(g.burst - g.rate * v_within,
+                          g.tokens + g.effective_rate * greatest(0, extract(epoch from v_now - g.refilled_at)));
     end if;
+    start_within := v_within;
 
     -- One probe per circuit that allows one; probes count against the limits.
     foreach v_action in array v_probing loop

@@ -144,7 +144,15 @@ async fn an_attempt_that_ends_retryable_or_released_after_a_cancel_request_ends_
     let id = claimed_job(&db, 5).await;
     request_cancel(&db, id).await;
     assert_eq!(
-        jobs::release(&db.pool, WORKER, &[(id, 1)], "worker shut down", &FollowUpRules::default()).await.unwrap(),
+        jobs::release(
+            &db.pool,
+            WORKER,
+            &[jobs::HeldAttempt { id, attempt: 1, started: true }],
+            "worker shut down",
+            &FollowUpRules::default()
+        )
+        .await
+        .unwrap(),
         [id]
     );
     assert_eq!(get(&db, id).await.state, JobState::Cancelled);
@@ -198,9 +206,15 @@ async fn run_as_the_worker(db: Db, statement: Statement, id: JobId) -> (Vec<Stri
                 }
                 Statement::Release => {
                     db.run(async |c| {
-                        jobs::release(c, WORKER, &[(id, 1)], "shutdown", &FollowUpRules::default())
-                            .await
-                            .map(|j| j.len())
+                        jobs::release(
+                            c,
+                            WORKER,
+                            &[jobs::HeldAttempt { id, attempt: 1, started: true }],
+                            "shutdown",
+                            &FollowUpRules::default(),
+                        )
+                        .await
+                        .map(|j| j.len())
                     })
                     .await
                 }

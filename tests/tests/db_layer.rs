@@ -273,14 +273,72 @@ async fn renew_and_release_respect_the_owner() {
     let held = jobs::renew_leases(&db.pool, "w1", &[job.id], LEASE).await.unwrap();
     assert_eq!(held, [jobs::HeldLease { id: job.id, cancel_requested: false }]);
     assert!(jobs::renew_leases(&db.pool, "w2", &[job.id], LEASE).await.unwrap().is_empty());
-    assert!(jobs::release(&db.pool, "w2", &[(job.id, 1)], "nope", &FollowUpRules::default()).await.unwrap().is_empty());
+    assert!(jobs::release(
+        &db.pool,
+        "w2",
+        &[jobs::HeldAttempt { id: job.id, attempt: 1, started: true }],
+        "nope",
+        &FollowUpRules::default()
+    )
+    .await
+    .unwrap()
+    .is_empty());
     assert_eq!(
-        jobs::release(&db.pool, "w1", &[(job.id, 1)], "shutting down", &FollowUpRules::default()).await.unwrap(),
+        jobs::release(
+            &db.pool,
+            "w1",
+            &[jobs::HeldAttempt { id: job.id, attempt: 1, started: true }],
+            "shutting down",
+            &FollowUpRules::default()
+        )
+        .await
+        .unwrap(),
         [job.id]
     );
     let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
     assert_eq!((row.state, row.lease_owner), (JobState::Retrying, None));
     assert_eq!(attempts::list(&db.pool, job.id).await.unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));
+}
+
+#[tokio::test]
+async fn a_job_given_back_unstarted_keeps_its_attempts_and_its_place() {
+    let db = TestDb::new().await;
+    let job = new_job("a", 3);
+    jobs::insert(&db.pool, &job).await.unwrap();
+    let before = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    let unstarted = |attempt| [jobs::HeldAttempt { id: job.id, attempt, started: false }];
+
+    // First claim, given back unstarted: queued again, as if never claimed.
+    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
+    let given = jobs::release(&db.pool, "w1", &unstarted(1), "late", &FollowUpRules::default()).await.unwrap();
+    assert_eq!(given, [job.id]);
+    let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts, row.lease_owner.as_deref()), (JobState::Queued, 0, None));
+    assert_eq!((row.run_at, row.last_error.as_deref()), (before.run_at, None), "its place in the queue, no error");
+    assert!(attempts::list(&db.pool, job.id).await.unwrap().is_empty(), "the attempt is undone");
+
+    // A job that ran once and then waited unstarted: back to retrying with one attempt.
+    jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
+    let failed = jobs::HeldAttempt { id: job.id, attempt: 1, started: true };
+    jobs::release(&db.pool, "w1", &[failed], "shutdown", &FollowUpRules::default()).await.unwrap();
+    jobs::claim(&db.pool, "w2", &actions(&["a"]), 1, LEASE).await.unwrap();
+    assert!(
+        jobs::release(&db.pool, "w1", &unstarted(2), "not mine", &FollowUpRules::default()).await.unwrap().is_empty(),
+        "fenced on the owner"
+    );
+    let run_at = jobs::get(&db.pool, job.id).await.unwrap().unwrap().run_at;
+    jobs::release(&db.pool, "w2", &unstarted(2), "late", &FollowUpRules::default()).await.unwrap();
+    let row = jobs::get(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts, row.run_at), (JobState::Retrying, 1, run_at));
+    assert_eq!(row.last_error.as_deref(), Some("shutdown"), "the error of the attempt that ran");
+    let history = attempts::list(&db.pool, job.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].outcome, Some(AttemptOutcome::Interrupted));
+
+    // The next claim is attempt 2 again, and its row is written anew.
+    let claimed = jobs::claim(&db.pool, "w1", &actions(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(claimed[0].attempt, 2);
+    assert_eq!(attempts::list(&db.pool, job.id).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -183,6 +183,21 @@ async fn a_rate_limit_holds_in_every_sliding_window_across_three_processes() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_with_a_start_window_holds_in_every_sliding_window_across_three_processes() {
+    // Calls of 5 ms on two slots a worker: the workers take jobs ahead of their slots,
+    // which start within the 20 ms window a burst of 20 at 100/s grants.
+    let target = Target::start(|_| Reply::status(200).delay(Duration::from_millis(5))).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, "rate = \"100/1s\"\nburst = 20"), 3, 2).await;
+    cluster.trigger(300).await;
+    cluster.wait_all_succeeded(300).await;
+    assert_eq!(target.count(), 300, "one call per job");
+    for (window, most) in [(1000, 20 + 100), (250, 20 + 25), (50, 20 + 5)] {
+        let seen = most_in_any_window(&target, Duration::from_millis(window));
+        assert!(seen <= most, "{seen} calls within {window} ms (at most {most})");
+    }
+}
+
+#[tokio::test]
 async fn a_paused_action_accepts_triggers_starts_nothing_and_drains_on_resume() {
     let target = Target::always(200).await;
     let cluster = Cluster::start(dam_catalog(&target.url, ""), 2, 64).await;

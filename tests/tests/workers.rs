@@ -426,19 +426,79 @@ async fn short_jobs_are_claimed_ahead_of_the_free_slots_up_to_the_prefetch() {
 }
 
 #[tokio::test]
-async fn a_group_with_only_a_concurrency_limit_is_claimed_ahead_one_with_a_rate_is_not() {
+async fn groups_are_claimed_ahead_unless_a_small_burst_leaves_no_start_window() {
     let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\n"), None).await;
     let largest = *sizes.iter().max().unwrap();
     assert!((3..=10).contains(&largest), "claims of {sizes:?}");
-    // Tokens are taken at the claim, so a job claimed ahead would start later than
-    // its token allows: a rated group claims for free slots only.
-    let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\nrate = \"100000/1s\"\nburst = 1000\n"), None).await;
+    // Tokens are taken at the claim; a burst of 10,000 at 10,000/s grants a start
+    // window of 100 ms (the bucket keeps that much back), so jobs are claimed ahead.
+    let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\nrate = \"10000/1s\"\nburst = 10000\n"), None).await;
+    let largest = *sizes.iter().max().unwrap();
+    assert!((3..=10).contains(&largest), "claims of {sizes:?}");
+    // A burst below 20 leaves no room for a window: claims for free slots only.
+    let sizes = run_noops(&format!("{TICK}max_concurrency = 1000\nrate = \"100000/1s\"\nburst = 10\n"), None).await;
     assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
     // Nor does a worker that also serves such a group claim its plain actions ahead:
     // queued jobs would take every slot that frees, and the group would wait.
     let rated = "[[action]]\nname = \"paced\"\nkind = \"noop\"\nrate = \"100000/1s\"\n";
     let sizes = run_noops(&format!("{TICK}{rated}"), None).await;
     assert!(sizes.iter().all(|n| *n <= 2), "claims of {sizes:?}");
+}
+
+#[tokio::test]
+async fn a_rated_job_that_cannot_start_within_its_window_goes_back_unstarted() {
+    let db = TestDb::new().await;
+    // 1: at once (the worker times a job and a claim, so it takes jobs ahead); 2: held
+    // until the gate opens.
+    let target = Target::start(|n| if n == 2 { Reply::status(200).gated() } else { Reply::status(200) }).await;
+    // A burst of 1,000 at 1,000/s: a start window of 100 ms.
+    let dir = catalog(&format!(
+        "[[action]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\nrate = \"1000/1s\"\nburst = 1000\n",
+        target.url
+    ));
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let worker =
+        Worker::start(&db.url, &catalog_path(&dir), "w-window", &[("DOCKET_WORKER_CONCURRENCY", "1".into())]).await;
+    let client = reqwest::Client::new();
+    let first = api.enqueue(&client, "archive", "doc-first").await;
+    wait_until("the first job to succeed", DEADLINE, || async {
+        (job(&db, first).await.state == JobState::Succeeded).then_some(())
+    })
+    .await;
+    let blocking = api.enqueue(&client, "archive", "doc-blocking").await;
+    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
+    let waiting = api.enqueue(&client, "archive", "doc-waiting").await;
+    // Claimed ahead of the busy slot, it waits past its window and goes back.
+    wait_until("a job to miss its start window", DEADLINE, || async {
+        let metrics = reqwest::get(format!("{}/metrics", worker.health)).await.ok()?.text().await.ok()?;
+        metrics.lines().any(|l| l == r#"docket_jobs_not_started_in_time_total{action="archive"} 1"#).then_some(())
+    })
+    .await;
+    let given_back = wait_until("the job to be queued again", DEADLINE, || async {
+        Some(job(&db, waiting).await).filter(|j| j.state == JobState::Queued)
+    })
+    .await;
+    assert_eq!((given_back.attempts, given_back.last_error), (0, None), "the attempt is undone");
+    let rows: i64 = sqlx::query_scalar("select count(*) from job_attempts where job_id = $1")
+        .bind(waiting.0)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    assert_eq!(target.count(), 2, "the job that missed its window did not call the target");
+    // While its slot stays busy the worker takes nothing ahead again (it would only
+    // give it back): the job stays queued.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(job(&db, waiting).await.state, JobState::Queued);
+
+    target.open_gate();
+    wait_until("every job to succeed", DEADLINE, || async {
+        (job(&db, blocking).await.state == JobState::Succeeded && job(&db, waiting).await.state == JobState::Succeeded)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(job(&db, waiting).await.attempts, 1, "one attempt, the one that ran");
+    assert_eq!(target.count(), 3);
 }
 
 #[tokio::test]

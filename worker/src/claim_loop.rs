@@ -10,7 +10,13 @@
 //! A claimed job is held from its claim: in `running` (its lease renewed, abortable
 //! by an operator's cancel, a lost lease or the end of the shutdown grace). A job of
 //! the local queue is a task waiting for a slot (the semaphore serves waiters in
-//! order); on shutdown it runs within the grace like the others, or is released.
+//! order); on shutdown it runs within the grace like the others, or is given back
+//! unstarted.
+//!
+//! A group with a rate charges its bucket at the claim, so its jobs must start soon
+//! after it: a job of such a group waits in the local queue at most the start window
+//! its claim granted ([`start_window`]; the bucket keeps that much of the rate back),
+//! and is given back unstarted after it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use docket::catalog::flow::Rate;
 use docket::catalog::LimitGroup;
 use docket::db::flow::{self, FlowRules, Held};
 use docket::db::jobs::{self, ClaimedJob};
@@ -45,11 +52,13 @@ struct Group {
     /// Due jobs wait for one of the group's running jobs to end.
     full: bool,
     /// The group may be claimed ahead into the local queue and its jobs free their
-    /// slots when they end, as plain ones do: it has only `max_concurrency` (its jobs
-    /// count as running from their claim either way). A rate is about when attempts
-    /// start, and a circuit's verdict must be written before the next claim, so
-    /// groups with either claim only for free slots, held until the write.
+    /// slots when they end, as plain ones do: its jobs count as running from their
+    /// claim for `max_concurrency`, and a rate grants a start window. A circuit's
+    /// verdict must be written before the next claim, and a small burst has no room
+    /// for a window, so such groups claim only for free slots, held until the write.
     takes_ahead: bool,
+    /// How long after a claim its jobs may start ([`start_window`]).
+    start_within: Duration,
 }
 
 impl Group {
@@ -88,20 +97,27 @@ impl ClaimLoop {
         let mut groups: Vec<Group> = self
             .groups
             .iter()
-            .map(|g| Group {
-                name: g.name.clone(),
-                actions: g.actions.clone(),
-                ready: true,
-                not_before: None,
-                full: false,
-                takes_ahead: g.rate.is_none() && !g.actions.iter().any(|a| self.flow.has_circuit(a)),
+            .map(|g| {
+                let start_within = start_window(g.rate.as_ref());
+                let circuit = g.actions.iter().any(|a| self.flow.has_circuit(a));
+                Group {
+                    name: g.name.clone(),
+                    actions: g.actions.clone(),
+                    ready: true,
+                    not_before: None,
+                    full: false,
+                    takes_ahead: !circuit && (g.rate.is_none() || !start_within.is_zero()),
+                    start_within: if circuit { Duration::ZERO } else { start_within },
+                }
             })
             .collect();
         // Jobs waiting for a slot would take every slot that frees (the semaphore
-        // serves its waiters first), and a group with a rate or a circuit claims only
-        // for free slots: a worker that serves such a group takes nothing ahead.
+        // serves its waiters first), and a group with a circuit or a small burst claims
+        // only for free slots: a worker that serves such a group takes nothing ahead.
         if groups.iter().any(|g| !g.takes_ahead) && self.prefetch > 0 {
-            tracing::info!("serving a limit group with a rate or a circuit: no jobs claimed ahead of free slots");
+            tracing::info!(
+                "serving a limit group with a circuit or a small burst: no jobs claimed ahead of free slots"
+            );
             self.prefetch = 0;
         }
         let mut backlog = false;
@@ -173,13 +189,18 @@ impl ClaimLoop {
             }
             let claimed_at = Instant::now();
             let (name, lease, worker_id) = (group.name.as_str(), self.lease, self.worker_id.as_str());
-            let pace = &self.shared.pace;
+            let (pace, within) = (&self.shared.pace, group.start_within);
             let claim = db::retry_transient(|| {
-                self.db.run(async |c| pace.time_claim(flow::claim_group(c, worker_id, name, free as i32, lease)).await)
+                self.db.run(async |c| {
+                    pace.time_claim(flow::claim_group(c, worker_id, name, free as i32, lease, within)).await
+                })
             })
             .await?;
             let got = claim.jobs.len();
-            self.start(claim.jobs, slots, claimed_at, tasks, !group.takes_ahead);
+            // Measured from before the claim was sent, so from before the bucket was
+            // charged.
+            let start_by = (!within.is_zero()).then(|| claimed_at + claim.start_within);
+            self.start(claim.jobs, slots, claimed_at, tasks, Start { until_written: !group.takes_ahead, start_by });
             group.ready = got == free;
             more |= group.ready;
             group.full = claim.held == Some(Held::Concurrency);
@@ -207,7 +228,7 @@ impl ClaimLoop {
         })
         .await?;
         more |= claimed.len() == want;
-        self.start(claimed, slots, claimed_at, tasks, false);
+        self.start(claimed, slots, claimed_at, tasks, Start { until_written: false, start_by: None });
         Ok(more)
     }
 
@@ -237,19 +258,17 @@ impl ClaimLoop {
 
     /// Runs each claimed job in its own task, holding a slot; a job claimed ahead of
     /// the free slots (plain actions, groups that take jobs ahead) waits in its task
-    /// for one. Every job is held from here on (`running`). A job of a group with a
-    /// rate or a circuit holds its slot until its result is written
-    /// (`until_written`): the next claim then sees the result (a circuit that opened,
-    /// a slot that freed), so a worker never has more of such a group's jobs running
-    /// or awaiting their write than slots.
+    /// for one, until `how.start_by` at most. Every job is held from here on
+    /// (`running`).
     fn start(
         &self,
         claimed: Vec<ClaimedJob>,
         slots: &Arc<Semaphore>,
         claimed_at: Instant,
         tasks: &TaskTracker,
-        until_written: bool,
+        how: Start,
     ) {
+        let Start { until_written, start_by } = how;
         let valid_until = claimed_at + self.lease;
         for job in claimed {
             let abort = self.shared.running.insert(job.id, job.attempt, &job.action, valid_until);
@@ -264,11 +283,19 @@ impl ClaimLoop {
                     let slots = slots.clone();
                     tasks.spawn(async move {
                         // A job stopped while it waits (cancel, lost lease, end of the
-                        // grace) ends without waiting for a slot: it will not run.
+                        // grace, its start window) ends without waiting for a slot: it
+                        // will not run.
                         let permit = tokio::select! {
                             biased;
                             _ = held.abort.aborted() => None,
                             permit = slots.acquire_owned() => permit.ok(),
+                            _ = sleep_until(start_by) => {
+                                shared.pace.missed_start();
+                                metrics::counter!("docket_jobs_not_started_in_time_total", "action" => held.job.action.clone())
+                                    .increment(1);
+                                held.abort.abort(crate::lease::AbortReason::Late);
+                                None
+                            }
                         };
                         shared.running.dequeue();
                         if permit.is_none() && held.abort.reason().is_none() {
@@ -281,6 +308,16 @@ impl ClaimLoop {
             }
         }
     }
+}
+
+/// How claimed jobs start.
+struct Start {
+    /// The job holds its slot until its result is written: the next claim then sees
+    /// the result (a circuit that opened, a slot that freed), so a worker never has
+    /// more of such a group's jobs running or awaiting their write than slots.
+    until_written: bool,
+    /// A job still waiting for a slot then is given back unstarted (a rate's window).
+    start_by: Option<Instant>,
 }
 
 /// A claimed job, held by this worker.
@@ -339,6 +376,23 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// How long after its claim a job of a group with `rate` may still start, asked of
+/// `docket_claim_group`, which keeps that much of the rate back from the bucket's burst
+/// (so that starts, not only claims, stay within burst + rate × T in every window T).
+/// A tenth of the burst's worth, at most [`START_WINDOW`]; none below a burst of 20,
+/// whose bucket would lose a whole start of its burst (such a group claims only for
+/// free slots and starts its jobs at once). Zero without a rate.
+fn start_window(rate: Option<&Rate>) -> Duration {
+    match rate {
+        Some(r) if r.burst >= 20 => START_WINDOW.min(Duration::from_secs_f64(0.1 * f64::from(r.burst) / r.per_second)),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Longest start window: jobs claimed ahead wait for a slot for about one claim's
+/// round trip (milliseconds), and a window this long is a small share of a big burst.
+const START_WINDOW: Duration = Duration::from_millis(100);
+
 /// How many jobs are worth one claim statement while a backlog waits: half of the
 /// slots and the local queue (at most 128). Claiming a job or two per statement, as
 /// slots free one at a time, costs a round trip and a commit per job.
@@ -349,3 +403,25 @@ fn claim_batch(concurrency: usize) -> usize {
 /// Longest a freed slot waits for others to free before the claim: far below any
 /// HTTP call, and bounded so that a lone slot does not stay idle.
 const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use docket::catalog::flow::Rate;
+
+    use super::start_window;
+
+    fn rate(per_second: f64, burst: u32) -> Rate {
+        Rate { per_second, burst, text: String::new() }
+    }
+
+    #[test]
+    fn a_start_window_is_a_tenth_of_the_burst_at_most_100_ms_and_none_for_small_bursts() {
+        assert_eq!(start_window(None), Duration::ZERO);
+        assert_eq!(start_window(Some(&rate(10.0, 2))), Duration::ZERO, "a burst of 2 has no room");
+        assert_eq!(start_window(Some(&rate(1000.0, 19))), Duration::ZERO);
+        assert_eq!(start_window(Some(&rate(50.0, 20))), Duration::from_millis(40), "2 of 20 tokens at 50/s");
+        assert_eq!(start_window(Some(&rate(100_000.0, 100_000))), Duration::from_millis(100), "at most 100 ms");
+    }
+}

@@ -29,12 +29,13 @@ pub enum Finished {
         /// What the end tells flow control about the target, if anything.
         verdict: Option<Verdict>,
     },
-    /// Give the job back to the queue (the attempt is recorded `interrupted`).
-    Released { id: JobId, attempt: i32, action: String, reason: String },
+    /// Give the job back to the queue: a started attempt is recorded `interrupted`,
+    /// one that never started is undone ([`jobs::release`]).
+    Released { held: jobs::HeldAttempt, action: String, reason: String },
 }
 
-/// A job this worker holds (id, attempt) and its action's name.
-type HeldJob = ((JobId, i32), String);
+/// A job this worker holds and its action's name.
+type HeldJob = (jobs::HeldAttempt, String);
 
 /// Where results are written, and the jobs whose leases are kept until they are.
 pub struct Completer {
@@ -72,10 +73,10 @@ impl Completer {
                         actions.push(action);
                         verdicts.push(verdict);
                     }
-                    Finished::Released { id, attempt, action, reason } => {
+                    Finished::Released { held, action, reason } => {
                         match releases.iter_mut().find(|(r, _)| *r == reason) {
-                            Some((_, jobs)) => jobs.push(((id, attempt), action)),
-                            None => releases.push((reason, vec![((id, attempt), action)])),
+                            Some((_, jobs)) => jobs.push((held, action)),
+                            None => releases.push((reason, vec![(held, action)])),
                         }
                     }
                 }
@@ -143,18 +144,22 @@ impl Completer {
 
     /// Gives jobs back to the queue in one fenced statement.
     async fn release(&self, jobs: &[HeldJob], reason: &str) {
-        let held: Vec<(JobId, i32)> = jobs.iter().map(|(h, _)| *h).collect();
-        let ids: Vec<JobId> = held.iter().map(|(id, _)| *id).collect();
+        let held: Vec<jobs::HeldAttempt> = jobs.iter().map(|(h, _)| *h).collect();
+        let ids: Vec<JobId> = held.iter().map(|h| h.id).collect();
         let (db, worker_id) = (&self.db, self.worker_id.as_str());
         let result = self
             .persist(&ids, || db.run(async |c| jobs::release(c, worker_id, &held, reason, &self.rules).await))
             .await;
         if let Ok(released) = result {
-            for ((id, _), action) in jobs {
-                if released.contains(id) {
+            for (held, action) in jobs {
+                let id = &held.id;
+                if !released.contains(id) {
+                    tracing::warn!(job.id = %id, job.action = %action, "not released: the lease was already lost");
+                } else if held.started {
                     tracing::info!(job.id = %id, job.action = %action, reason = %reason, "job released to other workers");
                 } else {
-                    tracing::warn!(job.id = %id, job.action = %action, "not released: the lease was already lost");
+                    tracing::info!(job.id = %id, job.action = %action, reason = %reason,
+                                   "job given back unstarted: its attempt is undone");
                 }
             }
         }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use docket::catalog::flow::MAX_SNOOZES;
 use docket::catalog::Action;
 use docket::db::flow::{FlowRules, Verdict};
-use docket::db::jobs::{ClaimedJob, Completion, NextState};
+use docket::db::jobs::{self, ClaimedJob, Completion, NextState};
 use docket::db::Db;
 use docket::domain::AttemptOutcome;
 use docket::otlp;
@@ -30,6 +30,8 @@ pub enum Ended {
     Outcome(ActionOutcome),
     Panicked(String),
     Aborted(AbortReason),
+    /// Stopped while it waited for a slot: the action was never called.
+    NotStarted(AbortReason),
 }
 
 /// What every job task needs, built by the runner and shared by the claim loop's
@@ -58,16 +60,17 @@ pub async fn execute(shared: &JobContext, job: ClaimedJob, abort: Abort, mut exp
         // Cannot happen: workers claim only the actions they know.
         let reason = format!("worker has no action named '{}'", job.action);
         let action = job.action.clone();
-        let _ = shared.finished.send(Finished::Released { id: job.id, attempt: job.attempt, action, reason });
+        let held = jobs::HeldAttempt { id: job.id, attempt: job.attempt, started: true };
+        let _ = shared.finished.send(Finished::Released { held, action, reason });
         return;
     };
     let started = Instant::now();
     let waits_as = shared.flow.group(&job.action).unwrap_or(&job.action);
     // A job stopped while it waited for a slot (an operator's cancel, a lost lease,
-    // the end of the grace) does not start at all, nor one whose target asked its
-    // action to wait meanwhile.
+    // the end of the grace, its start window) does not start at all, nor one whose
+    // target asked its action to wait meanwhile.
     let ended = match (abort.reason(), shared.held_back.until(waits_as)) {
-        (Some(reason), _) => Ended::Aborted(reason),
+        (Some(reason), _) => Ended::NotStarted(reason),
         (None, Some(until)) => Ended::Outcome(ActionOutcome::Throttled {
             error: "not called: the target asked this action to wait while the job waited for a slot".into(),
             retry_after: Some(until - started),
@@ -161,7 +164,7 @@ fn finished(job: &ClaimedJob, action: &Action, ended: Ended) -> Option<Finished>
             c.outcome = AttemptOutcome::Panicked;
             Finished::Completed { completion: c, action: job.action.clone(), verdict: None }
         }
-        Ended::Aborted(AbortReason::Cancelled) => Finished::Completed {
+        Ended::Aborted(AbortReason::Cancelled) | Ended::NotStarted(AbortReason::Cancelled) => Finished::Completed {
             completion: Completion {
                 id: job.id,
                 attempt: job.attempt,
@@ -173,18 +176,19 @@ fn finished(job: &ClaimedJob, action: &Action, ended: Ended) -> Option<Finished>
             action: job.action.clone(),
             verdict: None,
         },
-        Ended::Aborted(AbortReason::LeaseLost) => {
+        Ended::Aborted(AbortReason::LeaseLost) | Ended::NotStarted(AbortReason::LeaseLost) => {
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
             return None;
         }
         Ended::Aborted(reason) => {
             tracing::warn!(reason = reason.describe(), "action aborted; releasing the job");
-            Finished::Released {
-                id: job.id,
-                attempt: job.attempt,
-                action: job.action.clone(),
-                reason: reason.describe().to_owned(),
-            }
+            let held = jobs::HeldAttempt { id: job.id, attempt: job.attempt, started: true };
+            Finished::Released { held, action: job.action.clone(), reason: reason.describe().to_owned() }
+        }
+        Ended::NotStarted(reason) => {
+            tracing::info!(reason = reason.describe(), "job stopped before it started; giving it back");
+            let held = jobs::HeldAttempt { id: job.id, attempt: job.attempt, started: false };
+            Finished::Released { held, action: job.action.clone(), reason: reason.describe().to_owned() }
         }
     })
 }

@@ -25,6 +25,9 @@ pub enum AbortReason {
     Shutdown,
     /// An operator cancelled the job.
     Cancelled,
+    /// A job of a rate-limited group waited in the local queue past the time its
+    /// claim allowed it to start (the bucket was charged for a start by then).
+    Late,
 }
 
 impl AbortReason {
@@ -34,6 +37,7 @@ impl AbortReason {
             Self::LeaseUnrenewable => "worker could not renew its lease (database unreachable)",
             Self::Shutdown => "worker shut down before the attempt finished",
             Self::Cancelled => "cancelled by an operator",
+            Self::Late => "not started within the time its rate limit allowed after the claim",
         }
     }
 }

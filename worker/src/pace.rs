@@ -8,9 +8,12 @@
 //! statement instead of a few slots' worth at a time, as in the raw SQL loop that
 //! `docket-bench limit` runs; slow ones (an HTTP call of a second) get a job or two
 //! ahead, so no job waits here for long while another worker could have run it.
+//! A job that waited past its start window (a rate-limited group's, see
+//! `claim_loop`) stops all taking ahead until a job ends here: the slots are slower
+//! than the averages say, and jobs claimed ahead would only be given back again.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -41,12 +44,15 @@ impl Average {
 pub struct Pace {
     run: Average,
     claim: Average,
+    /// A queued job missed its start window since the last job ended here.
+    late: AtomicBool,
 }
 
 impl Pace {
     /// A job ran for `took` (from the start of its action to its end).
     pub fn ran(&self, took: Duration) {
         self.run.add(took);
+        self.late.store(false, Ordering::Relaxed);
     }
 
     /// Runs a claim statement, timing its round trip when it succeeds.
@@ -57,6 +63,12 @@ impl Pace {
         Ok(claimed)
     }
 
+    /// A job claimed ahead could not start within its window: take nothing ahead
+    /// until a job ends here.
+    pub fn missed_start(&self) {
+        self.late.store(true, Ordering::Relaxed);
+    }
+
     /// A claim came back `took` after it was sent.
     pub fn claimed(&self, took: Duration) {
         self.claim.add(took);
@@ -64,6 +76,9 @@ impl Pace {
 
     /// How many claimed jobs may wait here for a slot, at most `most`.
     pub fn ahead(&self, concurrency: usize, most: usize) -> usize {
+        if self.late.load(Ordering::Relaxed) {
+            return 0;
+        }
         match (self.run.get(), self.claim.get()) {
             (Some(run), Some(claim)) => ahead(concurrency, run, claim).min(most),
             _ => 0,
@@ -94,6 +109,17 @@ mod tests {
         pace.claimed(Duration::from_millis(3));
         assert_eq!(pace.ahead(64, 256), 256, "a noop: as many as allowed");
         assert_eq!(pace.ahead(64, 0), 0, "DOCKET_WORKER_PREFETCH=0");
+    }
+
+    #[test]
+    fn a_missed_start_stops_taking_ahead_until_a_job_ends() {
+        let pace = Pace::default();
+        pace.ran(Duration::from_micros(50));
+        pace.claimed(Duration::from_millis(3));
+        pace.missed_start();
+        assert_eq!(pace.ahead(64, 256), 0);
+        pace.ran(Duration::from_micros(50));
+        assert_eq!(pace.ahead(64, 256), 256);
     }
 
     #[test]

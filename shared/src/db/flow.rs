@@ -76,16 +76,22 @@ pub struct GroupClaim {
     pub jobs: Vec<ClaimedJob>,
     /// Set when due jobs were held back by a limit.
     pub held: Option<Held>,
+    /// How long after the claim its jobs may still start: what the group's rate
+    /// granted of the `start_within` asked for (zero without a rate).
+    pub start_within: Duration,
 }
 
 /// Claims up to `want` jobs of a limit group, as its limits, pauses and circuits
-/// allow (`docket_claim_group`).
+/// allow (`docket_claim_group`). `start_within`: how long after the claim the worker
+/// may start a job (zero: at once); a group with a rate keeps back its share of that
+/// from the bucket's burst.
 pub async fn claim_group(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
     group: &str,
     want: i32,
     lease: Duration,
+    start_within: Duration,
 ) -> Result<GroupClaim, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select (job).id as "id?: JobId", (job).action as "action?", (job).document_id as "document_id?",
@@ -93,17 +99,21 @@ pub async fn claim_group(
                   (job).attempts as "attempts?", (job).max_attempts as "max_attempts?",
                   (job).parent_id as "parent_id?: JobId", (job).snoozes as "snoozes?",
                   (job).traceparent as "traceparent?",
-                  held_by as "held_by?", wait_seconds as "wait_seconds?"
-           from docket_claim_group($1, $2, $3, $4)"#,
+                  held_by as "held_by?", wait_seconds as "wait_seconds?", start_within as "start_within?"
+           from docket_claim_group($1, $2, $3, $4, $5)"#,
         worker_id,
         group,
         want,
         lease.as_secs_f64(),
+        start_within.as_secs_f64(),
     )
     .fetch_all(executor)
     .await?;
     let mut claim = GroupClaim::default();
     for r in rows {
+        if let Some(granted) = r.start_within {
+            claim.start_within = Duration::from_secs_f64(granted.clamp(0.0, start_within.as_secs_f64()));
+        }
         match (r.id, r.held_by.as_deref()) {
             (Some(id), _) => claim.jobs.push(ClaimedJob {
                 id,

@@ -359,19 +359,31 @@ pub async fn renew_leases(
     Ok(rows.into_iter().map(|r| HeldLease { id: r.id, cancel_requested: r.cancel_requested }).collect())
 }
 
+/// A job this worker gives back: its id, its attempt, and whether that attempt
+/// started (called the target) or only waited in the local queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldAttempt {
+    pub id: JobId,
+    pub attempt: i32,
+    pub started: bool,
+}
+
 /// Gives jobs that `worker_id` holds back to the queue at once (shutdown deadline,
-/// an action aborted before its lease ran out), or ends them `cancelled` if an
-/// operator asked for that meanwhile. The attempt is recorded as `interrupted`.
+/// an action aborted before its lease ran out, a job that could not start in time),
+/// or ends them `cancelled` if an operator asked for that meanwhile. A started
+/// attempt is recorded as `interrupted`; one that never started is undone (its row
+/// deleted, the job's attempt count and place in the queue as before the claim).
 /// Fenced like [`complete`]. Returns the ids released.
 pub async fn release(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
-    held: &[(JobId, i32)],
+    held: &[HeldAttempt],
     reason: &str,
     rules: &FollowUpRules,
 ) -> Result<Vec<JobId>, sqlx::Error> {
-    let ids: Vec<uuid::Uuid> = held.iter().map(|(id, _)| id.0).collect();
-    let attempts: Vec<i32> = held.iter().map(|(_, a)| *a).collect();
+    let ids: Vec<uuid::Uuid> = held.iter().map(|h| h.id.0).collect();
+    let attempts: Vec<i32> = held.iter().map(|h| h.attempt).collect();
+    let started: Vec<bool> = held.iter().map(|h| h.started).collect();
     let rows = sqlx::query_file!(
         "src/db/sql/jobs/release.sql",
         worker_id,
@@ -382,6 +394,7 @@ pub async fn release(
         &rules.states,
         &rules.actions,
         &rules.budgets,
+        &started,
     )
     .fetch_all(executor)
     .await?;
