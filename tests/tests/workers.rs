@@ -230,6 +230,44 @@ async fn jobs_still_running_at_the_grace_deadline_are_released() {
 }
 
 #[tokio::test]
+async fn a_job_still_in_the_local_queue_at_the_grace_deadline_goes_back_unstarted() {
+    let db = TestDb::new().await;
+    // 1: at once (the worker times a job and a claim, so it takes jobs ahead); 2: held
+    // until the gate opens, past the grace.
+    let target = Target::start(|n| if n == 2 { Reply::status(200).gated() } else { Reply::status(200) }).await;
+    let dir = http_catalog(&target.url);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    let env = [("DOCKET_WORKER_CONCURRENCY", "1".into()), ("DOCKET_WORKER_SHUTDOWN_GRACE", "500ms".into())];
+    let mut worker = Worker::start(&db.url, &catalog_path(&dir), "w-queued", &env).await;
+    let client = reqwest::Client::new();
+    let first = api.enqueue(&client, "archive", "doc-first").await;
+    wait_until("the first job to succeed", DEADLINE, || async {
+        (job(&db, first).await.state == JobState::Succeeded).then_some(())
+    })
+    .await;
+    let blocking = api.enqueue(&client, "archive", "doc-blocking").await;
+    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
+    let waiting = api.enqueue(&client, "archive", "doc-waiting").await;
+    wait_until("the third job to be claimed ahead", DEADLINE, || async {
+        (job(&db, waiting).await.state == JobState::Running).then_some(())
+    })
+    .await;
+    worker.process.signal(Signal::SIGTERM);
+    assert_eq!(worker.process.wait_exit(DEADLINE).await, Some(0));
+
+    // The job that ran is released with its attempt recorded; the one that only
+    // waited for the slot goes back as it was, its attempt undone.
+    let released = job(&db, blocking).await;
+    assert_eq!((released.state, released.attempts), (JobState::Retrying, 1));
+    assert_eq!(attempts::list(&db.pool, blocking).await.unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));
+    let given_back = job(&db, waiting).await;
+    assert_eq!((given_back.state, given_back.attempts, given_back.lease_owner), (JobState::Queued, 0, None));
+    assert!(attempts::list(&db.pool, waiting).await.unwrap().is_empty(), "no attempt recorded for a job that never ran");
+    assert_eq!(target.count(), 2);
+    target.open_gate();
+}
+
+#[tokio::test]
 async fn after_the_listener_reconnects_the_worker_claims_at_once() {
     let db = TestDb::new().await;
     let target = Target::always(200).await;
