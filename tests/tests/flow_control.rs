@@ -171,6 +171,25 @@ async fn a_killed_slot_holder_gives_its_slots_back_and_the_limit_still_holds() {
 }
 
 #[tokio::test]
+async fn max_concurrency_holds_exactly_while_claims_rely_on_the_running_bound() {
+    // Claims of 8 slots (and a job ahead) against a limit of 20: while the bound kept
+    // since the last count leaves room, a claim does not count the running jobs; the
+    // third worker's claim does, and takes what is left.
+    let target = Target::start(|_| Reply::status(200).delay(Duration::from_millis(200))).await;
+    let cluster = Cluster::start(dam_catalog(&target.url, "max_concurrency = 20"), 3, 8).await;
+    cluster.trigger(120).await;
+    cluster.wait_all_succeeded(120).await;
+    assert_eq!(target.count(), 120, "one call per job");
+    assert_eq!(target.max_in_flight(), 20, "the limit is reached and never exceeded");
+    let (bound, counted): (Option<i32>, bool) =
+        sqlx::query_as("select running_bound, running_counted_at is not null from limit_groups where name = 'dam'")
+            .fetch_one(&cluster.db.pool)
+            .await
+            .unwrap();
+    assert!(counted && bound.is_some_and(|b| (0..=20).contains(&b)), "bound {bound:?}");
+}
+
+#[tokio::test]
 async fn a_rate_limit_holds_in_every_sliding_window_across_three_processes() {
     let target = Target::always(200).await;
     let cluster = Cluster::start(dam_catalog(&target.url, "rate = \"10/1s\"\nburst = 2"), 3, 64).await;

@@ -262,7 +262,10 @@ async fn a_job_still_in_the_local_queue_at_the_grace_deadline_goes_back_unstarte
     assert_eq!(attempts::list(&db.pool, blocking).await.unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));
     let given_back = job(&db, waiting).await;
     assert_eq!((given_back.state, given_back.attempts, given_back.lease_owner), (JobState::Queued, 0, None));
-    assert!(attempts::list(&db.pool, waiting).await.unwrap().is_empty(), "no attempt recorded for a job that never ran");
+    assert!(
+        attempts::list(&db.pool, waiting).await.unwrap().is_empty(),
+        "no attempt recorded for a job that never ran"
+    );
     assert_eq!(target.count(), 2);
     target.open_gate();
 }

@@ -16,7 +16,8 @@ use crate::domain::{CircuitState, JobId};
 
 /// Writes the limit groups of a catalog (a worker does so when it starts). A new
 /// group starts with a full bucket; a changed rate takes effect at once (a lowered
-/// effective rate stays lowered, never above the new rate).
+/// effective rate stays lowered, never above the new rate). A changed group forgets
+/// its running bound, so that its next claim counts its running jobs.
 pub async fn configure(executor: impl PgExecutor<'_>, groups: &[LimitGroup]) -> Result<(), sqlx::Error> {
     if groups.is_empty() {
         return Ok(());
@@ -38,7 +39,7 @@ pub async fn configure(executor: impl PgExecutor<'_>, groups: &[LimitGroup]) -> 
                burst = excluded.burst,
                effective_rate = least(coalesce(l.effective_rate, excluded.rate), excluded.rate),
                tokens = least(l.tokens, coalesce(excluded.burst, 0)),
-               updated_at = now()
+               running_bound = null, updated_at = now()
            where (l.actions, l.max_running, l.rate, l.burst)
                  is distinct from (excluded.actions, excluded.max_running, excluded.rate, excluded.burst)"#,
         &names as &[&str],

@@ -1,14 +1,26 @@
--- A rate-limited group may be claimed ahead into a worker's local queue (issue #24: a
--- group with a rate drained at 0.12x the raw limit, claiming only for free slots, 33
--- jobs a claim, one claim after another on the group's lock). The bucket is still
--- charged at the claim; the worker says how long after the claim a job may still start
--- (p_start_within), the bucket keeps that much of the rate back from its burst, and a
--- job not started in time goes back to the queue unstarted (jobs::give_back). So the
--- starts keep burst + rate x T in every window T, as before.
+-- Limit groups' claims (issue #24: a group with a rate drained at 0.12x the raw limit,
+-- one with only max_concurrency at 0.49x).
+--
+-- 1. A rate-limited group may be claimed ahead into a worker's local queue. It
+--    claimed only for free slots, 33 jobs a claim, one claim after another on the
+--    group's lock. The bucket is still charged at the claim; the worker says how long
+--    after the claim a job may still start (p_start_within), the bucket keeps that
+--    much of the rate back from its burst, and a job not started in time goes back to
+--    the queue unstarted (jobs::release). So the starts keep burst + rate x T in every
+--    window T, as before.
+-- 2. The group's running jobs are counted only when the bound kept since the last
+--    count (running_bound: that count plus every job started since, which only this
+--    function does) leaves too little room, or is a second old. The count took 4.4 ms
+--    of each 19.7 ms claim, under the group's lock (pg_stat_statements, 100,000 jobs
+--    at a limit of 100,000).
 --
 -- A new argument and a new result column: the old function is dropped (workers of the
 -- previous release call it with four arguments and fail their group claims until they
 -- are replaced; they retry with a backoff and lose nothing).
+
+alter table limit_groups
+    add column running_bound integer,
+    add column running_counted_at timestamptz;
 
 drop function docket_claim_group(text, text, integer, float8);
 
@@ -48,6 +60,7 @@ declare
     v_action text;
     v_job docket_claimed_job;
     v_within float8 := 0;
+    v_counted boolean := false;
 begin
     -- Claims of one group take turns from here until their transaction commits.
     select * into g from limit_groups l where l.name = p_group for update;
@@ -71,8 +84,21 @@ begin
     )
     select coalesce(array_agg(p.action), '{}') into v_probing from probing p;
 
-    -- The group's running jobs, on every worker.
-    select count(*) into v_running from jobs j where j.state = 'running' and j.action = any (g.actions);
+    -- The group's running jobs, on every worker: counted, or, while there is room, the
+    -- bound kept since the last count. Only this function starts the group's jobs, and
+    -- it adds what it starts to the bound, so the bound is never below the count; a
+    -- count every second at least (and after every catalog sync) keeps it honest. At
+    -- a 100,000 limit the count (about 4 ms among ~600 running rows, held under the
+    -- group's lock) was a third of each claim.
+    if g.max_running is not null then
+        if g.running_bound is not null and g.running_bound + p_want <= g.max_running
+           and g.running_counted_at > v_now - interval '1 second' then
+            v_running := g.running_bound;
+        else
+            select count(*) into v_running from jobs j where j.state = 'running' and j.action = any (g.actions);
+            v_counted := true;
+        end if;
+    end if;
     -- The bucket, refilled for the time since it was last refilled, up to its burst less
     -- what the jobs' later starts need (g.rate: the configured rate, which the effective
     -- one never exceeds).
@@ -115,8 +141,13 @@ begin
         end loop;
     end if;
 
-    if g.rate is not null then
-        update limit_groups set tokens = v_tokens - v_claimed, refilled_at = v_now where name = p_group;
+    if g.rate is not null or (g.max_running is not null and (v_claimed > 0 or v_counted)) then
+        update limit_groups
+        set tokens = case when g.rate is not null then v_tokens - v_claimed else tokens end,
+            refilled_at = case when g.rate is not null then v_now else refilled_at end,
+            running_bound = case when g.max_running is not null then v_running + v_claimed end,
+            running_counted_at = case when v_counted then v_now else running_counted_at end
+        where name = p_group;
     end if;
 
     -- Say what held back jobs that are due, so that the worker knows when to ask again.
