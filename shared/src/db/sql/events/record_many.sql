@@ -10,15 +10,22 @@
 with jobs_in as (
     select * from unnest($13::int4[], $14::uuid[], $15::text[], $16::text[], $17::int4[], $18::text[])
         with ordinality as j(n, id, action, trigger, budget, traceparent, k)
+), triggers_of as (
+    select t.n, array_agg(t.name order by t.k) as triggers
+    from unnest($21::int4[], $22::text[]) with ordinality as t(n, name, k)
+    group by t.n
+), jobs_of as (
+    select j.n, array_agg(j.id order by j.k) as job_ids from jobs_in j group by j.n
 ), deliveries as (
-    select d.*,
-           array(select t.name from unnest($21::int4[], $22::text[]) with ordinality as t(n, name, k)
-                 where t.n = d.n order by t.k) as triggers,
-           array(select t.id from jobs_in t where t.n = d.n order by t.k) as job_ids
+    -- Grouped once, not looked up per delivery: a batch of 256 compared every delivery
+    -- with every job and trigger of the batch.
+    select d.*, coalesce(t.triggers, '{}') as triggers, coalesce(j.job_ids, '{}') as job_ids
     from unnest($1::int4[], $2::uuid[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[], $8::text[],
                 $9::jsonb[], $10::jsonb[], $11::text[], $12::text[])
         as d(n, id, subscription_id, event_second, event_nano, event_type, obj_code, obj_id, new_state, old_state,
              document_id, version_id)
+    left join triggers_of t on t.n = d.n
+    left join jobs_of j on j.n = d.n
 ), event as (
     insert into workfront_events (id, subscription_id, event_second, event_nano, event_type, obj_code,
                                   obj_id, new_state, old_state, triggers, job_ids)
