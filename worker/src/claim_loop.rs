@@ -62,6 +62,20 @@ struct Group {
 }
 
 impl Group {
+    fn new(group: &LimitGroup, flow: &FlowRules) -> Self {
+        let start_within = start_window(group.rate.as_ref());
+        let circuit = group.actions.iter().any(|a| flow.has_circuit(a));
+        Group {
+            name: group.name.clone(),
+            actions: group.actions.clone(),
+            ready: true,
+            not_before: None,
+            full: false,
+            takes_ahead: !circuit && (group.rate.is_none() || !start_within.is_zero()),
+            start_within: if circuit { Duration::ZERO } else { start_within },
+        }
+    }
+
     fn due(&self, now: Instant) -> bool {
         self.ready || self.not_before.is_some_and(|at| at <= now)
     }
@@ -94,23 +108,7 @@ impl ClaimLoop {
     /// Claims and starts jobs until `shutdown`; the running jobs' tasks are in `tasks`.
     pub async fn run(mut self, tasks: &TaskTracker, shutdown: &CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
-        let mut groups: Vec<Group> = self
-            .groups
-            .iter()
-            .map(|g| {
-                let start_within = start_window(g.rate.as_ref());
-                let circuit = g.actions.iter().any(|a| self.flow.has_circuit(a));
-                Group {
-                    name: g.name.clone(),
-                    actions: g.actions.clone(),
-                    ready: true,
-                    not_before: None,
-                    full: false,
-                    takes_ahead: !circuit && (g.rate.is_none() || !start_within.is_zero()),
-                    start_within: if circuit { Duration::ZERO } else { start_within },
-                }
-            })
-            .collect();
+        let mut groups: Vec<Group> = self.groups.iter().map(|g| Group::new(g, &self.flow)).collect();
         // Jobs waiting for a slot would take every slot that frees (the semaphore
         // serves its waiters first), and a group with a circuit or a small burst claims
         // only for free slots: a worker that serves such a group takes nothing ahead.
