@@ -14,9 +14,9 @@
 -- this claim each may still start (p_start_within); the bucket then holds
 -- rate x p_start_within tokens less than its burst, so that the starts, not only the
 -- claims, stay within the limit (jobs claimed over T + p_start_within start within T).
--- It gets at most a tenth of the burst (the rest of the burst stays available), and
--- every job row says what it got (start_within): a job not started by then goes back
--- to the queue unstarted.
+-- It gets at most what leaves one token of the burst (the worker asks for a tenth of
+-- it), and every job row says what it got (start_within): a job not started by then
+-- goes back to the queue unstarted.
 --
 -- The functions are planned without their arguments' values, so on a big table the
 -- planner's estimates pass jit_above_cost and every call compiled itself first: the
@@ -83,7 +83,7 @@ begin
     -- what the jobs' later starts need (g.rate: the configured rate, which the effective
     -- one never exceeds).
     if g.rate is not null then
-        v_within := least(greatest(p_start_within, 0), 0.1 * g.burst / g.rate);
+        v_within := least(greatest(p_start_within, 0), (g.burst - 1) / g.rate);
         v_tokens := least(g.burst - g.rate * v_within,
                           g.tokens + g.effective_rate * greatest(0, extract(epoch from v_now - g.refilled_at)));
     end if;

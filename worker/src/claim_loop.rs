@@ -63,8 +63,8 @@ struct Group {
 
 impl Group {
     fn new(group: &LimitGroup, flow: &FlowRules) -> Self {
-        let start_within = start_window(group.rate.as_ref());
         let circuit = group.actions.iter().any(|a| flow.has_circuit(a));
+        let start_within = if circuit { Duration::ZERO } else { start_window(group.rate.as_ref()) };
         Group {
             name: group.name.clone(),
             actions: group.actions.clone(),
@@ -72,7 +72,7 @@ impl Group {
             not_before: None,
             full: false,
             takes_ahead: !circuit && (group.rate.is_none() || !start_within.is_zero()),
-            start_within: if circuit { Duration::ZERO } else { start_within },
+            start_within,
         }
     }
 
@@ -379,7 +379,8 @@ async fn sleep_until(at: Option<Instant>) {
 /// (so that starts, not only claims, stay within burst + rate × T in every window T).
 /// A tenth of the burst's worth, at most [`START_WINDOW`]; none below a burst of 20,
 /// whose bucket would lose a whole start of its burst (such a group claims only for
-/// free slots and starts its jobs at once). Zero without a rate.
+/// free slots and starts its jobs at once). Zero without a rate. The policy lives
+/// here; the function only refuses a window that would leave less than one token.
 fn start_window(rate: Option<&Rate>) -> Duration {
     match rate {
         Some(r) if r.burst >= 20 => START_WINDOW.min(Duration::from_secs_f64(0.1 * f64::from(r.burst) / r.per_second)),
