@@ -16,6 +16,30 @@ fn http_catalog(url: &str) -> tempfile::TempDir {
     ))
 }
 
+/// Runs a first job to its end (so the worker has timed a job and a claim, and takes
+/// jobs ahead of its slots), then a second whose call `target` holds (its second reply
+/// is gated): the worker's one slot stays busy. Returns the second job.
+async fn occupy_the_slot(db: &TestDb, api: &Api, target: &Target, client: &reqwest::Client) -> JobId {
+    let first = api.enqueue(client, "archive", "doc-first").await;
+    wait_until("the first job to succeed", DEADLINE, || async {
+        (job(db, first).await.state == JobState::Succeeded).then_some(())
+    })
+    .await;
+    let blocking = api.enqueue(client, "archive", "doc-blocking").await;
+    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
+    blocking
+}
+
+/// Queues a third job and waits until the worker claimed it ahead of its busy slot.
+async fn claimed_ahead(db: &TestDb, api: &Api, client: &reqwest::Client) -> JobId {
+    let waiting = api.enqueue(client, "archive", "doc-waiting").await;
+    wait_until("the third job to be claimed ahead", DEADLINE, || async {
+        (job(db, waiting).await.state == JobState::Running).then_some(())
+    })
+    .await;
+    waiting
+}
+
 /// A short lease and quick rescue, so takeovers happen within seconds.
 fn short_lease() -> Vec<(&'static str, String)> {
     vec![
@@ -240,18 +264,8 @@ async fn a_job_still_in_the_local_queue_at_the_grace_deadline_goes_back_unstarte
     let env = [("DOCKET_WORKER_CONCURRENCY", "1".into()), ("DOCKET_WORKER_SHUTDOWN_GRACE", "500ms".into())];
     let mut worker = Worker::start(&db.url, &catalog_path(&dir), "w-queued", &env).await;
     let client = reqwest::Client::new();
-    let first = api.enqueue(&client, "archive", "doc-first").await;
-    wait_until("the first job to succeed", DEADLINE, || async {
-        (job(&db, first).await.state == JobState::Succeeded).then_some(())
-    })
-    .await;
-    let blocking = api.enqueue(&client, "archive", "doc-blocking").await;
-    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
-    let waiting = api.enqueue(&client, "archive", "doc-waiting").await;
-    wait_until("the third job to be claimed ahead", DEADLINE, || async {
-        (job(&db, waiting).await.state == JobState::Running).then_some(())
-    })
-    .await;
+    let blocking = occupy_the_slot(&db, &api, &target, &client).await;
+    let waiting = claimed_ahead(&db, &api, &client).await;
     worker.process.signal(Signal::SIGTERM);
     assert_eq!(worker.process.wait_exit(DEADLINE).await, Some(0));
 
@@ -501,13 +515,7 @@ async fn a_rated_job_that_cannot_start_within_its_window_goes_back_unstarted() {
     let worker =
         Worker::start(&db.url, &catalog_path(&dir), "w-window", &[("DOCKET_WORKER_CONCURRENCY", "1".into())]).await;
     let client = reqwest::Client::new();
-    let first = api.enqueue(&client, "archive", "doc-first").await;
-    wait_until("the first job to succeed", DEADLINE, || async {
-        (job(&db, first).await.state == JobState::Succeeded).then_some(())
-    })
-    .await;
-    let blocking = api.enqueue(&client, "archive", "doc-blocking").await;
-    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
+    let blocking = occupy_the_slot(&db, &api, &target, &client).await;
     let waiting = api.enqueue(&client, "archive", "doc-waiting").await;
     // Claimed ahead of the busy slot, it waits past its window and goes back.
     wait_until("a job to miss its start window", DEADLINE, || async {
@@ -577,19 +585,9 @@ async fn a_job_cancelled_while_waiting_in_the_local_queue_never_reaches_the_targ
     let worker =
         Worker::start(&db.url, &catalog_path(&dir), "w-ahead", &[("DOCKET_WORKER_CONCURRENCY", "1".into())]).await;
     let client = reqwest::Client::new();
-    let first = api.enqueue(&client, "archive", "doc-first").await;
-    wait_until("the first job to succeed", DEADLINE, || async {
-        (job(&db, first).await.state == JobState::Succeeded).then_some(())
-    })
-    .await;
-    let blocking = api.enqueue(&client, "archive", "doc-blocking").await;
-    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
-    let waiting = api.enqueue(&client, "archive", "doc-waiting").await;
+    let blocking = occupy_the_slot(&db, &api, &target, &client).await;
     // Claimed (the worker took it ahead of its busy slot), not started.
-    wait_until("the third job to be claimed", DEADLINE, || async {
-        (job(&db, waiting).await.state == JobState::Running).then_some(())
-    })
-    .await;
+    let waiting = claimed_ahead(&db, &api, &client).await;
     assert_eq!(target.count(), 2);
     // The worker's gauges tell the running job from the one waiting for its slot.
     wait_until("the gauges to show one running and one queued job", DEADLINE, || async {
@@ -630,18 +628,8 @@ async fn a_job_waiting_in_the_local_queue_does_not_call_a_target_that_asked_to_w
     let _worker =
         Worker::start(&db.url, &catalog_path(&dir), "w-held", &[("DOCKET_WORKER_CONCURRENCY", "1".into())]).await;
     let client = reqwest::Client::new();
-    let first = api.enqueue(&client, "archive", "doc-first").await;
-    wait_until("the first job to succeed", DEADLINE, || async {
-        (job(&db, first).await.state == JobState::Succeeded).then_some(())
-    })
-    .await;
-    let pushed_back = api.enqueue(&client, "archive", "doc-pushed-back").await;
-    wait_until("the second call to reach the target", DEADLINE, || async { (target.count() == 2).then_some(()) }).await;
-    let queued = api.enqueue(&client, "archive", "doc-queued").await;
-    wait_until("the third job to be claimed ahead", DEADLINE, || async {
-        (job(&db, queued).await.state == JobState::Running).then_some(())
-    })
-    .await;
+    let pushed_back = occupy_the_slot(&db, &api, &target, &client).await;
+    let queued = claimed_ahead(&db, &api, &client).await;
 
     target.open_gate();
     // The queued job gets the slot while the action waits: it ends throttled (no
