@@ -149,6 +149,8 @@ async fn run_with_lineage(db: Db, registry: Arc<Registry>, job: ClaimedJob) -> A
 /// What the completer is to write for an attempt that ended so; `None` when the
 /// lease was lost (the new owner's result stands, nothing is written).
 fn finished(job: &ClaimedJob, action: &Action, ended: Ended) -> Option<Finished> {
+    // Whether the action was called: an attempt that never started is undone.
+    let started = !matches!(ended, Ended::NotStarted(_));
     Some(match ended {
         Ended::Outcome(outcome) => {
             let completion = completion(job, action, outcome.clone());
@@ -180,14 +182,13 @@ fn finished(job: &ClaimedJob, action: &Action, ended: Ended) -> Option<Finished>
             tracing::warn!("action aborted: lease lost; the new owner's result stands");
             return None;
         }
-        Ended::Aborted(reason) => {
-            tracing::warn!(reason = reason.describe(), "action aborted; releasing the job");
-            let held = jobs::HeldAttempt { id: job.id, attempt: job.attempt, started: true };
-            Finished::Released { held, action: job.action.clone(), reason: reason.describe().to_owned() }
-        }
-        Ended::NotStarted(reason) => {
-            tracing::info!(reason = reason.describe(), "job stopped before it started; giving it back");
-            let held = jobs::HeldAttempt { id: job.id, attempt: job.attempt, started: false };
+        Ended::Aborted(reason) | Ended::NotStarted(reason) => {
+            if started {
+                tracing::warn!(reason = reason.describe(), "action aborted; releasing the job");
+            } else {
+                tracing::info!(reason = reason.describe(), "job stopped before it started; giving it back");
+            }
+            let held = jobs::HeldAttempt { id: job.id, attempt: job.attempt, started };
             Finished::Released { held, action: job.action.clone(), reason: reason.describe().to_owned() }
         }
     })
