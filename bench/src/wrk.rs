@@ -19,13 +19,18 @@ pub struct WrkLoad {
     pub errors: u64,
 }
 
-/// `enqueue`'s script: unique document ids per thread, the api key and a requester.
-const ENQUEUE: &str = r#"
+/// What every script starts with: each wrk thread's number, `tid`, which makes the
+/// ids unique across threads.
+const THREADS: &str = r#"
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
   threads = threads + 1
 end
+"#;
+
+/// `enqueue`'s script: unique document ids per thread, the api key and a requester.
+const ENQUEUE: &str = r#"
 function init(args)
   counter = 0
   wrk.headers["apiKey"] = os.getenv("DOCKET_BENCH_API_KEY")
@@ -41,11 +46,6 @@ end
 /// [`crate::events::template`]) with its own object id per thread and counter and the
 /// current second as its event time, with the subscription's token.
 const EVENTS: &str = r#"
-local threads = 0
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
 function init(args)
   counter = 0
   body = os.getenv("DOCKET_BENCH_BODY")
@@ -105,7 +105,7 @@ async fn drive(
     connections: usize,
 ) -> anyhow::Result<WrkLoad> {
     let path = std::env::temp_dir().join(format!("docket-bench-wrk-{}.lua", std::process::id()));
-    std::fs::write(&path, script)?;
+    std::fs::write(&path, format!("{THREADS}{script}"))?;
     let output = tokio::process::Command::new("wrk")
         .args(["--threads", "2", "--latency"])
         .arg(format!("--connections={connections}"))
