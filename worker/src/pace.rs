@@ -1,6 +1,6 @@
 //! How many jobs the claim loop takes ahead of its free slots (its local queue):
 //! enough to keep every slot busy while the next claim is on its way, and never more
-//! than `DOCKET_WORKER_PREFETCH` (default four times the concurrency). Sized from two
+//! than `DOCKET_WORKER_PREFETCH` (default sixteen times the concurrency). Sized from two
 //! running averages: how long a job runs on this worker, and how long a claim takes
 //! to come back.
 //!

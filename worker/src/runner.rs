@@ -18,7 +18,7 @@ use docket::domain::JobState;
 use crate::actions::Registry;
 use crate::claim_loop::ClaimLoop;
 use crate::completer;
-use crate::config::{default_worker_id, Config};
+use crate::config::{default_worker_id, Config, MAX_PREFETCH, PREFETCH_PER_SLOT};
 use crate::due::Due;
 use crate::execute::JobContext;
 use crate::lease::{self, AbortReason, Running};
@@ -92,7 +92,7 @@ impl Worker {
             listen_url: config.listen_database_url.unwrap_or(config.database_url).expose().to_owned(),
             id,
             concurrency: config.concurrency as usize,
-            prefetch: config.prefetch.map_or(4 * config.concurrency as usize, |p| p as usize),
+            prefetch: config.prefetch.unwrap_or((PREFETCH_PER_SLOT * config.concurrency).min(MAX_PREFETCH)) as usize,
             lease: config.lease,
             poll_interval: config.poll_interval,
             rescue_interval: config.rescue_interval,
