@@ -393,18 +393,18 @@ async fn the_traceparent_column_takes_exactly_the_w3c_version_00_shape() {
     let (trace, span) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
     set(format!("00-{trace}-{span}-01")).await.expect("a valid traceparent");
     let malformed = [
-        format!("01-{trace}-{span}-01"),                  // another version
-        format!("00-{}-{span}-01", trace.to_uppercase()), // upper-case hex
-        format!("00-{}-{span}-01", &trace[1..]),          // a trace id one digit short
-        format!("00-{trace}0-{span}-01"),                 // one digit long
-        format!("00-{}-{}-01", &trace[..31], &format!("{}{span}", &trace[31..])), // a dash one place early
-        format!("00-{}g-{span}-01", &trace[..31]),        // not hex
+        format!("01-{trace}-{span}-01"),                           // another version
+        format!("00-{}-{span}-01", trace.to_uppercase()),          // upper-case hex
+        format!("00-{}-{span}-01", &trace[1..]),                   // a trace id one digit short
+        format!("00-{trace}0-{span}-01"),                          // one digit long
+        format!("00-{}-{}{span}-01", &trace[..31], &trace[31..]),  // a dash one place early
+        format!("00-{}g-{span}-01", &trace[..31]),                 // not hex
         format!("00-{}-{}-{span}-01", &trace[..15], &trace[16..]), // a dash inside the trace id
-        format!("00-{trace}-{span}-01-"),                 // trailing
-        format!(" 00-{trace}-{span}-01"),                 // leading
-        format!("00-{trace}-{span}-1"),                   // short flags
-        format!("00-{trace}-{span}-0x"),                  // flags not hex
-        format!("00-{trace}-{span}_01"),                  // another separator
+        format!("00-{trace}-{span}-01-"),                          // trailing
+        format!(" 00-{trace}-{span}-01"),                          // leading
+        format!("00-{trace}-{span}-1"),                            // short flags
+        format!("00-{trace}-{span}-0x"),                           // flags not hex
+        format!("00-{trace}-{span}_01"),                           // another separator
     ];
     for value in malformed {
         let error = set(value.clone()).await.expect_err(&value);

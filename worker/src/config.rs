@@ -117,11 +117,10 @@ fn lease_duration(text: &str) -> Result<Duration, String> {
     Ok(lease)
 }
 
-/// `host-pid-xxxx`: unique across hosts and restarts.
 /// The local queue's default depth per slot. Four per slot left the two default
 /// workers' queues (256 each) shorter than what they finish while a claim is on its
 /// way on a fast machine, and their claims smaller than the raw loop's: the default
-/// drain measured 0.90× the raw limit against 0.94× with sixteen
+/// drain measured 0.90–0.92× the raw limit against 0.93–0.94× with sixteen
 /// (`docs/performance-analysis.md`). Slow jobs are not affected: the pace gives them a
 /// job or two ahead whatever the cap.
 pub const PREFETCH_PER_SLOT: u32 = 16;
@@ -129,6 +128,7 @@ pub const PREFETCH_PER_SLOT: u32 = 16;
 /// The deepest local queue, set or defaulted.
 pub const MAX_PREFETCH: u32 = 40_000;
 
+/// `host-pid-xxxx`: unique across hosts and restarts.
 pub fn default_worker_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let host: String = host.chars().filter(|c| !c.is_control()).take(64).collect();
