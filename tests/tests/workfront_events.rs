@@ -220,6 +220,18 @@ async fn became_approved_fires_once_and_a_broader_delivery_runs_only_what_matche
     .await
     .unwrap();
     assert_eq!(actions, ["archive", "tell"]);
+    // Redeliveries answer from what was stored: both jobs of the task's trigger, and
+    // nothing for the edit.
+    let again = ok(&send.post(&deleted.message(Encoding::Object)).await).clone();
+    assert_eq!(
+        (again["triggers"].clone(), job_ids(&again), again["duplicate"].clone()),
+        (json!(["task-deleted"]), ids.clone(), json!(true))
+    );
+    let again = ok(&send.post(&rename.message(Encoding::Object)).await).clone();
+    assert_eq!(
+        (again["triggers"].clone(), job_ids(&again).len(), again["duplicate"].clone()),
+        (json!([]), 0, json!(true))
+    );
     assert_eq!(count(&db, "jobs").await, 3);
     assert_eq!(count(&db, "workfront_events").await, 4, "every delivery is recorded, matched or not");
 

@@ -74,26 +74,19 @@ pub async fn record_many(
     let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
     let positions: Vec<i32> = (0..deliveries.len() as i32).collect();
     let events: Vec<&Event> = deliveries.iter().map(|d| &d.event).collect();
-    let (mut job_of, mut job_ids, mut actions, mut triggers, mut budgets, mut traceparents) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let matched: Vec<Vec<String>> = deliveries.iter().map(Delivery::triggers).collect();
-    let (mut trigger_of, mut trigger_names) = (Vec::new(), Vec::new());
-    for (n, delivery) in deliveries.iter().enumerate() {
-        for name in &matched[n] {
-            trigger_of.push(n as i32);
-            trigger_names.push(name.as_str());
-        }
-        for job in &delivery.jobs {
-            job_of.push(n as i32);
-            job_ids.push(job.id.0);
-            actions.push(job.action.as_str());
-            triggers.push(job.trigger.as_str());
-            budgets.push(job.max_attempts as i32);
-            traceparents.push(job.traceparent.map(|t| t.to_string()));
-        }
-    }
     let documents: Vec<(&str, &str)> =
         deliveries.iter().map(|d| d.document.as_ref().map_or(("", ""), |(id, v)| (id.as_str(), v.as_str()))).collect();
+    let jobs: Vec<(Uuid, &NewEventJob, (&str, &str))> = deliveries
+        .iter()
+        .zip(&ids)
+        .zip(&documents)
+        .flat_map(|((d, id), document)| d.jobs.iter().map(move |job| (*id, job, *document)))
+        .collect();
+    // Comma-separated lists ($13, $14): trigger names are ASCII letters, digits, '_',
+    // '-' and '.' (the catalog checks), and uuids hold no comma.
+    let job_lists: Vec<String> =
+        deliveries.iter().map(|d| d.jobs.iter().map(|j| j.id.0.to_string()).collect::<Vec<_>>().join(",")).collect();
     let row = sqlx::query_file!(
         "src/db/sql/events/record_many.sql",
         &positions,
@@ -108,16 +101,18 @@ pub async fn record_many(
         &events.iter().map(|e| serde_json::Value::Object(e.old_state.clone())).collect::<Vec<_>>(),
         &documents.iter().map(|d| d.0).collect::<Vec<_>>() as &[&str],
         &documents.iter().map(|d| d.1).collect::<Vec<_>>() as &[&str],
-        &job_of,
-        &job_ids,
-        &actions as &[&str],
-        &triggers as &[&str],
-        &budgets,
-        &traceparents as &[Option<String>],
+        &matched.iter().map(|names| names.join(",")).collect::<Vec<_>>(),
+        &job_lists,
+        &jobs.iter().map(|j| j.0).collect::<Vec<_>>(),
+        &jobs.iter().map(|j| j.1.id.0).collect::<Vec<_>>(),
+        &jobs.iter().map(|j| j.1.action.as_str()).collect::<Vec<_>>() as &[&str],
+        &jobs.iter().map(|j| j.1.trigger.as_str()).collect::<Vec<_>>() as &[&str],
+        &jobs.iter().map(|j| j.1.max_attempts as i32).collect::<Vec<_>>(),
+        &jobs.iter().map(|j| j.1.traceparent.map(|t| t.to_string())).collect::<Vec<_>>() as &[Option<String>],
+        &jobs.iter().map(|j| j.2 .0).collect::<Vec<_>>() as &[&str],
+        &jobs.iter().map(|j| j.2 .1).collect::<Vec<_>>() as &[&str],
         crate::JOBS_CHANNEL,
         notify,
-        &trigger_of,
-        &trigger_names as &[&str],
     )
     .fetch_one(&mut *conn)
     .await?;
