@@ -83,7 +83,7 @@ pub async fn record_many(
         .zip(&documents)
         .flat_map(|((d, id), document)| d.jobs.iter().map(move |job| (*id, job, *document)))
         .collect();
-    // Comma-separated lists ($13, $14): trigger names are ASCII letters, digits, '_',
+    // Comma-separated lists ($11, $12): trigger names are ASCII letters, digits, '_',
     // '-' and '.' (the catalog checks), and uuids hold no comma.
     let job_lists: Vec<String> =
         deliveries.iter().map(|d| d.jobs.iter().map(|j| j.id.0.to_string()).collect::<Vec<_>>().join(",")).collect();
@@ -99,8 +99,6 @@ pub async fn record_many(
         &events.iter().map(|e| e.obj_id.as_str()).collect::<Vec<_>>() as &[&str],
         &events.iter().map(|e| serde_json::Value::Object(e.new_state.clone())).collect::<Vec<_>>(),
         &events.iter().map(|e| serde_json::Value::Object(e.old_state.clone())).collect::<Vec<_>>(),
-        &documents.iter().map(|d| d.0).collect::<Vec<_>>() as &[&str],
-        &documents.iter().map(|d| d.1).collect::<Vec<_>>() as &[&str],
         &matched.iter().map(|names| names.join(",")).collect::<Vec<_>>(),
         &job_lists,
         &jobs.iter().map(|j| j.0).collect::<Vec<_>>(),
