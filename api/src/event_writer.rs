@@ -1,7 +1,8 @@
 //! Group commit for the event intake, as [`crate::inserter`] is for `/customAction`.
-//! Handlers hand their delivery to two writer tasks; each takes every delivery waiting
-//! at that moment (up to `DOCKET_API_INSERT_BATCH` deliveries) and records them with
-//! one statement and one commit ([`events::record_many`]), then answers each handler.
+//! Handlers hand their delivery to the writer tasks; a writer takes every delivery
+//! waiting at that moment (up to `DOCKET_API_INSERT_BATCH` deliveries) and records them
+//! with one statement and one commit ([`events::record_many`]), then answers each
+//! handler. One batch is written at a time unless batches fill up ([`crate::batches`]).
 //! Under light load a batch is one delivery; under load one commit serves many, and
 //! one statement's fixed cost (parse, plan, executor start) is shared.
 //!
@@ -14,11 +15,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use docket::db::events::{self, Delivery, Recorded};
 use docket::db::{Db, UnitError};
 
+use crate::batches::Batches;
 use crate::notifier::Notifier;
 
 /// Why a delivery was not recorded (or may not have been).
@@ -46,7 +48,8 @@ pub struct EventWriter {
     queue: mpsc::Sender<Pending>,
 }
 
-/// Two writers: one gathers while the other writes ([`crate::inserter::writers`]).
+/// Two writers: the second writes only while a full batch leaves more waiting
+/// ([`crate::batches`]).
 const WRITERS: usize = 2;
 
 impl EventWriter {
@@ -54,9 +57,9 @@ impl EventWriter {
     pub fn spawn(db: Db, notifier: Notifier, max_batch: u32) -> Self {
         let max_batch = max_batch.max(1) as usize;
         let (queue, receiver) = mpsc::channel(max_batch * WRITERS * 4);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let batches = Batches::new(receiver, max_batch);
         for _ in 0..WRITERS {
-            tokio::spawn(write_batches(db.clone(), notifier.clone(), receiver.clone(), max_batch));
+            tokio::spawn(write_batches(db.clone(), notifier.clone(), batches.clone(), max_batch));
         }
         Self { queue }
     }
@@ -69,13 +72,10 @@ impl EventWriter {
     }
 }
 
-async fn write_batches(db: Db, notifier: Notifier, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, max_batch: usize) {
+async fn write_batches(db: Db, notifier: Notifier, batches: Batches<Pending>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
-    loop {
-        // Only the gathering holds the lock: another writer gathers while this one writes.
-        if receiver.lock().await.recv_many(&mut batch, max_batch).await == 0 {
-            return;
-        }
+    // Held until the batch is written: the next gathers what arrives meanwhile.
+    while let Some(_turn) = batches.next(&mut batch).await {
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) = batch.drain(..).map(|p| (p.delivery, p.recorded)).unzip();
         let outcomes = record(&db, &notifier, &deliveries).await;
         for (reply, outcome) in replies.into_iter().zip(outcomes) {

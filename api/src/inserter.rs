@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use docket::db::jobs::{self, NewJob};
@@ -30,6 +30,7 @@ use docket::db::{Db, UnitError};
 use docket::domain::JobId;
 use docket::retry::Backoff;
 
+use crate::batches::Batches;
 use crate::notifier::Notifier;
 
 /// Why a job was not stored (or may not have been).
@@ -87,14 +88,15 @@ pub struct Inserter {
     queue: mpsc::Sender<Pending>,
 }
 
-/// How many writer tasks: two, so that one gathers while the other writes. Each batch costs a
-/// commit (a WAL flush), and more writers split the same requests into smaller
-/// batches: with one per pooled connection (8) and 32 clients, a batch held 2.8 jobs
-/// and the intake ran at 0.71x pgbench's single-row inserts; with two, 1.13x
-/// (`docket-bench --only enqueue`, 2026-12-04). A batch grows with the database's
-/// latency, so two keep up until batches reach `DOCKET_API_INSERT_BATCH`. Without
-/// grouping (`DOCKET_API_INSERT_BATCH=1`) each write is one job, and every pooled
-/// connection gets a writer, as before grouping existed.
+/// How many writer tasks: two. One batch is written at a time while batches are not
+/// full ([`crate::batches`]), so the second writes only while a backlog fills whole
+/// batches. Each batch costs a commit (a WAL flush), and more writers in flight split
+/// the same requests into smaller batches: with one per pooled connection (8) and 32
+/// clients, a batch held 2.8 jobs and the intake ran at 0.71x pgbench's single-row
+/// inserts; with two taking turns only to gather, 1.13x (`docket-bench --only enqueue`,
+/// 2026-12-04). Without grouping (`DOCKET_API_INSERT_BATCH=1`) each write is one job
+/// (every batch is full), and every pooled connection gets a writer, as before
+/// grouping existed.
 pub fn writers(insert_batch: u32, db_connections: u32) -> usize {
     match insert_batch {
         1 => db_connections as usize,
@@ -108,10 +110,10 @@ impl Inserter {
     pub fn spawn(db: Db, notifier: Notifier, writers: usize, max_batch: u32, write_bound: Duration) -> Self {
         let max_batch = max_batch.max(1) as usize;
         let (queue, receiver) = mpsc::channel(max_batch * writers.max(1) * 4);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let batches = Batches::new(receiver, max_batch);
         for _ in 0..writers.max(1) {
             let writer = Arc::new(Writer { db: db.clone(), notifier: notifier.clone(), write_bound });
-            tokio::spawn(writer.write_batches(receiver.clone(), max_batch));
+            tokio::spawn(writer.write_batches(batches.clone(), max_batch));
         }
         Self { queue }
     }
@@ -162,14 +164,11 @@ enum Tried {
 }
 
 impl Writer {
-    async fn write_batches(self: Arc<Self>, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, max_batch: usize) {
+    async fn write_batches(self: Arc<Self>, batches: Batches<Pending>, max_batch: usize) {
         let mut batch = Vec::with_capacity(max_batch);
-        loop {
-            // Only the gathering holds the lock: another writer gathers while this one writes.
-            let received = receiver.lock().await.recv_many(&mut batch, max_batch).await;
-            if received == 0 {
-                return;
-            }
+        // Held until the batch is written (or handed off): the next gathers what
+        // arrives meanwhile.
+        while let Some(_turn) = batches.next(&mut batch).await {
             // Jobs whose request gave up waiting are dropped, not written.
             let batch_now: Vec<Pending> = batch.drain(..).filter(|p| p.handoff.take()).collect();
             if batch_now.is_empty() {
