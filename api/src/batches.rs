@@ -6,10 +6,10 @@
 //! clears it when the database is far away or slow.
 //!
 //! Why not let writers take turns only for the gathering: on the 2-core machine, with
-//! 32 clients, two writers split the requests into batches of 7 event deliveries (9 for
-//! `/customAction`) and two statements competed for the cores; one batch at a time made
-//! batches of 12 (13) and took 25–35 % more requests per second, with a lower p99
-//! (`docs/performance-analysis.md`, "Intake").
+//! 32 clients, two writers split the requests into batches of about 7 (event deliveries
+//! or `/customAction` jobs) and two statements competed for the cores; one batch at a
+//! time made batches of 12 and 13 and took 25–40 % more requests per second, with a
+//! lower p99 (`docs/performance-analysis.md`, "Intake").
 
 use std::sync::Arc;
 
