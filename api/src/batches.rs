@@ -3,7 +3,9 @@
 //! writes a batch that was not full, so one batch is in the database at a time and
 //! whatever arrives meanwhile makes the next batch. Only a full batch lets another
 //! writer gather at once: there is a backlog, and a second write in flight is what
-//! clears it when the database is far away or slow.
+//! clears it when the database is far away or slow. The price: a batch that waits (on
+//! a lock another api's batch holds, on a stalled database) holds back the next until
+//! its write ends or is handed off.
 //!
 //! Why not let writers take turns only for the gathering: on the 2-core machine, with
 //! 32 clients, two writers split the requests into batches of about 7 (event deliveries
