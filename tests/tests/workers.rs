@@ -649,3 +649,39 @@ async fn a_job_waiting_in_the_local_queue_does_not_call_a_target_that_asked_to_w
         assert_eq!(done.state, JobState::Succeeded);
     }
 }
+
+#[tokio::test]
+async fn a_worker_whose_results_wait_to_be_written_stops_claiming() {
+    // Every write of results takes 300 ms: a statement trigger on the updates of
+    // attempt rows, which only the writes of results make (claims insert them). Noop
+    // jobs end at once, so their results wait to be written. A worker holds a job from
+    // its claim until its result is written; it may hold as many awaiting their write
+    // as it may run and queue, so with two slots and no local queue, four at most.
+    // Before, a slot freed when its job ended and the worker claimed again at once: it
+    // held every queued job while their results waited (thousands in a drain, each
+    // lease renewed every tick).
+    const N: usize = 40;
+    let db = TestDb::new().await;
+    let dir = catalog(TICK);
+    let api = Api::start(&db.url, &catalog_path(&dir), &[]).await;
+    sqlx::raw_sql(
+        "create function slow_write() returns trigger language plpgsql as
+             $$ begin perform pg_sleep(0.3); return null; end $$;
+         create trigger slow_write before update on job_attempts
+             for each statement execute function slow_write();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    api.enqueue_many(&reqwest::Client::new(), "tick", N).await;
+    let env = [("DOCKET_WORKER_CONCURRENCY", "2".to_owned()), ("DOCKET_WORKER_PREFETCH", "0".to_owned())];
+    let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-slow-writes", &env).await;
+    let most_held = std::sync::atomic::AtomicI64::new(0);
+    wait_until("all jobs to succeed", DEADLINE, || async {
+        most_held.fetch_max(count_in_state(&db, "running").await, std::sync::atomic::Ordering::Relaxed);
+        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
+    })
+    .await;
+    let most_held = most_held.into_inner();
+    assert!(most_held <= 4, "the worker held {most_held} jobs at once with 2 slots and no local queue");
+}

@@ -4,7 +4,7 @@
 //! claim, which also takes the jobs that will run during the next claim's round trip
 //! ([`crate::pace`]: the local queue) — and run each job in its own task. Wakes on
 //! NOTIFY, a freed slot while a backlog waits, a written result while a group is at
-//! its concurrency limit, the next token of a rate-limited group, a retry of its own
+//! its concurrency limit or the worker holds all the jobs it may, the next token of a rate-limited group, a retry of its own
 //! coming due, or the poll interval.
 //!
 //! A claimed job is held from its claim: in `running` (its lease renewed, abortable
@@ -144,9 +144,11 @@ impl ClaimLoop {
             }
             // With a backlog, claim again once a slot frees; otherwise wait for a
             // notification, room in a full group, a group's next token, a retry this
-            // worker scheduled coming due, or the poll interval.
+            // worker scheduled coming due, or the poll interval. A worker that holds
+            // all it may ([`ClaimLoop::room`]) also waits for results to be written.
             let want_slot = backlog || self.demand(&slots) == 0;
             let any_full = groups.iter().any(|g| g.full);
+            let on_writes = self.room() < self.wanted(&slots);
             let next_token = groups.iter().filter_map(|g| g.not_before).min();
             tokio::select! {
                 _ = self.wake.notified() => mark_ready(&mut groups, |_| true),
@@ -155,7 +157,12 @@ impl ClaimLoop {
                         self.gather(&slots).await;
                     }
                 }
-                _ = self.written.notified(), if any_full => mark_ready(&mut groups, |g| g.full),
+                _ = self.written.notified(), if any_full || on_writes => {
+                    mark_ready(&mut groups, |g| g.full);
+                    if backlog {
+                        self.gather(&slots).await;
+                    }
+                }
                 _ = sleep_until(next_token), if next_token.is_some() => {}
                 _ = self.due.passed() => mark_ready(&mut groups, |_| true),
                 _ = tokio::time::sleep(self.poll_interval) => mark_ready(&mut groups, |_| true),
@@ -232,9 +239,24 @@ impl ClaimLoop {
 
     /// How many plain jobs to claim now: a job for each free slot, and for the local
     /// queue the jobs the slots will finish during the claim ([`crate::pace`]), less
-    /// those already waiting in it.
+    /// those already waiting in it; no more than [`ClaimLoop::room`] allows.
     fn demand(&self, slots: &Semaphore) -> usize {
+        self.wanted(slots).min(self.room())
+    }
+
+    /// [`ClaimLoop::demand`] before the bound on held jobs.
+    fn wanted(&self, slots: &Semaphore) -> usize {
         slots.available_permits() + self.ahead().saturating_sub(self.shared.running.queued())
+    }
+
+    /// How many more jobs this worker may hold. A job is held from its claim until its
+    /// result is written, and its slot frees when its action ends: while results wait
+    /// for the completer (a slow database, a burst of short jobs), up to as many as
+    /// the worker may run and queue wait beside those, and no more are claimed until
+    /// writes land. Unbounded, a drain of short jobs held tens of thousands per worker:
+    /// their leases renewed every tick, their results lost to a crash at once.
+    fn room(&self) -> usize {
+        (2 * (self.concurrency + self.prefetch)).saturating_sub(self.shared.running.len())
     }
 
     /// How many jobs the local queue may hold now ([`crate::pace`]).

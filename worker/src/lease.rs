@@ -208,16 +208,19 @@ pub async fn keep_leases(db: Db, worker_id: String, running: Running, lease: Dur
         let sent_at = Instant::now();
         let renewed =
             tokio::time::timeout(tick, db.run(async |c| jobs::renew_leases(c, &worker_id, &ids, lease).await)).await;
-        let mut map = running.lock();
         match renewed {
             Ok(Ok(held)) => {
+                // Looked up by id: a worker may hold thousands of jobs, and the table is
+                // locked meanwhile.
+                let held: HashMap<JobId, bool> = held.into_iter().map(|h| (h.id, h.cancel_requested)).collect();
+                let mut map = running.lock();
                 for id in ids {
                     let Some(entry) = map.get_mut(&id) else {
                         continue;
                     };
-                    if let Some(lease_held) = held.iter().find(|h| h.id == id) {
+                    if let Some(cancel_requested) = held.get(&id) {
                         entry.valid_until = sent_at + lease;
-                        if lease_held.cancel_requested {
+                        if *cancel_requested {
                             tracing::info!(job.id = %id, job.action = %entry.action, "cancel requested; aborting the action");
                             entry.abort.abort(AbortReason::Cancelled);
                         }
@@ -234,7 +237,7 @@ pub async fn keep_leases(db: Db, worker_id: String, running: Running, lease: Dur
                 };
                 tracing::warn!(error = %error, jobs = ids.len(), "could not renew leases");
                 let now = Instant::now();
-                for (id, entry) in map.iter() {
+                for (id, entry) in running.lock().iter() {
                     if entry.valid_until.saturating_duration_since(now) <= margin {
                         tracing::error!(job.id = %id, job.action = %entry.action, "lease about to expire and cannot be renewed; aborting the action");
                         entry.abort.abort(AbortReason::LeaseUnrenewable);
