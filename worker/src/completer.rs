@@ -2,6 +2,7 @@
 //! the channel goes to Postgres in one fenced statement. A job's lease is renewed
 //! until its result is written.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
@@ -124,6 +125,8 @@ impl Completer {
             .await
         };
         if let Ok(applied) = written {
+            // A set: a batch holds hundreds of completions.
+            let applied: HashSet<JobId> = applied.into_iter().collect();
             let now = tokio::time::Instant::now();
             for c in completions.iter().filter(|c| applied.contains(&c.id)) {
                 if let NextState::Retry(delay) = c.next {
@@ -137,9 +140,7 @@ impl Completer {
                 );
             }
         }
-        for id in ids {
-            self.running.remove(id);
-        }
+        self.running.remove_all(&ids);
     }
 
     /// Gives jobs back to the queue in one fenced statement.
@@ -163,9 +164,7 @@ impl Completer {
                 }
             }
         }
-        for id in ids {
-            self.running.remove(id);
-        }
+        self.running.remove_all(&ids);
     }
 
     /// Retries a write while the database is unreachable, every second at most, so
@@ -179,7 +178,7 @@ impl Completer {
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
         let now = tokio::time::Instant::now();
-        let lease_end = ids.iter().filter_map(|id| self.running.valid_until(*id)).max().unwrap_or(now);
+        let lease_end = self.running.latest_valid_until(ids).unwrap_or(now);
         let give_up_at = lease_end.max(now) + self.lease;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {

@@ -3,9 +3,12 @@
 //! then the outcome mapped to the job's next state by the action's retry policy.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
@@ -238,36 +241,34 @@ async fn event_context(db: &docket::db::Db, id: docket::domain::JobId) -> Result
         .map_err(|e| format!("could not read the job's event: {e}"))
 }
 
-/// Runs `action` in its own task: a panic becomes [`Ended::Panicked`], running past
-/// `timeout` becomes a timed-out outcome, and `abort` stops it at once.
+/// Runs `action` guarded: a panic becomes [`Ended::Panicked`], running past `timeout`
+/// becomes a timed-out outcome, and `abort` stops it at once (the action is dropped).
 ///
-/// Spawns before it returns, so that the future it returns (and the job's task that
-/// awaits it) holds the action's join handle, not the action's future: a job's task
-/// is moved a few times on its way into the runtime, and with the action inside it
-/// was four times as large (copying it took a seventh of the workers' CPU in a drain
-/// of noop jobs).
+/// The action runs inside the job's task, not a task of its own: a spawn per job cost
+/// a second task's allocation, scheduling and wake-up, and copying the action's
+/// future into the runtime and its output out of it (a fifth of the workers' CPU in a
+/// drain of noop jobs). It is boxed before anything else holds it, so that the job's
+/// task, which is moved a few times on its way into the runtime, holds a pointer and
+/// not the action's future (several kilobytes for an HTTP action).
 pub fn run_guarded<F>(action: F, timeout: Duration, abort: &Abort) -> impl Future<Output = Ended> + Send + '_
 where
     F: Future<Output = ActionOutcome> + Send + 'static,
 {
-    let handle = tokio::spawn(action);
-    guard(handle, timeout, abort)
+    let action: Pin<Box<dyn Future<Output = ActionOutcome> + Send>> = Box::pin(action);
+    guard(action, timeout, abort)
 }
 
-async fn guard(mut handle: tokio::task::JoinHandle<ActionOutcome>, timeout: Duration, abort: &Abort) -> Ended {
+async fn guard(action: Pin<Box<dyn Future<Output = ActionOutcome> + Send>>, timeout: Duration, abort: &Abort) -> Ended {
+    // Unwinding leaves nothing half-updated that the job's task reads afterwards: the
+    // action owns its state, and a panicked action is dropped here.
+    let caught = AssertUnwindSafe(action).catch_unwind();
     tokio::select! {
-        joined = tokio::time::timeout(timeout, &mut handle) => match joined {
+        joined = tokio::time::timeout(timeout, caught) => match joined {
             Ok(Ok(outcome)) => Ended::Outcome(outcome),
-            Ok(Err(join_error)) => Ended::Panicked(panic_message(join_error)),
-            Err(_) => {
-                handle.abort();
-                Ended::Outcome(ActionOutcome::TimedOut)
-            }
+            Ok(Err(payload)) => Ended::Panicked(panic_message(payload.as_ref())),
+            Err(_) => Ended::Outcome(ActionOutcome::TimedOut),
         },
-        reason = abort.aborted() => {
-            handle.abort();
-            Ended::Aborted(reason)
-        }
+        reason = abort.aborted() => Ended::Aborted(reason),
     }
 }
 
@@ -351,15 +352,12 @@ pub fn verdict(outcome: &ActionOutcome, completion: &Completion) -> Option<Verdi
     }
 }
 
-fn panic_message(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-text panic payload".into()),
-        Err(e) => e.to_string(),
-    }
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".into())
 }
 
 #[cfg(test)]

@@ -78,11 +78,30 @@ struct Entry {
 
 /// The jobs this worker holds: running, awaiting their result's write, or waiting
 /// in the local queue for a slot (counted apart).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Running {
     inner: Arc<Mutex<HashMap<JobId, Entry>>>,
     /// How many of them wait in the local queue for a slot.
     queued: Arc<AtomicUsize>,
+    /// `docket_worker_running_jobs` and `docket_worker_queued_jobs`, looked up once:
+    /// they change four times per job, and a lookup by name hashes and compares keys
+    /// in the recorder's registry.
+    gauges: Arc<(metrics::Gauge, metrics::Gauge)>,
+}
+
+impl Default for Running {
+    /// An empty table, publishing through the process's recorder as installed now
+    /// (the runner installs it first).
+    fn default() -> Self {
+        Running {
+            inner: Arc::default(),
+            queued: Arc::default(),
+            gauges: Arc::new((
+                metrics::gauge!("docket_worker_running_jobs"),
+                metrics::gauge!("docket_worker_queued_jobs"),
+            )),
+        }
+    }
 }
 
 impl Running {
@@ -99,11 +118,16 @@ impl Running {
     }
 
     pub fn remove(&self, id: JobId) {
+        self.remove_all(&[id]);
+    }
+
+    /// Removes jobs under one lock (the completer's batch of written results).
+    pub fn remove_all(&self, ids: &[JobId]) {
         let mut map = self.lock();
-        let entry = map.remove(&id);
+        let removed: Vec<Entry> = ids.iter().filter_map(|id| map.remove(id)).collect();
         self.publish(map.len());
         drop(map);
-        for tell in entry.map(|e| e.on_removed).unwrap_or_default() {
+        for tell in removed.into_iter().flat_map(|e| e.on_removed) {
             let _ = tell.send(());
         }
     }
@@ -129,8 +153,8 @@ impl Running {
     /// queue, so that running / concurrency stays a utilisation.
     fn publish(&self, held: usize) {
         let queued = self.queued.load(Ordering::Relaxed);
-        metrics::gauge!("docket_worker_running_jobs").set(held.saturating_sub(queued) as f64);
-        metrics::gauge!("docket_worker_queued_jobs").set(queued as f64);
+        self.gauges.0.set(held.saturating_sub(queued) as f64);
+        self.gauges.1.set(queued as f64);
     }
 
     /// Resolves once the job has left the table (at once if it is not in it).
@@ -148,10 +172,11 @@ impl Running {
         }
     }
 
-    /// Until when this worker can count on holding the job's lease (its last renewal
-    /// plus the lease), if it holds the job.
-    pub fn valid_until(&self, id: JobId) -> Option<Instant> {
-        self.lock().get(&id).map(|e| e.valid_until)
+    /// Until when this worker can count on holding the leases of the jobs among `ids`
+    /// that it holds (the latest of their last renewals plus the lease).
+    pub fn latest_valid_until(&self, ids: &[JobId]) -> Option<Instant> {
+        let map = self.lock();
+        ids.iter().filter_map(|id| map.get(id).map(|e| e.valid_until)).max()
     }
 
     pub fn len(&self) -> usize {
