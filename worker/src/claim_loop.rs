@@ -4,8 +4,8 @@
 //! claim, which also takes the jobs that will run during the next claim's round trip
 //! ([`crate::pace`]: the local queue) — and run each job in its own task. Wakes on
 //! NOTIFY, a freed slot while a backlog waits, a written result while a group is at
-//! its concurrency limit or the worker holds all the jobs it may, the next token of a rate-limited group, a retry of its own
-//! coming due, or the poll interval.
+//! its concurrency limit or the worker holds all the jobs it may, the next token of a
+//! rate-limited group, a retry of its own coming due, or the poll interval.
 //!
 //! A claimed job is held from its claim: in `running` (its lease renewed, abortable
 //! by an operator's cancel, a lost lease or the end of the shutdown grace). A job of
