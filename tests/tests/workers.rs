@@ -450,6 +450,18 @@ async fn claim_sizes(db: &TestDb, worker: &str) -> Vec<i64> {
         .unwrap()
 }
 
+/// Waits until all `n` jobs succeeded; returns the most jobs seen in state `running`
+/// (held by workers) on the way.
+async fn most_running_until_all_succeed(db: &TestDb, n: usize) -> i64 {
+    let most = std::sync::atomic::AtomicI64::new(0);
+    wait_until("all jobs to succeed", DEADLINE, || async {
+        most.fetch_max(count_in_state(db, "running").await, std::sync::atomic::Ordering::Relaxed);
+        (count_in_state(db, "succeeded").await == n as i64).then_some(())
+    })
+    .await;
+    most.into_inner()
+}
+
 const TICK: &str = "[[action]]\nname = \"tick\"\nkind = \"noop\"\n";
 
 async fn run_noops(catalog_text: &str, prefetch: Option<u32>) -> Vec<i64> {
@@ -560,13 +572,7 @@ async fn slow_jobs_are_not_hoarded_by_one_worker() {
     let _worker =
         Worker::start(&db.url, &catalog_path(&dir), "w-slow", &[("DOCKET_WORKER_CONCURRENCY", "4".into())]).await;
     api.enqueue_many(&reqwest::Client::new(), "archive", N).await;
-    let most_held = std::sync::atomic::AtomicI64::new(0);
-    wait_until("all jobs to succeed", DEADLINE, || async {
-        most_held.fetch_max(count_in_state(&db, "running").await, std::sync::atomic::Ordering::Relaxed);
-        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
-    })
-    .await;
-    let most_held = most_held.into_inner();
+    let most_held = most_running_until_all_succeed(&db, N).await;
     // Four slots and, ahead of them, the jobs they finish during one claim: 4 x (a
     // claim's round trip) / 300 ms is one job while a claim takes under 75 ms, two
     // below 150 ms; and a job or two whose result is being written. A queue as deep
@@ -676,12 +682,6 @@ async fn a_worker_whose_results_wait_to_be_written_stops_claiming() {
     api.enqueue_many(&reqwest::Client::new(), "tick", N).await;
     let env = [("DOCKET_WORKER_CONCURRENCY", "2".to_owned()), ("DOCKET_WORKER_PREFETCH", "0".to_owned())];
     let _worker = Worker::start(&db.url, &catalog_path(&dir), "w-slow-writes", &env).await;
-    let most_held = std::sync::atomic::AtomicI64::new(0);
-    wait_until("all jobs to succeed", DEADLINE, || async {
-        most_held.fetch_max(count_in_state(&db, "running").await, std::sync::atomic::Ordering::Relaxed);
-        (count_in_state(&db, "succeeded").await == N as i64).then_some(())
-    })
-    .await;
-    let most_held = most_held.into_inner();
+    let most_held = most_running_until_all_succeed(&db, N).await;
     assert!(most_held <= 4, "the worker held {most_held} jobs at once with 2 slots and no local queue");
 }
