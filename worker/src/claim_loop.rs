@@ -146,9 +146,10 @@ impl ClaimLoop {
             // notification, room in a full group, a group's next token, a retry this
             // worker scheduled coming due, or the poll interval. A worker that holds
             // all it may ([`ClaimLoop::room`]) also waits for results to be written.
-            let want_slot = backlog || self.demand(&slots) == 0;
+            let (wanted, room) = (self.wanted(&slots), self.room());
+            let want_slot = backlog || wanted.min(room) == 0;
             let any_full = groups.iter().any(|g| g.full);
-            let on_writes = self.room() < self.wanted(&slots);
+            let on_writes = room < wanted;
             let next_token = groups.iter().filter_map(|g| g.not_before).min();
             tokio::select! {
                 _ = self.wake.notified() => mark_ready(&mut groups, |_| true),
